@@ -1,0 +1,129 @@
+"""Command line: thin wrappers over the compiler, the host runner and the bundle reader."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .errors import UserError
+
+console = Console(stderr=True, highlight=False)
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a UserError as one line and exit 2, without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="edgefusion-export")
+def main() -> None:
+    """Compile few-step text-to-image models (BK-SDM-Tiny LCM) for phone NPUs."""
+
+
+@main.command("compile")
+@click.option("--model", type=click.Path(path_type=Path), help="A diffusers folder or a single-file .safetensors checkpoint.")
+@click.option("--preset", help="Built-in architecture (bk-sdm-tiny, bk-sdm-small, sd-v1.5, tiny); the architecture of a single-file --model.")
+@click.option("--tokenizer", type=click.Path(path_type=Path), help="A CLIP tokenizer folder (vocab.json, merges.txt) instead of the built-in one.")
+@click.option("--allow-pickle", is_flag=True, help="Allow loading pickle (.ckpt/.bin) weights, which can run code. Only for files you trust.")
+@click.option("--target", default="cpu", show_default=True, help="cpu or snapdragon.")
+@click.option("--precision", help="fp32 or fp16 (default: the target's).")
+@click.option("--steps", default=2, show_default=True, type=int, help="Number of LCM sampling steps.")
+@click.option("--guidance-scale", default=8.5, show_default=True, type=float, help="LCM guidance scale, baked into the bundle.")
+@click.option("--height", default=512, show_default=True, type=int)
+@click.option("--width", default=512, show_default=True, type=int)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Where finished stages are cached (default ~/.cache/edgefusion-export).")
+@click.option("--force", is_flag=True, help="Redo every stage even when cached.")
+@user_errors
+def compile_command(model: Path | None, preset: str | None, tokenizer: Path | None, allow_pickle: bool, target: str,
+                    precision: str | None, steps: int, guidance_scale: float, height: int, width: int, output: Path,
+                    cache_dir: Path | None, force: bool) -> None:
+    """Export, check and bundle a model for a target."""
+    from .compiler import BuildOptions, check_request, compile_bundle, default_cache_dir
+    from .sources.loader import resolve_source
+
+    options = BuildOptions(target, precision, steps, guidance_scale, height, width, force)
+    check_request(options, output)
+    source = resolve_source(model, preset, tokenizer, allow_pickle)
+    compile_bundle(source, options, output, cache_dir or default_cache_dir(), sys.argv, console)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("prompt")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("-o", "--output", default="image.png", show_default=True, type=click.Path(path_type=Path))
+@click.option("--noise", type=click.Path(path_type=Path), help="An .npz with 'latent' and 'step_noise' to use instead of seeded noise.")
+@click.option("--save-noise", type=click.Path(path_type=Path), help="Write the noise used to this .npz (for comparing runtimes).")
+@click.option("--threads", type=int, help="onnxruntime intra-op threads.")
+@user_errors
+def generate(bundle: Path, prompt: str, seed: int, output: Path, noise: Path | None, save_noise: Path | None,
+             threads: int | None) -> None:
+    """Generate an image from a bundle on this machine's CPU (the reference runtime)."""
+    from .bundle.manifest import load_bundle
+    from .runtime.images import save_png
+    from .runtime.pipeline import Noise, Text2ImagePipeline
+
+    if output.is_dir():
+        raise UserError(f"output {output} is a folder; pass an image path such as image.png")
+    pipeline = Text2ImagePipeline(load_bundle(bundle), threads)
+    noise_values = Noise.load(noise, pipeline.plan) if noise else Noise.seeded(seed, pipeline.plan)
+    if save_noise:
+        noise_values.save(save_noise)
+    result = pipeline(prompt, noise_values)
+    save_png(result.to_uint8(), output)
+    timings = ", ".join(f"{name} {ms:.0f} ms" for name, ms in result.timings_ms.items())
+    console.print(f"wrote {output}  ({timings})")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--no-verify", is_flag=True, help="Skip checksum verification.")
+@user_errors
+def inspect(bundle: Path, no_verify: bool) -> None:
+    """Summarise a bundle: components, sizes, precisions, inputs/outputs and sampling plan."""
+    from .bundle.manifest import load_bundle
+
+    manifest = load_bundle(bundle, verify=not no_verify).manifest
+    out = Console(highlight=False)
+    model = manifest["model"]
+    out.print(f"[bold]{bundle}[/bold]  {model['description']}  {model['height']}x{model['width']}  "
+              f"target {manifest['target']['name']}  schema {manifest['schema_version']}")
+    table = Table("component", "file", "size MB", "precision", "inputs", "outputs", "parity dB")
+    for name, component in manifest["components"].items():
+        size = sum(entry["size"] for file, entry in manifest["files"].items() if file.startswith(component["file"]))
+        describe = lambda specs: "\n".join(f"{s['name']} {s['dtype']}{s['shape']}" for s in specs)  # noqa: E731
+        table.add_row(name, component["file"], f"{size / 2**20:.1f}", component["precision"],
+                      describe(component["inputs"]), describe(component["outputs"]),
+                      f"{component.get('parity', {}).get('sqnr_db', float('nan')):.1f}")
+    out.print(table)
+    sampling = manifest["sampling"]
+    steps = Table("step", "timestep", "alpha_cumprod", "alpha_cumprod_prev", "c_skip", "c_out", title="LCM sampling plan")
+    for index, step in enumerate(sampling["steps"], 1):
+        steps.add_row(str(index), str(step["timestep"]), f"{step['alpha_cumprod']:.6f}", f"{step['alpha_cumprod_prev']:.6f}",
+                      f"{step['c_skip']:.3e}", f"{step['c_out']:.6f}")
+    out.print(steps)
+    guidance = "none (LCM-LoRA style)" if sampling["guidance_embedding"] is None else f"{len(sampling['guidance_embedding'])}-d embedding"
+    out.print(f"guidance scale {sampling['guidance_scale']} ({guidance}); latent {sampling['latent_shape']}; "
+              f"tokenizer {manifest['tokenizer']['type']} max {manifest['tokenizer']['max_length']} tokens; "
+              f"{len(manifest['files'])} files verified" + (" (not verified)" if no_verify else ""))
+
+
+if __name__ == "__main__":
+    main()

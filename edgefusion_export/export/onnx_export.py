@@ -1,0 +1,135 @@
+"""Passes from torch to ONNX: trace, simplify, change precision. Each checks parity against torch.
+
+Every pass reads one ONNX artifact (or the torch model) and writes one, plus the example inputs and
+torch reference outputs that later passes use for their own parity gate without loading torch again.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from ..errors import UserError
+from ..metrics import cosine_similarity, sqnr_db
+from ..sources.loader import ModelSource
+from .wrappers import TensorSpec, component_io, wrap
+
+OPSET = 18  # opset 17 writes an invalid UNet with the dynamo exporter; 21 emits GroupNormalization
+EXAMPLE_PROMPT = "a photo of an astronaut riding a horse on mars"
+PARITY_FILE = "parity_data.npz"
+MIN_PARITY_SQNR_DB = {"fp32": 60.0, "fp16": 30.0}
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely an ONNX graph reproduces the torch reference on the example inputs."""
+
+    sqnr_db: float
+    cosine: float
+    max_abs_error: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"sqnr_db": round(self.sqnr_db, 2) if np.isfinite(self.sqnr_db) else 999.0,
+                "cosine": self.cosine, "max_abs_error": self.max_abs_error}
+
+
+def example_inputs(source: ModelSource, name: str, inputs: list[TensorSpec], seed: int = 0) -> list[torch.Tensor]:
+    """Realistic example inputs: a tokenized prompt, a noisy latent at t=999, normalised embeddings."""
+    generator = torch.Generator().manual_seed(seed)
+    values: list[torch.Tensor] = []
+    for spec in inputs:
+        if spec.name == "input_ids":
+            values.append(torch.tensor([source.tokenizer(EXAMPLE_PROMPT)], dtype=torch.int32))
+        elif spec.name == "timestep":
+            values.append(torch.tensor([999.0]))
+        else:
+            values.append(torch.randn(spec.shape, generator=generator))
+    return values
+
+
+def export_component(source: ModelSource, name: str, height: int, width: int, folder: Path) -> Path:
+    """Trace one component to `folder/name.onnx` (weights in external data) and store parity data."""
+    inputs, outputs = component_io(source, name, height, width)
+    module = wrap(source.load(), name)
+    arguments = example_inputs(source, name, inputs)
+    with torch.no_grad():
+        reference = module(*arguments).numpy()
+    path = folder / f"{name}.onnx"
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, tuple(arguments), str(path), input_names=[spec.name for spec in inputs],
+                          output_names=[spec.name for spec in outputs], opset_version=OPSET, dynamo=True,
+                          external_data=True, verbose=False)
+    _strip_metadata(path)
+    np.savez(folder / PARITY_FILE, **{spec.name: value.numpy() for spec, value in zip(inputs, arguments)},
+             reference=reference)
+    return path
+
+
+def _strip_metadata(path: Path) -> None:
+    """Drop exporter metadata_props (onnxruntime's QNN preprocessing crashes on them)."""
+    model = onnx.load(str(path), load_external_data=False)
+    if model.metadata_props:
+        del model.metadata_props[:]
+        onnx.save(model, str(path))
+
+
+def load_full(path: Path) -> onnx.ModelProto:
+    return onnx.load(str(path), load_external_data=True)
+
+
+def save_model(model: onnx.ModelProto, path: Path) -> Path:
+    """Save with all weights in one external data file beside the graph."""
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=f"{path.name}.data", size_threshold=1024)
+    return path
+
+
+def simplify(source_path: Path, folder: Path) -> tuple[Path, dict[str, int | bool]]:
+    """onnxsim constant folding and shape inference; kept only when it removes nodes."""
+    import onnxsim
+
+    model = load_full(source_path)
+    before = len(model.graph.node)
+    try:
+        simplified, valid = onnxsim.simplify(model)
+    except Exception:  # onnxsim raises plain Exceptions on graphs it cannot handle; the export stays usable
+        simplified, valid = model, False
+    after = len(simplified.graph.node)
+    kept = bool(valid) and after < before
+    save_model(simplified if kept else model, folder / source_path.name)
+    return folder / source_path.name, {"nodes_before": before, "nodes_after": after if kept else before,
+                                       "simplified": kept}
+
+
+def to_fp16(source_path: Path, folder: Path) -> Path:
+    """Float16 weights and activations, float32 graph inputs and outputs (keeps the runtime simple)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(load_full(source_path), keep_io_types=True, disable_shape_infer=True)
+    return save_model(model, folder / source_path.name)
+
+
+def check_parity(path: Path, parity_data: Path, precision: str, component: str) -> Parity:
+    """Run the graph in onnxruntime on the stored example inputs; fail the build if it drifts from torch."""
+    import onnxruntime
+
+    data = np.load(parity_data)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {node.name: data[node.name] for node in session.get_inputs()}
+    output = session.run(None, feeds)[0]
+    reference = data["reference"]
+    parity = Parity(sqnr_db(reference, output), cosine_similarity(reference, output),
+                    float(np.max(np.abs(reference - output))))
+    minimum = MIN_PARITY_SQNR_DB[precision]
+    if not parity.sqnr_db >= minimum:
+        raise UserError(f"{component} at {precision} does not match torch (SQNR {parity.sqnr_db:.1f} dB < "
+                        f"{minimum} dB); the export is wrong, please report it with the build report")
+    return parity
