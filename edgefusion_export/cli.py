@@ -105,14 +105,17 @@ def inspect(bundle: Path, no_verify: bool) -> None:
     model = manifest["model"]
     out.print(f"[bold]{bundle}[/bold]  {model['description']}  {model['height']}x{model['width']}  "
               f"target {manifest['target']['name']}  schema {manifest['schema_version']}")
-    table = Table("component", "file", "size MB", "precision", "inputs", "outputs", "parity dB")
+    table = Table("component", "file", "MB", "precision", "parity dB", title="Components")
+    tensors = Table("component", "io", "tensor", "dtype", "shape", title="Inputs and outputs")
     for name, component in manifest["components"].items():
         size = sum(entry["size"] for file, entry in manifest["files"].items() if file.startswith(component["file"]))
-        describe = lambda specs: "\n".join(f"{s['name']} {s['dtype']}{s['shape']}" for s in specs)  # noqa: E731
         table.add_row(name, component["file"], f"{size / 2**20:.1f}", component["precision"],
-                      describe(component["inputs"]), describe(component["outputs"]),
                       f"{component.get('parity', {}).get('sqnr_db', float('nan')):.1f}")
+        for direction in ("inputs", "outputs"):
+            for spec in component[direction]:
+                tensors.add_row(name, direction[:-1], spec["name"], spec["dtype"], str(spec["shape"]))
     out.print(table)
+    out.print(tensors)
     sampling = manifest["sampling"]
     steps = Table("step", "timestep", "alpha_cumprod", "alpha_cumprod_prev", "c_skip", "c_out", title="LCM sampling plan")
     for index, step in enumerate(sampling["steps"], 1):

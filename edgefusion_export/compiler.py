@@ -153,10 +153,11 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
     for component in COMPONENTS:
         key = {**base_key, "component": component}
         exported, _ = cache.run(f"export {component}", key, lambda folder, c=component: _export(source, c, options, folder))
-        simplified, _ = cache.run(f"simplify {component}", {**key, "pass": "onnxsim"},
-                                  lambda folder, c=component, e=exported: _simplify(e, c, folder))
-        final, info = cache.run(f"{precision} {component}", {**key, "precision": precision},
-                                lambda folder, c=component, s=simplified, e=exported: _precision(s, e, c, precision, folder))
+        final, info = cache.run(f"simplify {component}", {**key, "pass": "onnxsim"},
+                                lambda folder, c=component, e=exported: _simplify(e, c, folder))
+        if precision != "fp32":
+            final, info = cache.run(f"{precision} {component}", {**key, "precision": precision},
+                                    lambda folder, c=component, s=final, e=exported: _to_fp16(s, e, c, folder))
         finals[component] = final
         parity[component] = info["parity"]
 
@@ -207,10 +208,6 @@ def _simplify(exported: Path, component: str, folder: Path) -> dict[str, Any]:
     return {**info, "parity": parity.as_dict()}
 
 
-def _precision(simplified: Path, exported: Path, component: str, precision: str, folder: Path) -> dict[str, Any]:
-    source_path = simplified / f"{component}.onnx"
-    if precision == "fp16":
-        path = onnx_export.to_fp16(source_path, folder)
-    else:
-        path = onnx_export.save_model(onnx_export.load_full(source_path), folder / source_path.name)
-    return {"parity": onnx_export.check_parity(path, exported / onnx_export.PARITY_FILE, precision, component).as_dict()}
+def _to_fp16(simplified: Path, exported: Path, component: str, folder: Path) -> dict[str, Any]:
+    path = onnx_export.to_fp16(simplified / f"{component}.onnx", folder)
+    return {"parity": onnx_export.check_parity(path, exported / onnx_export.PARITY_FILE, "fp16", component).as_dict()}

@@ -1,0 +1,69 @@
+"""Shared fixtures: a compiled `tiny` bundle, a tiny diffusers folder, and the shared data (../shared/data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgefusion_export.cli import main
+from edgefusion_export.sources.loader import preset_source
+from edgefusion_export.sources.presets import PRESETS
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TINY_SIZE = 64
+
+
+def shared_data(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data {path} is not on this machine")
+    return path
+
+
+def run_cli(*args: str | Path):
+    """Run the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    return CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+
+
+def compile_args(output: Path, cache: Path, *extra: str | Path) -> list[str | Path]:
+    return ["compile", "--height", TINY_SIZE, "--width", TINY_SIZE, "-o", output, "--cache-dir", cache, *extra]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, cache_dir) -> Path:
+    output = tmp_path_factory.mktemp("bundles") / "tiny"
+    result = run_cli(*compile_args(output, cache_dir, "--preset", "tiny"))
+    assert result.exit_code == 0, result.output
+    return output
+
+
+def save_diffusers_folder(folder: Path, preset: str = "tiny", **unet_overrides) -> Path:
+    """Write a preset's seeded weights as a diffusers folder (safetensors), as a user's checkpoint would be."""
+    from diffusers import LCMScheduler
+
+    source = preset_source(PRESETS[preset])
+    components = source.load()
+    if unet_overrides:
+        from diffusers import UNet2DConditionModel
+
+        torch.manual_seed(1)
+        components.unet = UNet2DConditionModel.from_config({**source.unet_config, **unet_overrides})
+    components.unet.save_pretrained(folder / "unet")
+    components.vae.save_pretrained(folder / "vae")
+    components.text_encoder.save_pretrained(folder / "text_encoder")
+    source.tokenizer.save(folder / "tokenizer")
+    LCMScheduler.from_config(source.scheduler_config).save_pretrained(folder / "scheduler")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory) -> Path:
+    return save_diffusers_folder(tmp_path_factory.mktemp("models") / "tiny-diffusers")

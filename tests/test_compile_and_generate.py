@@ -1,0 +1,98 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+from edgefusion_export.bundle.manifest import load_bundle, manifest_schema
+from edgefusion_export.metrics import psnr_db
+from edgefusion_export.runtime.pipeline import Noise, Text2ImagePipeline
+from edgefusion_export.runtime.reference import diffusers_image, torch_noise
+from edgefusion_export.sources.loader import resolve_source
+
+from .conftest import TINY_SIZE, compile_args, run_cli
+
+PROMPT = "a photo of an astronaut riding a horse"
+
+
+def test_bundle_layout_and_manifest(tiny_bundle):
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert manifest["schema_version"] == "1.0"
+    assert set(manifest["components"]) == {"text_encoder", "unet", "vae_decoder"}
+    unet = manifest["components"]["unet"]
+    assert [spec["name"] for spec in unet["inputs"]] == ["latent", "timestep", "text_embeddings", "guidance_embedding"]
+    assert unet["inputs"][0]["shape"] == [1, 4, TINY_SIZE // 8, TINY_SIZE // 8]
+    assert manifest["components"]["text_encoder"]["inputs"][0] == {"name": "input_ids", "shape": [1, 77], "dtype": "int32"}
+    assert manifest["components"]["vae_decoder"]["outputs"][0]["shape"] == [1, 3, TINY_SIZE, TINY_SIZE]
+    sampling = manifest["sampling"]
+    assert [step["timestep"] for step in sampling["steps"]] == [999, 499]
+    assert len(sampling["guidance_embedding"]) == 256
+    for name in ("text_encoder.onnx", "unet.onnx.data", "tokenizer/vocab.json", "build_report.json"):
+        entry = manifest["files"][name]
+        assert entry["size"] == (tiny_bundle / name).stat().st_size
+    assert all(component["parity"]["sqnr_db"] >= 60 for component in manifest["components"].values())
+    assert manifest["provenance"]["tool_versions"]["onnxruntime"]
+    assert manifest_schema()["properties"]["schema_version"]
+    assert not [p for p in tiny_bundle.parent.iterdir() if ".partial-" in p.name]
+
+
+def test_rerun_uses_the_cache(tiny_bundle, cache_dir):
+    result = run_cli(*compile_args(tiny_bundle, cache_dir, "--preset", "tiny"))
+    assert result.exit_code == 0
+    report = json.loads((tiny_bundle / "build_report.json").read_text())
+    assert [stage["cached"] for stage in report["stages"]] == [True] * 6
+    load_bundle(tiny_bundle)
+
+
+def test_generate_matches_diffusers_lcm_pipeline(tiny_bundle, tmp_path):
+    bundle = load_bundle(tiny_bundle)
+    pipeline = Text2ImagePipeline(bundle)
+    noise = torch_noise(7, pipeline.plan.latent_shape, len(pipeline.plan.steps))
+    ours = pipeline(PROMPT, noise).image
+    reference = diffusers_image(resolve_source(None, "tiny"), tiny_bundle / "tokenizer", PROMPT, 7, 2, 8.5,
+                                TINY_SIZE, TINY_SIZE)
+    assert reference.shape == ours.shape == (TINY_SIZE, TINY_SIZE, 3)
+    assert reference.std() > 0.05  # a real picture, not a flat one
+    assert psnr_db(reference, ours) >= 40
+
+
+def test_generate_cli_writes_png_and_noise_round_trips(tiny_bundle, tmp_path):
+    first = run_cli("generate", tiny_bundle, PROMPT, "--seed", 3, "-o", tmp_path / "a.png", "--save-noise", tmp_path / "n.npz")
+    assert first.exit_code == 0, first.output
+    again = run_cli("generate", tiny_bundle, PROMPT, "--noise", tmp_path / "n.npz", "-o", tmp_path / "b.png")
+    other_seed = run_cli("generate", tiny_bundle, PROMPT, "--seed", 4, "-o", tmp_path / "c.png")
+    assert again.exit_code == 0 and other_seed.exit_code == 0
+    a, b, c = (np.asarray(Image.open(tmp_path / f"{name}.png")) for name in "abc")
+    assert a.shape == (TINY_SIZE, TINY_SIZE, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 1
+    noise = np.load(tmp_path / "n.npz")
+    assert noise["latent"].shape == (1, 4, 8, 8) and noise["step_noise"].shape == (1, 1, 4, 8, 8)
+
+
+def test_prompt_changes_the_image(tiny_bundle):
+    pipeline = Text2ImagePipeline(load_bundle(tiny_bundle))
+    noise = Noise.seeded(0, pipeline.plan)
+    assert psnr_db(pipeline("a red apple", noise).image, pipeline("a blue car at night", noise).image) < 60
+
+
+def test_inspect_prints_components_and_plan(tiny_bundle):
+    result = run_cli("inspect", tiny_bundle)
+    assert result.exit_code == 0
+    for text in ("text_encoder", "unet", "vae_decoder", "999", "499", "guidance_embedding", "files verified"):
+        assert text in result.stdout
+
+
+def test_snapdragon_target_defaults_to_fp16_and_says_what_it_built(tiny_bundle, cache_dir, tmp_path):
+    output = tmp_path / "snapdragon"
+    result = run_cli(*compile_args(output, cache_dir, "--preset", "tiny", "--target", "snapdragon"))
+    assert result.exit_code == 0, result.output
+    manifest = load_bundle(output).manifest
+    assert manifest["target"]["name"] == "snapdragon" and manifest["target"]["notes"]
+    assert {c["precision"] for c in manifest["components"].values()} == {"fp16"}
+    assert all(c["parity"]["sqnr_db"] >= 30 for c in manifest["components"].values())
+    report = json.loads((output / "build_report.json").read_text())
+    assert [s["cached"] for s in report["stages"] if s["name"].startswith(("export", "simplify"))] == [True] * 6
+    pipeline = Text2ImagePipeline(load_bundle(output))
+    reference = Text2ImagePipeline(load_bundle(tiny_bundle))
+    noise = Noise.seeded(5, pipeline.plan)
+    assert psnr_db(reference(PROMPT, noise).image, pipeline(PROMPT, noise).image) >= 30

@@ -1,0 +1,62 @@
+import csv
+
+import pytest
+from transformers import CLIPTokenizer
+
+from edgefusion_export.runtime.tokenizer import ClipTokenizer, builtin_vocabulary
+
+from .conftest import shared_data
+
+HARD_CASES = [
+    "Café naïve résumé, Ångström Æsir straße",
+    "emoji 🐱🚀 party!!! 👩‍👩‍👧",
+    "  lots   of\t\nwhitespace  ",
+    "1234567 numbers 3.14 and 1,000,000",
+    "中文 日本語 한국어 Ελληνικά русский",
+    "it's don't we'll they've I'd",
+    "...!!!???---***",
+    "A" * 300,
+    " ".join(["word"] * 100),
+    "",
+]
+
+
+def parti_prompts() -> list[str]:
+    path = shared_data("prompts", "parti-prompts-subset.tsv")
+    with open(path, encoding="utf-8") as handle:
+        return [row["Prompt"] for row in csv.DictReader(handle, delimiter="\t")]
+
+
+@pytest.fixture(scope="module")
+def tokenizers():
+    folder = shared_data("clip-tokenizer")
+    reference = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    return reference, ClipTokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
+
+
+def test_matches_transformers_on_every_parti_prompt_and_hard_cases(tokenizers):
+    reference, ours = tokenizers
+    prompts = parti_prompts() + HARD_CASES
+    assert len(prompts) >= 544
+    mismatches = [p for p in prompts
+                  if reference(p, padding="max_length", max_length=77, truncation=True)["input_ids"] != ours(p)]
+    assert mismatches == []
+
+
+def test_known_ids_and_padding(tokenizers):
+    _, ours = tokenizers
+    ids = ours("a photo of a cat")
+    assert ids[:7] == [49406, 320, 1125, 539, 320, 2368, 49407]
+    assert len(ids) == 77 and set(ids[7:]) == {49407}
+    long = ours("word " * 200)
+    assert len(long) == 77 and long[0] == 49406 and long[-1] == 49407
+
+
+def test_builtin_vocabulary_is_readable_by_transformers(tmp_path):
+    vocab, merges = builtin_vocabulary()
+    ours = ClipTokenizer(vocab, merges)
+    ours.save(tmp_path)
+    reference = CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
+    for prompt in ["a photo of a cat", "Café 🐱 3.14!"]:
+        assert reference(prompt, padding="max_length", max_length=77, truncation=True)["input_ids"] == ours(prompt)
+    assert max(ours("ÿ~ z")) < 49408
