@@ -20,11 +20,16 @@ demo: $(STAMP)
 	$(BIN)/edgefusion-export inspect $(DEMO_OUT)/bundle
 	$(BIN)/edgefusion-export generate $(DEMO_OUT)/bundle "a photo of a red fox in the snow" --seed 42 -o $(DEMO_OUT)/image.png
 
+GOLDEN := build/golden
+MVN := mvn -B --no-transfer-progress -f android_app/core/pom.xml
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m tests.golden $(GOLDEN)
+	$(MVN) test -Dgolden.dir=$(CURDIR)/$(GOLDEN)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/compile.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT)
+	rm -rf $(VENV) $(DEMO_OUT) build android_app/core/target

@@ -128,5 +128,18 @@ def inspect(bundle: Path, no_verify: bool) -> None:
               f"{len(manifest['files'])} files verified" + (" (not verified)" if no_verify else ""))
 
 
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("android_app", type=click.Path(path_type=Path), default="android_app")
+@user_errors
+def package(bundle: Path, android_app: Path) -> None:
+    """Install a bundle into the Android demo app's assets."""
+    from .bundle.android import install_into_app
+
+    target = install_into_app(bundle, android_app)
+    console.print(f"installed {bundle} into {target}\nnext: open {android_app} in Android Studio, connect a "
+                  "Snapdragon phone and Run 'app' (or: cd android_app && ./gradlew installDebug)")
+
+
 if __name__ == "__main__":
     main()

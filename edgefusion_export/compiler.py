@@ -26,6 +26,7 @@ from .errors import UserError
 from .export import onnx_export
 from .export.wrappers import COMPONENTS, component_io
 from .files import staged_directory, write_text_atomic
+from .memory import PeakMemory, resident_bytes
 from .runtime.scheduler import lcm_sampling_plan
 from .sources.loader import ModelSource
 from .targets import TARGETS
@@ -66,6 +67,7 @@ class StageRecord:
     name: str
     seconds: float
     cached: bool
+    peak_rss_mb: float
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,21 +103,20 @@ class StageCache:
         start = time.perf_counter()
         if info_file.is_file() and not self.force:
             info = json.loads(info_file.read_text())
-            self._record(stage, start, True, info)
+            self._record(stage, start, True, info, resident_bytes() / 2**20)
             return folder, info
-        with self.console.status(f"{stage} ..."):
+        with self.console.status(f"{stage} ..."), PeakMemory() as peak:
             with staged_directory(folder) as staging:
                 info = produce(staging)
                 (staging / "stage.json").write_text(json.dumps({**info, "key": key}, indent=2))
-        self._record(stage, start, False, info)
+        self._record(stage, start, False, info, peak.mb)
         return folder, info
 
-    def _record(self, stage: str, start: float, cached: bool, info: dict[str, Any]) -> None:
+    def _record(self, stage: str, start: float, cached: bool, info: dict[str, Any], peak_mb: float) -> None:
         seconds = time.perf_counter() - start
-        self.records.append(StageRecord(stage, round(seconds, 2), cached, info))
+        self.records.append(StageRecord(stage, round(seconds, 2), cached, round(peak_mb, 1), info))
         status = "cached" if cached else f"{seconds:6.1f} s"
-        detail = _summary(info)
-        self.console.print(f"  [bold]{stage:<28}[/bold] {status:>9}  {detail}")
+        self.console.print(f"  [bold]{stage:<24}[/bold] {status:>9} {peak_mb / 1024:5.1f} GB  {_summary(info)}")
 
 
 def _summary(info: dict[str, Any]) -> str:

@@ -96,3 +96,16 @@ def test_snapdragon_target_defaults_to_fp16_and_says_what_it_built(tiny_bundle, 
     reference = Text2ImagePipeline(load_bundle(tiny_bundle))
     noise = Noise.seeded(5, pipeline.plan)
     assert psnr_db(reference(PROMPT, noise).image, pipeline(PROMPT, noise).image) >= 30
+
+
+def test_package_installs_the_bundle_into_the_android_app(tiny_bundle, tmp_path):
+    app = tmp_path / "android_app"
+    (app / "app").mkdir(parents=True)
+    (app / "settings.gradle.kts").write_text('include(":core", ":app")\n')
+    result = run_cli("package", tiny_bundle, app)
+    assert result.exit_code == 0, result.output
+    installed = app / "app" / "src" / "main" / "assets" / "bundle"
+    assert load_bundle(installed).manifest["files"] == load_bundle(tiny_bundle).manifest["files"]
+    assert "Android Studio" in result.stderr
+    refused = run_cli("package", tiny_bundle, tmp_path)
+    assert refused.exit_code == 2 and "not the EdgeFusion Android app" in refused.stderr

@@ -1,0 +1,19 @@
+// The inference core: plain Kotlin, no Android classes. Maven's pom.xml beside this file builds and tests the
+// same sources on a desktop JVM; inside the app, the Android onnxruntime AAR provides the ai.onnxruntime API.
+plugins {
+    id("org.jetbrains.kotlin.jvm")
+}
+
+kotlin { jvmToolchain(17) }
+
+dependencies {
+    implementation("com.google.code.gson:gson:2.13.2")
+    compileOnly("com.microsoft.onnxruntime:onnxruntime:1.23.2")
+    testImplementation("com.microsoft.onnxruntime:onnxruntime:1.23.2")
+    testImplementation("org.junit.jupiter:junit-jupiter:5.14.3")
+}
+
+tasks.test {
+    useJUnitPlatform()
+    systemProperty("golden.dir", rootDir.resolve("../build/golden").path)
+}

@@ -1,0 +1,145 @@
+package ai.edgefusion.core
+
+import com.google.gson.JsonObject
+import com.google.gson.JsonParser
+import java.io.File
+import java.security.MessageDigest
+
+/** A problem with the bundle or the device that the person can act on; the message says what to do. */
+class BundleException(message: String) : Exception(message)
+
+data class TensorSpec(val name: String, val shape: List<Long>, val dtype: String)
+
+data class Component(val file: String, val precision: String, val inputs: List<TensorSpec>, val outputs: List<TensorSpec>)
+
+data class SamplingStep(
+    val timestep: Int,
+    val alphaCumprod: Double,
+    val alphaCumprodPrev: Double,
+    val cSkip: Double,
+    val cOut: Double,
+)
+
+data class SamplingPlan(
+    val steps: List<SamplingStep>,
+    val guidanceScale: Double,
+    val guidanceEmbedding: FloatArray?,
+    val latentShape: List<Long>,
+    val noiseScheme: String,
+)
+
+data class TokenizerSpec(val vocabFile: String, val mergesFile: String, val maxLength: Int, val padId: Int)
+
+/**
+ * A bundle written by `edgefusion-export compile`, read from [folder] and checked before use:
+ * schema major version, file names confined to the folder, and the sha256 of every listed file.
+ */
+class Bundle private constructor(val folder: File, val manifest: JsonObject) {
+    val components: Map<String, Component> = manifest.getAsJsonObject("components").entrySet().associate { (name, value) ->
+        val component = value.asJsonObject
+        name to Component(
+            component["file"].asString,
+            component["precision"].asString,
+            tensors(component, "inputs"),
+            tensors(component, "outputs"),
+        )
+    }
+
+    val sampling: SamplingPlan = manifest.getAsJsonObject("sampling").let { sampling ->
+        SamplingPlan(
+            steps = sampling.getAsJsonArray("steps").map { element ->
+                val step = element.asJsonObject
+                SamplingStep(
+                    step["timestep"].asInt, step["alpha_cumprod"].asDouble, step["alpha_cumprod_prev"].asDouble,
+                    step["c_skip"].asDouble, step["c_out"].asDouble,
+                )
+            },
+            guidanceScale = sampling["guidance_scale"].asDouble,
+            guidanceEmbedding = sampling["guidance_embedding"].takeUnless { it.isJsonNull }
+                ?.asJsonArray?.map { it.asFloat }?.toFloatArray(),
+            latentShape = sampling.getAsJsonArray("latent_shape").map { it.asLong },
+            noiseScheme = sampling["noise"].asString,
+        )
+    }
+
+    val tokenizer: TokenizerSpec = manifest.getAsJsonObject("tokenizer").let {
+        TokenizerSpec(it["vocab_file"].asString, it["merges_file"].asString, it["max_length"].asInt, it["pad_id"].asInt)
+    }
+
+    /** The file [name] of this bundle; names that would leave the folder are refused. */
+    fun file(name: String): File = confined(folder, name)
+
+    companion object {
+        const val SCHEMA_MAJOR = "1"
+        const val NOISE_SCHEME = "splitmix64-box-muller-v1"
+
+        /** Load and verify the bundle in [folder]; throws [BundleException] with the fix in its message. */
+        fun load(folder: File, verify: Boolean = true): Bundle {
+            val manifestFile = File(folder, "manifest.json")
+            if (!manifestFile.isFile) {
+                throw BundleException("$folder is not a bundle (no manifest.json); build one with 'edgefusion-export compile'")
+            }
+            val manifest = try {
+                JsonParser.parseString(manifestFile.readText()).asJsonObject
+            } catch (error: Exception) {
+                throw BundleException("manifest.json is not valid JSON (${error.message}); rebuild the bundle")
+            }
+            val version = manifest["schema_version"]?.asString ?: "?"
+            if (version.substringBefore('.') != SCHEMA_MAJOR) {
+                throw BundleException("bundle schema $version is not supported by this app (reads $SCHEMA_MAJOR.x); rebuild it or update the app")
+            }
+            for (key in listOf("components", "sampling", "tokenizer", "files")) {
+                if (manifest[key]?.isJsonObject != true) throw BundleException("manifest.json has no '$key'; rebuild the bundle")
+            }
+            val bundle = Bundle(folder, manifest)
+            if (bundle.sampling.noiseScheme != NOISE_SCHEME) {
+                throw BundleException("bundle uses noise scheme ${bundle.sampling.noiseScheme}; update the app")
+            }
+            val files = manifest.getAsJsonObject("files")
+            val referenced = bundle.components.values.map { it.file } + listOf(bundle.tokenizer.vocabFile, bundle.tokenizer.mergesFile)
+            for (name in referenced) {
+                bundle.file(name)
+                if (!files.has(name)) throw BundleException("bundle uses $name without a checksum; rebuild the bundle")
+            }
+            for ((name, entry) in files.entrySet()) {
+                val file = bundle.file(name)
+                if (!file.isFile) throw BundleException("bundle file $name is missing; copy the whole bundle again")
+                if (verify) {
+                    val expected = entry.asJsonObject
+                    if (file.length() != expected["size"].asLong || sha256(file) != expected["sha256"].asString) {
+                        throw BundleException("bundle file $name does not match its checksum (altered or corrupt); copy the bundle again")
+                    }
+                }
+            }
+            return bundle
+        }
+
+        private fun tensors(component: JsonObject, key: String): List<TensorSpec> =
+            component.getAsJsonArray(key).map { element ->
+                val spec = element.asJsonObject
+                TensorSpec(spec["name"].asString, spec.getAsJsonArray("shape").map { it.asLong }, spec["dtype"].asString)
+            }
+
+        internal fun confined(folder: File, name: String): File {
+            val root = folder.canonicalFile
+            val file = File(root, name).canonicalFile
+            if (name.startsWith("/") || name.contains('\\') || name.split('/').contains("..") || !file.path.startsWith(root.path + File.separator)) {
+                throw BundleException("bundle manifest names a file outside the bundle ('$name'); refusing to load it")
+            }
+            return file
+        }
+
+        fun sha256(file: File): String {
+            val digest = MessageDigest.getInstance("SHA-256")
+            file.inputStream().use { input ->
+                val buffer = ByteArray(1 shl 20)
+                while (true) {
+                    val read = input.read(buffer)
+                    if (read < 0) break
+                    digest.update(buffer, 0, read)
+                }
+            }
+            return digest.digest().joinToString("") { "%02x".format(it) }
+        }
+    }
+}

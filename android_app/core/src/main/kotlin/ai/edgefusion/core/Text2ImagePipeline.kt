@@ -1,0 +1,122 @@
+package ai.edgefusion.core
+
+import ai.onnxruntime.OnnxTensor
+import ai.onnxruntime.OrtEnvironment
+import ai.onnxruntime.OrtException
+import ai.onnxruntime.OrtSession
+import java.nio.FloatBuffer
+import java.nio.IntBuffer
+
+/** Which execution provider a component's session ended up on, and why. */
+data class ProviderChoice(val component: String, val provider: String, val reason: String)
+
+/** The generated image as ARGB pixels, with per-stage timings in milliseconds. */
+class Generation(val width: Int, val height: Int, val rgb: FloatArray, val timingsMs: Map<String, Double>) {
+    /** Packed 0xAARRGGBB pixels, row-major (what android.graphics.Bitmap.setPixels takes). */
+    fun argbPixels(): IntArray = IntArray(width * height) { index ->
+        val plane = width * height
+        fun channel(c: Int): Int = Math.round(rgb[c * plane + index].coerceIn(0f, 1f) * 255f)
+        (0xFF shl 24) or (channel(0) shl 16) or (channel(1) shl 8) or channel(2)
+    }
+}
+
+/**
+ * The LCM text-to-image loop on onnxruntime, driven only by the bundle's manifest; the Kotlin twin of
+ * edgefusion_export/runtime/pipeline.py. Execution providers are tried in [providers] order ("qnn", "cpu").
+ */
+class Text2ImagePipeline(
+    private val bundle: Bundle,
+    providers: List<String> = listOf("qnn", "cpu"),
+    qnnBackendPath: String = "libQnnHtp.so",
+) : AutoCloseable {
+    private val environment: OrtEnvironment = OrtEnvironment.getEnvironment()
+    val tokenizer: ClipTokenizer = ClipTokenizer.fromFiles(
+        bundle.file(bundle.tokenizer.vocabFile), bundle.file(bundle.tokenizer.mergesFile),
+        bundle.tokenizer.maxLength, bundle.tokenizer.padId,
+    )
+    val choices = mutableListOf<ProviderChoice>()
+    private val sessions: Map<String, OrtSession> = bundle.components.mapValues { (name, component) ->
+        openSession(name, bundle.file(component.file).path, providers, qnnBackendPath)
+    }
+    private val plan = bundle.sampling
+    private val latentSize = plan.latentShape.fold(1L) { a, b -> a * b }.toInt()
+
+    private fun openSession(component: String, path: String, providers: List<String>, qnnBackendPath: String): OrtSession {
+        val failures = mutableListOf<String>()
+        for (provider in providers) {
+            try {
+                val options = OrtSession.SessionOptions()
+                if (provider == "qnn") options.addQnn(mapOf("backend_path" to qnnBackendPath))
+                val session = environment.createSession(path, options)
+                choices.add(ProviderChoice(component, provider, failures.joinToString("; ").ifEmpty { "first choice" }))
+                return session
+            } catch (error: OrtException) {
+                failures.add("$provider unavailable: ${error.message?.lineSequence()?.first()}")
+            }
+        }
+        throw BundleException("no execution provider could load $component (${failures.joinToString("; ")}); use a bundle built for this device")
+    }
+
+    fun encodePrompt(prompt: String): FloatArray {
+        val ids = tokenizer.encode(prompt)
+        OnnxTensor.createTensor(environment, IntBuffer.wrap(ids), longArrayOf(1, ids.size.toLong())).use { input ->
+            return run("text_encoder", mapOf("input_ids" to input))
+        }
+    }
+
+    /** Generate with seeded noise ([Noise]); [latent] and [stepNoise] override it for exact comparisons. */
+    fun generate(prompt: String, seed: Long, latent: FloatArray? = null, stepNoise: List<FloatArray>? = null): Generation {
+        val timings = linkedMapOf<String, Double>()
+        val start = System.nanoTime()
+        val embeddings = encodePrompt(prompt)
+        timings["text_encoder"] = millisSince(start)
+        var x = latent ?: Noise.gaussian(seed, 0, latentSize)
+        var denoised = x
+        plan.steps.forEachIndexed { index, step ->
+            val stepStart = System.nanoTime()
+            val eps = predictNoise(x, step.timestep, embeddings)
+            val noise = if (index + 1 < plan.steps.size) stepNoise?.get(index) ?: Noise.gaussian(seed, index + 1, latentSize) else null
+            val (next, clean) = LcmScheduler.step(step, x, eps, noise)
+            x = next
+            denoised = clean
+            timings["unet_step_${index + 1}"] = millisSince(stepStart)
+        }
+        val decodeStart = System.nanoTime()
+        val image = tensor(denoised, plan.latentShape).use { run("vae_decoder", mapOf("latent" to it)) }
+        timings["vae_decoder"] = millisSince(decodeStart)
+        timings["total"] = millisSince(start)
+        val shape = bundle.components.getValue("vae_decoder").outputs[0].shape
+        return Generation(shape[3].toInt(), shape[2].toInt(), image, timings)
+    }
+
+    private fun predictNoise(latent: FloatArray, timestep: Int, embeddings: FloatArray): FloatArray {
+        val inputs = bundle.components.getValue("unet").inputs.associate { spec ->
+            spec.name to when (spec.name) {
+                "latent" -> tensor(latent, spec.shape)
+                "timestep" -> tensor(floatArrayOf(timestep.toFloat()), spec.shape)
+                "text_embeddings" -> tensor(embeddings, spec.shape)
+                "guidance_embedding" -> tensor(plan.guidanceEmbedding ?: throw BundleException("bundle has no guidance embedding for its UNet; rebuild it"), spec.shape)
+                else -> throw BundleException("unknown UNet input ${spec.name}; update the app")
+            }
+        }
+        try {
+            return run("unet", inputs)
+        } finally {
+            inputs.values.forEach { it.close() }
+        }
+    }
+
+    private fun tensor(values: FloatArray, shape: List<Long>): OnnxTensor =
+        OnnxTensor.createTensor(environment, FloatBuffer.wrap(values), shape.toLongArray())
+
+    private fun run(component: String, inputs: Map<String, OnnxTensor>): FloatArray =
+        sessions.getValue(component).run(inputs).use { result ->
+            val output = result.get(0) as OnnxTensor
+            val buffer = output.floatBuffer
+            FloatArray(buffer.remaining()).also { buffer.get(it) }
+        }
+
+    override fun close() = sessions.values.forEach { it.close() }
+
+    private fun millisSince(start: Long): Double = (System.nanoTime() - start) / 1e6
+}

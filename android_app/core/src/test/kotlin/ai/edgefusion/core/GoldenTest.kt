@@ -1,0 +1,106 @@
+package ai.edgefusion.core
+
+import com.google.gson.JsonObject
+import com.google.gson.JsonParser
+import org.junit.jupiter.api.Assertions.assertArrayEquals
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.assertThrows
+import java.io.File
+import java.nio.ByteBuffer
+import java.nio.ByteOrder
+import kotlin.math.abs
+import kotlin.math.log10
+
+/** Parity with the Python host runner, on vectors that `python -m tests.golden` writes. */
+class GoldenTest {
+    private val folder = File(System.getProperty("golden.dir") ?: "../../build/golden")
+    private val golden: JsonObject by lazy {
+        val file = File(folder, "golden.json")
+        check(file.isFile) { "run 'python -m tests.golden ${folder.path}' first (make test does)" }
+        JsonParser.parseString(file.readText()).asJsonObject
+    }
+    private val bundleFolder get() = File(folder, "bundle")
+
+    @Test
+    fun `tokenizer matches Python on every golden prompt`() {
+        val spec = golden.getAsJsonObject("tokenizer")
+        val tokenizer = ClipTokenizer.fromFiles(File(spec["vocab_file"].asString), File(spec["merges_file"].asString))
+        val cases = spec.getAsJsonArray("cases")
+        assertTrue(cases.size() >= 10)
+        val mismatches = cases.map { it.asJsonObject }.filter { case ->
+            val expected = case.getAsJsonArray("ids").map { it.asInt }.toIntArray()
+            !expected.contentEquals(tokenizer.encode(case["prompt"].asString))
+        }.map { it["prompt"].asString }
+        assertEquals(emptyList<String>(), mismatches)
+    }
+
+    @Test
+    fun `seeded noise is bit compatible with Python`() {
+        for (element in golden.getAsJsonArray("noise")) {
+            val case = element.asJsonObject
+            val expected = case.getAsJsonArray("values").map { it.asFloat }.toFloatArray()
+            val ours = Noise.gaussian(case["seed"].asLong, case["stream"].asInt, expected.size)
+            for (i in expected.indices) assertEquals(expected[i], ours[i], 1e-6f * (1 + abs(expected[i])))
+        }
+    }
+
+    @Test
+    fun `manifest sampling plan matches the Python scheduler`() {
+        val plan = Bundle.load(bundleFolder).sampling
+        val python = golden.getAsJsonObject("plan")
+        val steps = python.getAsJsonArray("steps").map { it.asJsonObject }
+        assertEquals(steps.map { it["timestep"].asInt }, plan.steps.map { it.timestep })
+        assertEquals(listOf(999, 499), plan.steps.map { it.timestep })
+        steps.zip(plan.steps).forEach { (expected, ours) ->
+            assertEquals(expected["alpha_cumprod"].asDouble, ours.alphaCumprod, 1e-12)
+            assertEquals(expected["alpha_cumprod_prev"].asDouble, ours.alphaCumprodPrev, 1e-12)
+            assertEquals(expected["c_skip"].asDouble, ours.cSkip, 1e-15)
+            assertEquals(expected["c_out"].asDouble, ours.cOut, 1e-12)
+        }
+        val embedding = python.getAsJsonArray("guidance_embedding").map { it.asFloat }.toFloatArray()
+        assertArrayEquals(embedding, plan.guidanceEmbedding)
+        assertEquals(python.getAsJsonArray("latent_shape").map { it.asLong }, plan.latentShape)
+    }
+
+    @Test
+    fun `end to end image matches the host runner`() {
+        val shape = golden.getAsJsonArray("image_shape").map { it.asInt }
+        val bytes = File(folder, "host_image.f32").readBytes()
+        val expected = FloatArray(bytes.size / 4).also { ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(it) }
+        Text2ImagePipeline(Bundle.load(bundleFolder), providers = listOf("qnn", "cpu")).use { pipeline ->
+            val generation = pipeline.generate(golden["prompt"].asString, golden["seed"].asLong)
+            assertEquals(shape[1], generation.height)
+            assertEquals(shape[2], generation.width)
+            val mse = expected.indices.sumOf { i -> (expected[i] - generation.rgb[i]).toDouble().let { it * it } } / expected.size
+            val psnr = 10 * log10(1.0 / mse)
+            println("Kotlin core vs Python host runner: PSNR ${"%.1f".format(psnr)} dB; providers ${pipeline.choices}")
+            assertTrue(psnr >= 40.0, "PSNR $psnr dB")
+            assertTrue(pipeline.choices.all { it.provider == "cpu" }) // no QNN on a desktop JVM: the fallback works
+            assertEquals(generation.width * generation.height, generation.argbPixels().size)
+        }
+    }
+
+    @Test
+    fun `altered bundle file is refused`(@org.junit.jupiter.api.io.TempDir temp: File) {
+        val copy = File(temp, "bundle")
+        bundleFolder.copyRecursively(copy)
+        val weights = File(copy, "unet.onnx.data")
+        val data = weights.readBytes()
+        data[100] = (data[100].toInt() xor 0xFF).toByte()
+        weights.writeBytes(data)
+        val error = assertThrows<BundleException> { Bundle.load(copy) }
+        assertTrue("checksum" in error.message!!)
+    }
+
+    @Test
+    fun `manifest naming a file outside the bundle is refused`(@org.junit.jupiter.api.io.TempDir temp: File) {
+        val copy = File(temp, "bundle")
+        bundleFolder.copyRecursively(copy)
+        val manifestFile = File(copy, "manifest.json")
+        manifestFile.writeText(manifestFile.readText().replace("\"file\": \"unet.onnx\"", "\"file\": \"../unet.onnx\""))
+        val error = assertThrows<BundleException> { Bundle.load(copy) }
+        assertTrue("outside the bundle" in error.message!!, error.message)
+    }
+}

@@ -1,0 +1,48 @@
+"""Peak resident memory of this process over a block of work, sampled in a background thread."""
+
+from __future__ import annotations
+
+import os
+import threading
+from types import TracebackType
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes() -> int:
+    """Current resident set size (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * PAGE_SIZE
+    except OSError:
+        return 0
+
+
+class PeakMemory:
+    """`with PeakMemory() as peak: ...` then `peak.mb` is the highest RSS seen inside the block."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self.peak_bytes = max(self.peak_bytes, resident_bytes())
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> "PeakMemory":
+        self.peak_bytes = resident_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, resident_bytes())
+
+    @property
+    def mb(self) -> float:
+        return round(self.peak_bytes / 2**20, 1)

@@ -1,0 +1,75 @@
+"""Emit the golden vectors the Kotlin core's JVM tests read (nothing golden is hand-copied).
+
+    python -m tests.golden build/golden
+
+Writes a `tiny` bundle, tokenizer cases (the real CLIP vocabulary from ../shared/data when present,
+else the built-in one), seeded noise, the Python sampling plan, and the host runner's image.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from edgefusion_export.bundle.manifest import load_bundle
+from edgefusion_export.compiler import BuildOptions, compile_bundle
+from edgefusion_export.runtime.noise import gaussian_noise
+from edgefusion_export.runtime.pipeline import Noise, Text2ImagePipeline
+from edgefusion_export.runtime.scheduler import lcm_sampling_plan
+from edgefusion_export.runtime.tokenizer import ClipTokenizer
+from edgefusion_export.sources.loader import resolve_source
+
+from .conftest import SHARED_DATA
+from .test_tokenizer import HARD_CASES
+
+PROMPT = "a watercolor painting of a lighthouse at dawn"
+SEED = 1234
+SIZE = 64
+
+
+def tokenizer_cases(out: Path) -> dict:
+    vocab_folder = SHARED_DATA / "clip-tokenizer"
+    prompts_file = SHARED_DATA / "prompts" / "parti-prompts-subset.tsv"
+    prompts = list(HARD_CASES)
+    if vocab_folder.is_dir() and prompts_file.is_file():
+        tokenizer = ClipTokenizer.from_files(vocab_folder / "vocab.json", vocab_folder / "merges.txt")
+        lines = prompts_file.read_text(encoding="utf-8").splitlines()[1:]
+        prompts += [line.split("\t")[0] for line in lines]
+        source = "shared CLIP vocabulary"
+    else:
+        tokenizer = resolve_source(None, "tiny").tokenizer
+        vocab_folder = out / "builtin-tokenizer"
+        tokenizer.save(vocab_folder)
+        source = "built-in vocabulary (../shared/data not found)"
+    return {"vocabulary": source, "vocab_file": str(vocab_folder / "vocab.json"),
+            "merges_file": str(vocab_folder / "merges.txt"),
+            "cases": [{"prompt": prompt, "ids": tokenizer(prompt)} for prompt in prompts]}
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    source = resolve_source(None, "tiny")
+    options = BuildOptions("cpu", "fp32", 2, 8.5, SIZE, SIZE)
+    compile_bundle(source, options, out / "bundle", out / "cache", sys.argv, console)
+    pipeline = Text2ImagePipeline(load_bundle(out / "bundle"))
+    generation = pipeline(PROMPT, Noise.seeded(SEED, pipeline.plan))
+    generation.image.transpose(2, 0, 1).astype("<f4").tofile(out / "host_image.f32")
+    plan = lcm_sampling_plan(source.scheduler_config, options.steps, options.guidance_scale,
+                             source.guidance_embedding_dim, pipeline.plan.latent_shape, 0.18215)
+    golden = {
+        "prompt": PROMPT, "seed": SEED, "image_shape": [3, SIZE, SIZE],
+        "noise": [{"seed": seed, "stream": stream, "values": gaussian_noise(seed, stream, [64]).tolist()}
+                  for seed, stream in ((0, 0), (SEED, 1), (2**63 - 1, 3))],
+        "plan": plan.to_json(),
+        "tokenizer": tokenizer_cases(out),
+    }
+    (out / "golden.json").write_text(json.dumps(golden, ensure_ascii=False))
+    console.print(f"golden vectors written to {out} ({len(golden['tokenizer']['cases'])} tokenizer cases)")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "build/golden"))
