@@ -34,6 +34,7 @@ from .targets import TARGETS
 PRECISIONS = ("fp32", "fp16")
 TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxruntime", "onnxsim")
 NOISE_SCHEME = "splitmix64-box-muller-v1"
+CACHE_FORMAT = 5  # bump when a pass changes its output, so cached artifacts are rebuilt
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
 
     finals: dict[str, Path] = {}
     parity: dict[str, dict[str, float]] = {}
-    base_key = {"source": source.fingerprint, "height": options.height, "width": options.width,
+    base_key = {"format": CACHE_FORMAT, "source": source.fingerprint, "height": options.height, "width": options.width,
                 "opset": onnx_export.OPSET, "tools": tool_versions()}
     for component in COMPONENTS:
         key = {**base_key, "component": component}

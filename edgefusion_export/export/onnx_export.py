@@ -6,6 +6,7 @@ torch reference outputs that later passes use for their own parity gate without 
 
 from __future__ import annotations
 
+import ast
 import logging
 import warnings
 from dataclasses import dataclass
@@ -67,18 +68,39 @@ def export_component(source: ModelSource, name: str, height: int, width: int, fo
         torch.onnx.export(module, tuple(arguments), str(path), input_names=[spec.name for spec in inputs],
                           output_names=[spec.name for spec in outputs], opset_version=OPSET, dynamo=True,
                           external_data=True, verbose=False)
-    _strip_metadata(path)
+    _normalize_names(path)
     np.savez(folder / PARITY_FILE, **{spec.name: value.numpy() for spec, value in zip(inputs, arguments)},
              reference=reference)
     return path
 
 
-def _strip_metadata(path: Path) -> None:
-    """Drop exporter metadata_props (onnxruntime's QNN preprocessing crashes on them)."""
+def _normalize_names(path: Path) -> None:
+    """Name nodes after their torch module, make value names collision-proof, drop exporter metadata.
+
+    Node names become `<module path>/<op>_<index>` (e.g. `unet.down_blocks.1.attentions.0...to_q/MatMul_12`),
+    which quantization reports and per-layer profiles map back to the model's structure. Value names get a
+    `_v` suffix: onnxruntime's quantizer generates names by appending digits to existing ones (`val_12` ->
+    `val_126`), which otherwise collide with the exporter's own `val_<n>` names and corrupt the graph.
+    """
     model = onnx.load(str(path), load_external_data=False)
-    if model.metadata_props:
-        del model.metadata_props[:]
-        onnx.save(model, str(path))
+    keep = {value.name for value in [*model.graph.input, *model.graph.output]}
+
+    def rename(name: str) -> str:
+        return name if not name or name in keep else f"{name}_v"
+
+    for index, node in enumerate(model.graph.node):
+        scopes = next((entry.value for entry in node.metadata_props if entry.key == "pkg.torch.onnx.name_scopes"), "[]")
+        modules = ast.literal_eval(scopes)[:-1]  # the last entry is the fx node, the ones before are modules
+        node.name = f"{modules[-1] if modules and modules[-1] else 'graph'}/{node.op_type}_{index}"
+        del node.metadata_props[:]
+        node.input[:] = [rename(name) for name in node.input]
+        node.output[:] = [rename(name) for name in node.output]
+    for tensor in model.graph.initializer:
+        tensor.name = rename(tensor.name)
+    for value in model.graph.value_info:
+        value.name = rename(value.name)
+    del model.metadata_props[:]
+    onnx.save(model, str(path))
 
 
 def load_full(path: Path) -> onnx.ModelProto:
@@ -86,7 +108,8 @@ def load_full(path: Path) -> onnx.ModelProto:
 
 
 def save_model(model: onnx.ModelProto, path: Path) -> Path:
-    """Save with all weights in one external data file beside the graph."""
+    """Save with all weights in one external data file beside the graph, without tool metadata_props."""
+    del model.metadata_props[:]
     onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=f"{path.name}.data", size_threshold=1024)
     return path
@@ -104,9 +127,22 @@ def simplify(source_path: Path, folder: Path) -> tuple[Path, dict[str, int | boo
         simplified, valid = model, False
     after = len(simplified.graph.node)
     kept = bool(valid) and after < before
+    if kept:
+        _inherit_scopes(simplified)
     save_model(simplified if kept else model, folder / source_path.name)
     return folder / source_path.name, {"nodes_before": before, "nodes_after": after if kept else before,
                                        "simplified": kept}
+
+
+def _inherit_scopes(model: onnx.ModelProto) -> None:
+    """Nodes that onnxsim created (named `Gemm_3`) take the module scope of the node feeding them."""
+    scope_of = {output: node.name.rpartition("/")[0] for node in model.graph.node if "/" in node.name
+                for output in node.output}
+    for index, node in enumerate(model.graph.node):
+        if "/" not in node.name:
+            scope = next((scope_of[name] for name in node.input if scope_of.get(name)), "graph")
+            node.name = f"{scope}/{node.op_type}_s{index}"
+            scope_of.update({output: scope for output in node.output})
 
 
 def to_fp16(source_path: Path, folder: Path) -> Path:
