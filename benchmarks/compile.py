@@ -43,7 +43,7 @@ def main() -> None:
     with PeakMemory() as compile_peak:
         report = compile_bundle(source, options, work / "bundle", work / "cache", sys.argv, console)
 
-    pipeline = Text2ImagePipeline(load_bundle(work / "bundle"))
+    pipeline = Text2ImagePipeline.from_bundle(load_bundle(work / "bundle"))
     noise = torch_noise(SEED, pipeline.plan.latent_shape, len(pipeline.plan.steps))
     with PeakMemory() as runner_peak:
         start = time.perf_counter()

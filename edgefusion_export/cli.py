@@ -42,7 +42,7 @@ def main() -> None:
 @click.option("--tokenizer", type=click.Path(path_type=Path), help="A CLIP tokenizer folder (vocab.json, merges.txt) instead of the built-in one.")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickle (.ckpt/.bin) weights, which can run code. Only for files you trust.")
 @click.option("--target", default="cpu", show_default=True, help="cpu or snapdragon.")
-@click.option("--precision", help="fp32 or fp16 (default: the target's).")
+@click.option("--precision", help="fp32, fp16, w8a16, edgefusion (UNet W8A16, rest FP16) or w8a16-mixed (default: the target's).")
 @click.option("--steps", default=2, show_default=True, type=int, help="Number of LCM sampling steps.")
 @click.option("--guidance-scale", default=8.5, show_default=True, type=float, help="LCM guidance scale, baked into the bundle.")
 @click.option("--height", default=512, show_default=True, type=int)
@@ -50,15 +50,28 @@ def main() -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Where finished stages are cached (default ~/.cache/edgefusion-export).")
 @click.option("--force", is_flag=True, help="Redo every stage even when cached.")
+@click.option("--calibration-prompts", type=click.Path(path_type=Path), help="Prompt file (one per line, or a .tsv); even lines calibrate, odd lines are held out.")
+@click.option("--calibration-size", default=16, show_default=True, type=int, help="Prompts used for calibration.")
+@click.option("--min-sqnr", default=30.0, show_default=True, type=float, help="Gate: held-out SQNR (dB) of each quantized component.")
+@click.option("--max-float-fraction", default=0.25, show_default=True, type=float, help="w8a16-mixed: most weights kept in float.")
+@click.option("--min-psnr", default=20.0, show_default=True, type=float, help="Gate: image PSNR (dB) against the float build.")
+@click.option("--min-prompt-sensitivity", default=0.7, show_default=True, type=float, help="Gate: prompt conditioning kept, as a fraction of the float model's.")
+@click.option("--fidelity-images", default=2, show_default=True, type=int, help="Held-out images compared end to end (0: conditioning check only).")
 @user_errors
 def compile_command(model: Path | None, preset: str | None, tokenizer: Path | None, allow_pickle: bool, target: str,
                     precision: str | None, steps: int, guidance_scale: float, height: int, width: int, output: Path,
-                    cache_dir: Path | None, force: bool) -> None:
-    """Export, check and bundle a model for a target."""
+                    cache_dir: Path | None, force: bool, calibration_prompts: Path | None, calibration_size: int,
+                    min_sqnr: float, max_float_fraction: float, min_psnr: float, min_prompt_sensitivity: float,
+                    fidelity_images: int) -> None:
+    """Export, check, quantize and bundle a model for a target."""
     from .compiler import BuildOptions, check_request, compile_bundle, default_cache_dir
+    from .quantize.fidelity import FidelityGates
+    from .quantize.recipes import QuantizeSettings
     from .sources.loader import resolve_source
 
-    options = BuildOptions(target, precision, steps, guidance_scale, height, width, force)
+    options = BuildOptions(target, precision, steps, guidance_scale, height, width, force, calibration_prompts,
+                           calibration_size, quantize=QuantizeSettings(min_sqnr, max_float_fraction),
+                           fidelity=FidelityGates(min_psnr, min_prompt_sensitivity), fidelity_images=fidelity_images)
     check_request(options, output)
     source = resolve_source(model, preset, tokenizer, allow_pickle)
     compile_bundle(source, options, output, cache_dir or default_cache_dir(), sys.argv, console)
@@ -82,7 +95,7 @@ def generate(bundle: Path, prompt: str, seed: int, output: Path, noise: Path | N
 
     if output.is_dir():
         raise UserError(f"output {output} is a folder; pass an image path such as image.png")
-    pipeline = Text2ImagePipeline(load_bundle(bundle), threads)
+    pipeline = Text2ImagePipeline.from_bundle(load_bundle(bundle), threads)
     noise_values = Noise.load(noise, pipeline.plan) if noise else Noise.seeded(seed, pipeline.plan)
     if save_noise:
         noise_values.save(save_noise)
@@ -105,12 +118,14 @@ def inspect(bundle: Path, no_verify: bool) -> None:
     model = manifest["model"]
     out.print(f"[bold]{bundle}[/bold]  {model['description']}  {model['height']}x{model['width']}  "
               f"target {manifest['target']['name']}  schema {manifest['schema_version']}")
-    table = Table("component", "file", "MB", "precision", "parity dB", title="Components")
+    table = Table("component", "file", "MB", "precision", "vs torch dB", "held-out dB", title="Components")
     tensors = Table("component", "io", "tensor", "dtype", "shape", title="Inputs and outputs")
     for name, component in manifest["components"].items():
         size = sum(entry["size"] for file, entry in manifest["files"].items() if file.startswith(component["file"]))
+        held_out = component.get("fidelity", {}).get("sqnr_db")
         table.add_row(name, component["file"], f"{size / 2**20:.1f}", component["precision"],
-                      f"{component.get('parity', {}).get('sqnr_db', float('nan')):.1f}")
+                      f"{component['parity']['sqnr_db']:.1f}" if "parity" in component else "-",
+                      f"{held_out:.1f}" if held_out is not None else "-")
         for direction in ("inputs", "outputs"):
             for spec in component[direction]:
                 tensors.add_row(name, direction[:-1], spec["name"], spec["dtype"], str(spec["shape"]))

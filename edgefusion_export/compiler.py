@@ -27,25 +27,36 @@ from .export import onnx_export
 from .export.wrappers import COMPONENTS, component_io
 from .files import staged_directory, write_text_atomic
 from .memory import PeakMemory, resident_bytes
-from .runtime.scheduler import lcm_sampling_plan
+from .quantize import calibration, fidelity
+from .quantize.fidelity import FidelityGates
+from .quantize.recipes import QUANTIZED, RECIPES, QuantizeSettings, check_fidelity, quantize_component
+from .runtime.pipeline import Text2ImagePipeline
+from .runtime.scheduler import SamplingPlan, lcm_sampling_plan
 from .sources.loader import ModelSource
 from .targets import TARGETS
 
-PRECISIONS = ("fp32", "fp16")
 TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxruntime", "onnxsim")
 NOISE_SCHEME = "splitmix64-box-muller-v1"
 CACHE_FORMAT = 5  # bump when a pass changes its output, so cached artifacts are rebuilt
+CALIBRATION_SEED = 1_000_000
+FIDELITY_IMAGE = "fidelity.png"
 
 
 @dataclass(frozen=True)
 class BuildOptions:
     target: str = "cpu"
-    precision: str | None = None  # None: the target's default
+    precision: str | None = None  # a recipe of quantize.recipes.RECIPES; None: the target's default
     steps: int = 2
     guidance_scale: float = 8.5
     height: int = 512
     width: int = 512
     force: bool = False
+    calibration_prompts: Path | None = None
+    calibration_size: int = 16
+    evaluation_size: int = 4
+    quantize: QuantizeSettings = QuantizeSettings()
+    fidelity: FidelityGates = FidelityGates()
+    fidelity_images: int = 2
 
     @property
     def resolved_precision(self) -> str:
@@ -54,8 +65,12 @@ class BuildOptions:
     def validate(self) -> None:
         if self.target not in TARGETS:
             raise UserError(f"unknown target {self.target!r}; choose one of: {', '.join(TARGETS)}")
-        if self.resolved_precision not in PRECISIONS:
-            raise UserError(f"unknown precision {self.resolved_precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        if self.resolved_precision not in RECIPES:
+            raise UserError(f"unknown precision {self.resolved_precision!r}; choose one of: {', '.join(RECIPES)}")
+        if self.calibration_size < 1 or self.evaluation_size < 1:
+            raise UserError("--calibration-size must be at least 1")
+        if self.calibration_prompts is not None:
+            calibration.read_prompts(self.calibration_prompts)
         for label, value in (("height", self.height), ("width", self.width)):
             if value < 64 or value % 64:
                 raise UserError(f"{label} {value} is not a positive multiple of 64; use e.g. 512")
@@ -121,11 +136,24 @@ class StageCache:
 
 
 def _summary(info: dict[str, Any]) -> str:
-    parity = info.get("parity")
-    text = f"parity {parity['sqnr_db']:.1f} dB" if parity else ""
+    """One line per finished stage: what the stage's gate measured."""
+    parts = []
     if "nodes_before" in info:
-        text = f"nodes {info['nodes_before']} -> {info['nodes_after']}  {text}"
-    return text
+        parts.append(f"nodes {info['nodes_before']} -> {info['nodes_after']}")
+    if "fidelity" in info:
+        per_step = ", ".join(f"t={t} {v:.1f}" for t, v in info["fidelity"]["per_timestep_sqnr_db"].items())
+        parts.append(f"held-out SQNR {info['fidelity']['sqnr_db']:.1f} dB" + (f" ({per_step})" if per_step else ""))
+        if info["kept_float"]:
+            parts.append(f"{len(info['kept_float'])} layers kept float")
+    elif "parity" in info:
+        parts.append(f"parity {info['parity']['sqnr_db']:.1f} dB")
+    if "calibration_prompts" in info:
+        parts.append(f"{len(info['calibration_prompts'])} calibration + {len(info['evaluation_prompts'])} held-out prompts")
+    if "prompt_sensitivity_ratio" in info:
+        if info["psnr_db"]:
+            parts.append(f"PSNR {min(info['psnr_db']):.1f} dB, SSIM {min(info['ssim']):.3f}")
+        parts.append(f"prompt sensitivity {info['prompt_sensitivity_ratio']:.2f}x float")
+    return "  ".join(parts)
 
 
 def check_request(options: BuildOptions, output: Path) -> None:
@@ -148,27 +176,63 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
     for note in target.notes:
         console.print(f"  [yellow]note:[/yellow] {note}")
 
-    finals: dict[str, Path] = {}
-    parity: dict[str, dict[str, float]] = {}
     base_key = {"format": CACHE_FORMAT, "source": source.fingerprint, "height": options.height, "width": options.width,
                 "opset": onnx_export.OPSET, "tools": tool_versions()}
+    recipe = RECIPES[precision]
+    floats: dict[str, Path] = {}
+    exports: dict[str, Path] = {}
+    parity: dict[str, dict[str, float]] = {}
     for component in COMPONENTS:
         key = {**base_key, "component": component}
-        exported, _ = cache.run(f"export {component}", key, lambda folder, c=component: _export(source, c, options, folder))
-        final, info = cache.run(f"simplify {component}", {**key, "pass": "onnxsim"},
-                                lambda folder, c=component, e=exported: _simplify(e, c, folder))
-        if precision != "fp32":
-            final, info = cache.run(f"{precision} {component}", {**key, "precision": precision},
-                                    lambda folder, c=component, s=final, e=exported: _to_fp16(s, e, c, folder))
-        finals[component] = final
+        exports[component], _ = cache.run(f"export {component}", key,
+                                          lambda folder, c=component: _export(source, c, options, folder))
+        floats[component], info = cache.run(f"simplify {component}", {**key, "pass": "onnxsim"},
+                                            lambda folder, c=component: _simplify(exports[c], c, folder))
         parity[component] = info["parity"]
+    source.release()
 
     plan = lcm_sampling_plan(source.scheduler_config, options.steps, options.guidance_scale,
                              source.guidance_embedding_dim, component_io(source, "unet", options.height, options.width)[0][0].shape,
                              float(source.vae_config.get("scaling_factor", 0.18215)))
+    float_models = {component: floats[component] / f"{component}.onnx" for component in COMPONENTS}
+    recording_key: dict[str, Any] = {}
+    if any(recipe[component] in QUANTIZED for component in COMPONENTS):
+        calibration_prompts, evaluation_prompts = calibration.split_prompts(
+            calibration.read_prompts(options.calibration_prompts), options.calibration_size, options.evaluation_size)
+        recording_key = {**base_key, "steps": options.steps, "guidance": options.guidance_scale, "seed": CALIBRATION_SEED,
+                         "prompts": calibration.prompts_digest(calibration_prompts + ["--"] + evaluation_prompts)}
+        recordings, _ = cache.run("calibrate", recording_key, lambda folder: _calibrate(
+            float_models, plan, source, calibration_prompts, evaluation_prompts, folder))
+
+    finals: dict[str, Path] = {}
+    details: dict[str, dict[str, Any]] = {}
+    for component in COMPONENTS:
+        component_precision = recipe[component]
+        key = {**base_key, "component": component, "precision": component_precision}
+        if component_precision == "fp32":
+            finals[component], details[component] = floats[component], {"precision": "fp32", "parity": parity[component]}
+        elif component_precision == "fp16":
+            finals[component], details[component] = cache.run(f"fp16 {component}", key, lambda folder, c=component: _to_fp16(
+                floats[c], exports[c], c, folder))
+        else:
+            settings = options.quantize if component_precision == "w8a16-mixed" else None
+            key.update(calibration=recording_key, settings=asdict(settings) if settings else None)
+            finals[component], details[component] = cache.run(
+                f"{component_precision} {component}", key, lambda folder, c=component, p=component_precision: _quantize(
+                    float_models[c], recordings, exports[c], c, p, options.quantize, folder))
+            check_fidelity(component, details[component], options.quantize)
+
+    end_to_end = None
+    if precision != "fp32":
+        finals_key = {**base_key, "finals": sorted(str(path) for path in finals.values()), "images": options.fidelity_images,
+                      "prompts": calibration.prompts_digest(calibration.read_prompts(options.calibration_prompts))}
+        fidelity_folder, end_to_end = cache.run("fidelity end-to-end", finals_key, lambda folder: _end_to_end(
+            float_models, finals, plan, source, options, folder))
+        fidelity.check(fidelity.EndToEnd(**{k: end_to_end[k] for k in ("psnr_db", "ssim", "prompt_sensitivity_float",
+                                                                         "prompt_sensitivity_reduced")}), options.fidelity)
     report = {"options": {**asdict(options), "precision": precision}, "source": source.description,
-              "stages": [asdict(record) for record in cache.records], "parity": parity,
-              "total_seconds": round(time.perf_counter() - started, 1)}
+              "stages": [asdict(record) for record in cache.records], "components": details,
+              "end_to_end": end_to_end, "total_seconds": round(time.perf_counter() - started, 1)}
     with staged_directory(output) as staging:
         components = {}
         for component, folder in finals.items():
@@ -176,10 +240,12 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
             for artifact in folder.iterdir():
                 if artifact.name.startswith(f"{component}.onnx"):
                     shutil.copyfile(artifact, staging / artifact.name)
-            components[component] = {"file": f"{component}.onnx", "precision": precision,
+            components[component] = {"file": f"{component}.onnx", "precision": recipe[component],
                                      "inputs": [asdict(spec) for spec in inputs],
-                                     "outputs": [asdict(spec) for spec in outputs], "parity": parity[component]}
-        vocab_file, merges_file = source.tokenizer.save(staging / "tokenizer")
+                                     "outputs": [asdict(spec) for spec in outputs], **details[component]}
+        if end_to_end is not None and (fidelity_folder / FIDELITY_IMAGE).is_file():
+            shutil.copyfile(fidelity_folder / FIDELITY_IMAGE, staging / FIDELITY_IMAGE)
+        source.tokenizer.save(staging / "tokenizer")
         report["sizes_mb"] = {path.name: round(path.stat().st_size / 2**20, 2) for path in sorted(staging.iterdir()) if path.is_file()}
         write_text_atomic(staging / "build_report.json", json.dumps(report, indent=2) + "\n")
         write_manifest(staging, {
@@ -191,6 +257,7 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
             "tokenizer": {"type": "clip-bpe", "vocab_file": "tokenizer/vocab.json", "merges_file": "tokenizer/merges.txt",
                           "max_length": source.tokenizer.max_length, "bos_id": source.tokenizer.bos_id,
                           "eos_id": source.tokenizer.eos_id, "pad_id": source.tokenizer.pad_id},
+            **({"fidelity": end_to_end} if end_to_end else {}),
             "provenance": {"source_fingerprint": source.fingerprint, "tool_versions": tool_versions(),
                            "command_line": command_line, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         })
@@ -212,4 +279,33 @@ def _simplify(exported: Path, component: str, folder: Path) -> dict[str, Any]:
 
 def _to_fp16(simplified: Path, exported: Path, component: str, folder: Path) -> dict[str, Any]:
     path = onnx_export.to_fp16(simplified / f"{component}.onnx", folder)
-    return {"parity": onnx_export.check_parity(path, exported / onnx_export.PARITY_FILE, "fp16", component).as_dict()}
+    return {"precision": "fp16", "parity": onnx_export.check_parity(path, exported / onnx_export.PARITY_FILE, "fp16", component).as_dict()}
+
+
+def _calibrate(float_models: dict[str, Path], plan: SamplingPlan, source: ModelSource, calibration_prompts: list[str],
+               evaluation_prompts: list[str], folder: Path) -> dict[str, Any]:
+    pipeline = calibration.RecordingPipeline(float_models, plan, source.tokenizer)
+    calibration.record(pipeline, calibration_prompts, CALIBRATION_SEED).save(folder, "calibration")
+    calibration.record(pipeline, evaluation_prompts, CALIBRATION_SEED + 1000).save(folder, "evaluation")
+    return {"calibration_prompts": calibration_prompts, "evaluation_prompts": evaluation_prompts,
+            "unet_timesteps": [step.timestep for step in plan.steps]}
+
+
+def _quantize(float_model: Path, recordings: Path, exported: Path, component: str, precision: str,
+              settings: QuantizeSettings, folder: Path) -> dict[str, Any]:
+    calibration_set = calibration.Recording.load(recordings, "calibration").samples[component]
+    evaluation_set = calibration.Recording.load(recordings, "evaluation").samples[component]
+    info = quantize_component(float_model, calibration_set, evaluation_set, folder, precision, settings)
+    parity = onnx_export.check_parity(folder / float_model.name, exported / onnx_export.PARITY_FILE, "w8a16", component)
+    return {"parity": parity.as_dict(), **info}
+
+
+def _end_to_end(float_models: dict[str, Path], finals: dict[str, Path], plan: SamplingPlan, source: ModelSource,
+                options: BuildOptions, folder: Path) -> dict[str, Any]:
+    reference = Text2ImagePipeline(float_models, plan, source.tokenizer)
+    reduced = Text2ImagePipeline({c: path / f"{c}.onnx" for c, path in finals.items()}, plan, source.tokenizer)
+    _, evaluation_prompts = calibration.split_prompts(calibration.read_prompts(options.calibration_prompts),
+                                                      options.calibration_size, max(options.evaluation_size, 2))
+    result = fidelity.compare(reference, reduced, evaluation_prompts, CALIBRATION_SEED + 2000, options.fidelity_images,
+                              folder / FIDELITY_IMAGE)
+    return result.as_dict()

@@ -55,7 +55,7 @@ def main(out: Path) -> None:
     source = resolve_source(None, "tiny")
     options = BuildOptions("cpu", "fp32", 2, 8.5, SIZE, SIZE)
     compile_bundle(source, options, out / "bundle", out / "cache", sys.argv, console)
-    pipeline = Text2ImagePipeline(load_bundle(out / "bundle"))
+    pipeline = Text2ImagePipeline.from_bundle(load_bundle(out / "bundle"))
     generation = pipeline(PROMPT, Noise.seeded(SEED, pipeline.plan))
     generation.image.transpose(2, 0, 1).astype("<f4").tofile(out / "host_image.f32")
     plan = lcm_sampling_plan(source.scheduler_config, options.steps, options.guidance_scale,

@@ -8,13 +8,15 @@ import pytest
 from .conftest import compile_args, run_cli
 
 
-def assert_clean_error(result, *fragments: str) -> None:
+def assert_clean_error(result, *fragments: str, after_progress: bool = False) -> None:
+    """Exit code 2 and one `error:` line naming the problem; nothing else unless the build had started."""
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert lines[-1].startswith("error: ") and sum(line.startswith("error: ") for line in lines) == 1, result.stderr
+    assert after_progress or len(lines) == 1, result.stderr
     assert "Traceback" not in result.output
     for fragment in fragments:
-        assert fragment in lines[0]
+        assert fragment in lines[-1]
 
 
 def compile_fails(tmp_path, *args, fragment: str) -> None:

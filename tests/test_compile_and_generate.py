@@ -45,7 +45,7 @@ def test_rerun_uses_the_cache(tiny_bundle, cache_dir):
 
 def test_generate_matches_diffusers_lcm_pipeline(tiny_bundle, tmp_path):
     bundle = load_bundle(tiny_bundle)
-    pipeline = Text2ImagePipeline(bundle)
+    pipeline = Text2ImagePipeline.from_bundle(bundle)
     noise = torch_noise(7, pipeline.plan.latent_shape, len(pipeline.plan.steps))
     ours = pipeline(PROMPT, noise).image
     reference = diffusers_image(resolve_source(None, "tiny"), tiny_bundle / "tokenizer", PROMPT, 7, 2, 8.5,
@@ -70,7 +70,7 @@ def test_generate_cli_writes_png_and_noise_round_trips(tiny_bundle, tmp_path):
 
 
 def test_prompt_changes_the_image(tiny_bundle):
-    pipeline = Text2ImagePipeline(load_bundle(tiny_bundle))
+    pipeline = Text2ImagePipeline.from_bundle(load_bundle(tiny_bundle))
     noise = Noise.seeded(0, pipeline.plan)
     assert psnr_db(pipeline("a red apple", noise).image, pipeline("a blue car at night", noise).image) < 60
 
@@ -82,20 +82,23 @@ def test_inspect_prints_components_and_plan(tiny_bundle):
         assert text in result.stdout
 
 
-def test_snapdragon_target_defaults_to_fp16_and_says_what_it_built(tiny_bundle, cache_dir, tmp_path):
+def test_snapdragon_target_defaults_to_the_edgefusion_recipe_and_says_what_it_built(tiny_bundle, cache_dir, tmp_path):
     output = tmp_path / "snapdragon"
     result = run_cli(*compile_args(output, cache_dir, "--preset", "tiny", "--target", "snapdragon"))
     assert result.exit_code == 0, result.output
     manifest = load_bundle(output).manifest
     assert manifest["target"]["name"] == "snapdragon" and manifest["target"]["notes"]
-    assert {c["precision"] for c in manifest["components"].values()} == {"fp16"}
-    assert all(c["parity"]["sqnr_db"] >= 30 for c in manifest["components"].values())
+    components = manifest["components"]
+    assert {name: c["precision"] for name, c in components.items()} == {
+        "text_encoder": "fp16", "unet": "w8a16", "vae_decoder": "fp16"}
+    assert components["text_encoder"]["parity"]["sqnr_db"] >= 30 and components["vae_decoder"]["parity"]["sqnr_db"] >= 30
+    assert components["unet"]["fidelity"]["sqnr_db"] >= 30
     report = json.loads((output / "build_report.json").read_text())
     assert [s["cached"] for s in report["stages"] if s["name"].startswith(("export", "simplify"))] == [True] * 6
-    pipeline = Text2ImagePipeline(load_bundle(output))
-    reference = Text2ImagePipeline(load_bundle(tiny_bundle))
+    pipeline = Text2ImagePipeline.from_bundle(load_bundle(output))
+    reference = Text2ImagePipeline.from_bundle(load_bundle(tiny_bundle))
     noise = Noise.seeded(5, pipeline.plan)
-    assert psnr_db(reference(PROMPT, noise).image, pipeline(PROMPT, noise).image) >= 30
+    assert psnr_db(reference(PROMPT, noise).image, pipeline(PROMPT, noise).image) >= 25
 
 
 def test_package_installs_the_bundle_into_the_android_app(tiny_bundle, tmp_path):

@@ -60,49 +60,63 @@ class Generation:
 
 
 class Text2ImagePipeline:
-    """Runs a verified bundle with onnxruntime on the CPU."""
+    """Runs the three components with onnxruntime on the CPU; every component call goes through `run`."""
 
-    def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
+    def __init__(self, models: dict[str, Path], plan: SamplingPlan, tokenizer: ClipTokenizer,
+                 threads: int | None = None) -> None:
         import onnxruntime
 
-        manifest = bundle.manifest
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.sessions = {name: onnxruntime.InferenceSession(str(bundle.component_path(name)), options,
-                                                            providers=["CPUExecutionProvider"])
-                         for name in manifest["components"]}
-        self.plan = SamplingPlan.from_json({key: value for key, value in manifest["sampling"].items()
-                                            if key not in ("scheduler", "num_steps", "noise")})
+        self.sessions = {name: onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                         for name, path in models.items()}
+        self.plan = plan
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, threads: int | None = None) -> "Text2ImagePipeline":
+        manifest = bundle.manifest
+        plan = SamplingPlan.from_json({key: value for key, value in manifest["sampling"].items()
+                                       if key not in ("scheduler", "num_steps", "noise")})
         spec = manifest["tokenizer"]
-        self.tokenizer = ClipTokenizer.from_files(bundle.path(spec["vocab_file"]), bundle.path(spec["merges_file"]),
-                                                  spec["max_length"], spec["pad_id"])
+        tokenizer = ClipTokenizer.from_files(bundle.path(spec["vocab_file"]), bundle.path(spec["merges_file"]),
+                                             spec["max_length"], spec["pad_id"])
+        models = {name: bundle.component_path(name) for name in manifest["components"]}
+        return cls(models, plan, tokenizer, threads)
+
+    def run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.sessions[component].run(None, feeds)[0]
 
     def encode_prompt(self, prompt: str) -> np.ndarray:
-        ids = np.array([self.tokenizer(prompt)], dtype=np.int32)
-        return self.sessions["text_encoder"].run(None, {"input_ids": ids})[0]
+        return self.run("text_encoder", {"input_ids": np.array([self.tokenizer(prompt)], dtype=np.int32)})
 
     def predict_noise(self, latent: np.ndarray, timestep: int, text_embeddings: np.ndarray) -> np.ndarray:
         feeds = {"latent": latent, "timestep": np.array([timestep], dtype=np.float32), "text_embeddings": text_embeddings}
         if self.plan.guidance_embedding is not None:
             feeds["guidance_embedding"] = np.array([self.plan.guidance_embedding], dtype=np.float32)
-        return self.sessions["unet"].run(None, feeds)[0]
+        return self.run("unet", feeds)
+
+    def denoise(self, text_embeddings: np.ndarray, noise: Noise, timings: dict[str, float] | None = None) -> np.ndarray:
+        """The LCM loop; returns the final denoised latent."""
+        latent = denoised = noise.latent
+        for index, step in enumerate(self.plan.steps):
+            start = time.perf_counter()
+            eps = self.predict_noise(latent, step.timestep, text_embeddings)
+            step_noise = noise.step_noise[index] if index + 1 < len(self.plan.steps) else None
+            latent, denoised = lcm_step(step, latent, eps, step_noise)
+            if timings is not None:
+                timings[f"unet_step_{index + 1}"] = _elapsed_ms(start)
+        return denoised
 
     def __call__(self, prompt: str, noise: Noise) -> Generation:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         text_embeddings = self.encode_prompt(prompt)
         timings["text_encoder"] = _elapsed_ms(start)
-        latent = noise.latent
-        denoised = latent
-        for index, step in enumerate(self.plan.steps):
-            step_start = time.perf_counter()
-            eps = self.predict_noise(latent, step.timestep, text_embeddings)
-            step_noise = noise.step_noise[index] if index + 1 < len(self.plan.steps) else None
-            latent, denoised = lcm_step(step, latent, eps, step_noise)
-            timings[f"unet_step_{index + 1}"] = _elapsed_ms(step_start)
+        denoised = self.denoise(text_embeddings, noise, timings)
         decode_start = time.perf_counter()
-        image = self.sessions["vae_decoder"].run(None, {"latent": denoised})[0]
+        image = self.run("vae_decoder", {"latent": denoised})
         timings["vae_decoder"] = _elapsed_ms(decode_start)
         timings["total"] = _elapsed_ms(start)
         return Generation(image[0].transpose(1, 2, 0), timings)

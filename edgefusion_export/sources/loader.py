@@ -53,6 +53,10 @@ class ModelSource:
                 module.eval().requires_grad_(False)
         return self._loaded
 
+    def release(self) -> None:
+        """Drop the torch modules (the later passes work on ONNX files)."""
+        self._loaded = None
+
     @property
     def guidance_embedding_dim(self) -> int | None:
         """Width of the LCM guidance embedding, or None for LCM-LoRA style models."""

@@ -16,7 +16,7 @@ class Target:
 TARGETS = {
     "cpu": Target("cpu", "portable ONNX for onnxruntime on any CPU", "fp32"),
     "snapdragon": Target(
-        "snapdragon", "Qualcomm Snapdragon phones (Hexagon NPU)", "fp16",
+        "snapdragon", "Qualcomm Snapdragon phones (Hexagon NPU)", "edgefusion",
         ["Hexagon NPU compilation (QNN context binaries) is not implemented yet: this bundle holds the portable "
          "ONNX models, which run on the phone's CPU through onnxruntime"]),
 }

@@ -1,0 +1,210 @@
+"""W8A16 QDQ quantization with onnxruntime.quantization's QNN configuration, plus the graph fixes it needs.
+
+Activations are 16-bit (QUInt16), weights 8-bit (QUInt8, per channel), in QDQ form that onnxruntime's QNN
+execution provider compiles for the Hexagon NPU and that onnxruntime runs on any CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..export.onnx_export import load_full, save_model
+from ..metrics import cosine_similarity, sqnr_db
+
+MASK_FLOOR = -100.0  # softmax weight e^-100 is 0 in fp16 and fp32, and the range stays quantizable
+WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
+
+
+def bound_attention_masks(model: onnx.ModelProto) -> int:
+    """Raise additive attention-mask constants (CLIP's causal mask uses -3.4e38) to MASK_FLOOR.
+
+    A 16-bit activation whose range spans -3.4e38 keeps no resolution for the real attention scores; this is
+    the known reason plain W8A16 breaks the text encoder. Returns the number of tensors changed.
+    """
+    consumers = {name for node in model.graph.node if node.op_type == "Add" for name in node.input}
+    changed = 0
+    for tensor in model.graph.initializer:
+        if tensor.name in consumers and tensor.data_type == onnx.TensorProto.FLOAT:
+            values = numpy_helper.to_array(tensor)
+            if values.size > 1 and values.min() < -1e4:
+                tensor.CopyFrom(numpy_helper.from_array(np.maximum(values, MASK_FLOOR).astype(np.float32), tensor.name))
+                changed += 1
+    return changed
+
+
+class _Reader:
+    """A CalibrationDataReader over recorded feeds."""
+
+    def __init__(self, samples: list[dict[str, np.ndarray]]) -> None:
+        self._samples = iter(samples)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._samples, None)
+
+
+def prepare(float_path: Path, folder: Path) -> tuple[Path, int]:
+    """Bound attention masks and apply onnxruntime's QNN pre-processing (LayerNorm/Gelu fusions)."""
+    from onnxruntime.quantization.execution_providers.qnn import qnn_preprocess_model
+
+    model = load_full(float_path)
+    masks = bound_attention_masks(model)
+    bounded = save_model(model, folder / "bounded.onnx")
+    prepared = folder / "prepared.onnx"
+    if not qnn_preprocess_model(bounded, prepared, save_as_external_data=True, all_tensors_to_one_file=True,
+                                external_data_location="prepared.onnx.data"):
+        shutil.copyfile(bounded, prepared)
+        shutil.copyfile(folder / "bounded.onnx.data", folder / "prepared.onnx.data")
+    return prepared, masks
+
+
+def quantize_w8a16(prepared: Path, samples: list[dict[str, np.ndarray]], output: Path,
+                   keep_float: list[str] | None = None) -> Path:
+    """Calibrate on `samples` and write the QDQ model; nodes in `keep_float` stay in float."""
+    from onnxruntime.quantization import QuantType, quantize
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
+
+    config = get_qnn_qdq_config(str(prepared), _Reader(samples), activation_type=QuantType.QUInt16,
+                                weight_type=QuantType.QUInt8, per_channel=True, nodes_to_exclude=keep_float or [])
+    config.use_external_data_format = True
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent) as scratch, _quiet_root_logger():
+        written = Path(scratch) / output.name
+        quantize(str(prepared), str(written), config)
+        save_model(onnx.load(str(written), load_external_data=True), output)
+    return output
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime.quantization logs advice (opset upgrade, pre-processing) on the root logger; keep errors only."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    sqnr_db: float
+    cosine: float
+    per_timestep_sqnr_db: dict[str, float]
+
+    def as_dict(self) -> dict:
+        return {"sqnr_db": round(self.sqnr_db, 2), "cosine": round(self.cosine, 6),
+                "per_timestep_sqnr_db": {k: round(v, 2) for k, v in self.per_timestep_sqnr_db.items()}}
+
+
+def evaluate(float_path: Path, quantized_path: Path, samples: list[dict[str, np.ndarray]]) -> Fidelity:
+    """SQNR and cosine of the quantized component against the float one on held-out samples.
+
+    UNet samples are also grouped by timestep; the overall SQNR is the worst group's.
+    """
+    import onnxruntime
+
+    reference = onnxruntime.InferenceSession(str(float_path), providers=["CPUExecutionProvider"])
+    quantized = onnxruntime.InferenceSession(str(quantized_path), providers=["CPUExecutionProvider"])
+    groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for feed in samples:
+        key = str(int(feed["timestep"][0])) if "timestep" in feed else "all"
+        expected, actual = groups.setdefault(key, ([], []))
+        expected.append(reference.run(None, feed)[0])
+        actual.append(quantized.run(None, feed)[0])
+    per_group = {key: sqnr_db(np.stack(e), np.stack(a)) for key, (e, a) in groups.items()}
+    everything = [np.stack(e) for e, _ in groups.values()], [np.stack(a) for _, a in groups.values()]
+    cosine = cosine_similarity(np.concatenate([x.ravel() for x in everything[0]]),
+                               np.concatenate([x.ravel() for x in everything[1]]))
+    return Fidelity(min(per_group.values()), cosine, per_group if "all" not in per_group else {})
+
+
+def weighted_nodes(model: onnx.ModelProto) -> dict[str, int]:
+    """Nodes whose second input is a weight initializer, with that weight's parameter count."""
+    sizes = {tensor.name: int(np.prod(tensor.dims)) for tensor in model.graph.initializer}
+    return {node.name: sizes[node.input[1]] for node in model.graph.node
+            if node.op_type in WEIGHTED_OPS and len(node.input) > 1 and node.input[1] in sizes}
+
+
+def layer_sensitivity(float_path: Path, quantized_path: Path, samples: list[dict[str, np.ndarray]],
+                      max_elements: int = 1 << 22) -> list[tuple[str, float]]:
+    """Each weighted layer's own contribution to the quantization error, largest first.
+
+    Both graphs expose the inputs and outputs of the weighted layers (tensors over `max_elements` values are
+    skipped to bound memory); a layer's contribution is how much the quantized model's noise-to-signal ratio
+    grows from its noisiest input to its output, accumulated over `samples` one at a time.
+    """
+    import onnxruntime
+
+    float_model = onnx.load(str(float_path), load_external_data=False)
+    shapes = _tensor_sizes(float_model)
+    layers = weighted_nodes(float_model)
+    nodes = [node for node in float_model.graph.node
+             if node.name in layers and 0 < shapes.get(node.output[0], 0) <= max_elements]
+    watched = sorted({name for node in nodes for name in [*node.input, node.output[0]]
+                      if 0 < shapes.get(name, 0) <= max_elements})
+    sessions = {}
+    for label, path in (("float", float_path), ("quantized", quantized_path)):
+        model = onnx.load(str(path), load_external_data=False)
+        existing = {output.name for output in model.graph.output}
+        model.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                                  for name in watched if name not in existing)
+        exposed = path.with_name(f"exposed-{path.name}")  # beside the model, so its external data resolves
+        onnx.save(model, str(exposed))
+        try:
+            sessions[label] = onnxruntime.InferenceSession(str(exposed), providers=["CPUExecutionProvider"])
+        finally:
+            exposed.unlink()
+    signal = dict.fromkeys(watched, 0.0)
+    noise = dict.fromkeys(watched, 0.0)
+    for feed in samples:
+        runs = {label: dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+                for label, session in sessions.items()}
+        for name in watched:
+            expected = runs["float"][name].astype(np.float64)
+            signal[name] += float(np.sum(expected**2))
+            noise[name] += float(np.sum((expected - runs["quantized"][name]) ** 2))
+    ratio = {name: noise[name] / max(signal[name], 1e-30) for name in watched}
+    contributions = [(node.name, ratio[node.output[0]] - max((ratio[name] for name in node.input if name in ratio), default=0.0))
+                     for node in nodes if node.output[0] in ratio]
+    return sorted(contributions, key=lambda item: item[1], reverse=True)
+
+
+def _tensor_sizes(model: onnx.ModelProto) -> dict[str, int]:
+    """Element counts of the float tensors whose static shape shape inference knows."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    sizes = {}
+    for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        tensor_type = value.type.tensor_type
+        dims = [dim.dim_value for dim in tensor_type.shape.dim]
+        if tensor_type.elem_type == onnx.TensorProto.FLOAT and dims and all(dims):
+            sizes[value.name] = int(np.prod(dims))
+    return sizes
+
+
+def io_quantization(model_path: Path) -> dict[str, dict]:
+    """Scale, zero point and type of the Q/DQ nodes at the graph's inputs and outputs."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    initializers = {tensor.name: tensor for tensor in model.graph.initializer if not tensor.external_data}
+    inputs = {value.name for value in model.graph.input}
+    outputs = {value.name for value in model.graph.output}
+    result = {}
+    for node in model.graph.node:
+        boundary = (node.op_type == "QuantizeLinear" and node.input[0] in inputs) or \
+                   (node.op_type == "DequantizeLinear" and node.output[0] in outputs)
+        if boundary and node.input[1] in initializers and node.input[2] in initializers:
+            name = node.input[0] if node.op_type == "QuantizeLinear" else node.output[0]
+            zero_point = numpy_helper.to_array(initializers[node.input[2]])
+            result[name] = {"scale": float(numpy_helper.to_array(initializers[node.input[1]]).reshape(-1)[0]),
+                            "zero_point": int(zero_point.reshape(-1)[0]), "type": str(zero_point.dtype)}
+    return result

@@ -1,0 +1,83 @@
+"""Precision recipes and the quantization of one component, with automatic float fallback for `-mixed`."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..errors import UserError
+from . import qdq
+
+RECIPES: dict[str, dict[str, str]] = {
+    "fp32": {"text_encoder": "fp32", "unet": "fp32", "vae_decoder": "fp32"},
+    "fp16": {"text_encoder": "fp16", "unet": "fp16", "vae_decoder": "fp16"},
+    "w8a16": {"text_encoder": "w8a16", "unet": "w8a16", "vae_decoder": "w8a16"},
+    # EdgeFusion's deployment: UNet W8A16, text encoder and VAE decoder FP16.
+    "edgefusion": {"text_encoder": "fp16", "unet": "w8a16", "vae_decoder": "fp16"},
+    "w8a16-mixed": {"text_encoder": "w8a16-mixed", "unet": "w8a16-mixed", "vae_decoder": "w8a16-mixed"},
+}
+QUANTIZED = ("w8a16", "w8a16-mixed")
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    min_sqnr_db: float = 30.0
+    max_float_fraction: float = 0.25  # of the component's weight parameters kept in float by the fallback
+
+
+def quantize_component(float_path: Path, calibration: list[dict[str, np.ndarray]], evaluation: list[dict[str, np.ndarray]],
+                       folder: Path, precision: str, settings: QuantizeSettings) -> dict[str, Any]:
+    """Write `folder/<component>.onnx` in W8A16 QDQ. For w8a16-mixed, keep the layers that contribute most to
+    the error in float (1, 2, 4, ... of them) until the held-out SQNR reaches `settings.min_sqnr_db` or the float
+    budget is spent; the best attempt is kept."""
+    output = folder / float_path.name
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        work = Path(scratch)
+        prepared, masks = qdq.prepare(float_path, work)
+        sizes = qdq.weighted_nodes(onnx.load(str(prepared), load_external_data=False))
+
+        def attempt(kept: list[tuple[str, float]]) -> tuple[qdq.Fidelity, Path]:
+            path = work / f"attempt{len(kept)}" / float_path.name
+            path.parent.mkdir()
+            qdq.quantize_w8a16(prepared, calibration, path, [name for name, _ in kept])
+            return qdq.evaluate(float_path, path, evaluation), path
+
+        fidelity, best_path = attempt([])
+        best_kept: list[tuple[str, float]] = []
+        attempts = [{"kept_float": 0, "sqnr_db": round(fidelity.sqnr_db, 2)}]
+        if precision == "w8a16-mixed" and fidelity.sqnr_db < settings.min_sqnr_db:
+            ranking = [item for item in qdq.layer_sensitivity(prepared, best_path, calibration[:2]) if item[1] > 0]
+            budget = settings.max_float_fraction * sum(sizes.values())
+            count = 1
+            while fidelity.sqnr_db < settings.min_sqnr_db and count <= len(ranking):
+                kept = ranking[:count]
+                if sum(sizes[name] for name, _ in kept) > budget:
+                    break
+                result, path = attempt(kept)
+                attempts.append({"kept_float": count, "sqnr_db": round(result.sqnr_db, 2)})
+                if result.sqnr_db > fidelity.sqnr_db:
+                    fidelity, best_path, best_kept = result, path, kept
+                count *= 2
+        for produced in best_path.parent.iterdir():
+            shutil.move(produced, folder / produced.name)
+    kept_float = [{"node": name, "error_contribution": float(f"{score:.3g}"), "params": sizes[name]} for name, score in best_kept]
+    return {"precision": precision, "fidelity": fidelity.as_dict(), "attempts": attempts, "kept_float": kept_float,
+            "float_fraction": round(sum(item["params"] for item in kept_float) / max(sum(sizes.values()), 1), 4),
+            "attention_masks_bounded": masks, "io_quantization": qdq.io_quantization(output)}
+
+
+def check_fidelity(component: str, info: dict[str, Any], settings: QuantizeSettings) -> None:
+    """The component gate: held-out SQNR against the float model."""
+    sqnr = info["fidelity"]["sqnr_db"]
+    if sqnr < settings.min_sqnr_db:
+        hint = ("raise --max-float-fraction" if info["precision"] == "w8a16-mixed" else "use --precision w8a16-mixed")
+        raise UserError(f"{component} at {info['precision']} reaches {sqnr:.1f} dB SQNR on held-out prompts, below "
+                        f"--min-sqnr {settings.min_sqnr_db:g}; calibrate on more prompts (--calibration-size), {hint}, "
+                        "or lower --min-sqnr")
