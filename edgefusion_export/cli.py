@@ -57,12 +57,15 @@ def main() -> None:
 @click.option("--min-psnr", default=20.0, show_default=True, type=float, help="Gate: image PSNR (dB) against the float build.")
 @click.option("--min-prompt-sensitivity", default=0.7, show_default=True, type=float, help="Gate: prompt conditioning kept, as a fraction of the float model's.")
 @click.option("--fidelity-images", default=2, show_default=True, type=int, help="Held-out images compared end to end (0: conditioning check only).")
+@click.option("--chipset", "chipsets", multiple=True, help="Snapdragon chipset profile (repeatable; default: snapdragon-8-gen-3). See 'targets'.")
+@click.option("--allow-cpu-fallback", is_flag=True, help="Accept components that do not compile to one NPU partition (listed in the report).")
+@click.option("--aihub", is_flag=True, help="Also compile each component in Qualcomm AI Hub (token: QAI_HUB_API_TOKEN or qai-hub configure).")
 @user_errors
 def compile_command(model: Path | None, preset: str | None, tokenizer: Path | None, allow_pickle: bool, target: str,
                     precision: str | None, steps: int, guidance_scale: float, height: int, width: int, output: Path,
                     cache_dir: Path | None, force: bool, calibration_prompts: Path | None, calibration_size: int,
                     min_sqnr: float, max_float_fraction: float, min_psnr: float, min_prompt_sensitivity: float,
-                    fidelity_images: int) -> None:
+                    fidelity_images: int, chipsets: tuple[str, ...], allow_cpu_fallback: bool, aihub: bool) -> None:
     """Export, check, quantize and bundle a model for a target."""
     from .compiler import BuildOptions, check_request, compile_bundle, default_cache_dir
     from .quantize.fidelity import FidelityGates
@@ -71,7 +74,8 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
 
     options = BuildOptions(target, precision, steps, guidance_scale, height, width, force, calibration_prompts,
                            calibration_size, quantize=QuantizeSettings(min_sqnr, max_float_fraction),
-                           fidelity=FidelityGates(min_psnr, min_prompt_sensitivity), fidelity_images=fidelity_images)
+                           fidelity=FidelityGates(min_psnr, min_prompt_sensitivity), fidelity_images=fidelity_images,
+                           chipsets=chipsets, allow_cpu_fallback=allow_cpu_fallback, aihub=aihub)
     check_request(options, output)
     source = resolve_source(model, preset, tokenizer, allow_pickle)
     compile_bundle(source, options, output, cache_dir or default_cache_dir(), sys.argv, console)
@@ -103,6 +107,25 @@ def generate(bundle: Path, prompt: str, seed: int, output: Path, noise: Path | N
     save_png(result.to_uint8(), output)
     timings = ", ".join(f"{name} {ms:.0f} ms" for name, ms in result.timings_ms.items())
     console.print(f"wrote {output}  ({timings})")
+
+
+@main.command()
+@user_errors
+def targets() -> None:
+    """List the compile targets and the Snapdragon chipset profiles."""
+    from .targets import TARGETS
+    from .targets.chipsets import load_chipsets
+
+    out = Console(highlight=False)
+    for target in TARGETS.values():
+        out.print(f"[bold]{target.name}[/bold]: {target.description} (default precision {target.default_precision})")
+    table = Table("chipset", "name", "SoC", "Hexagon", "soc_model", "AI Hub device", "INT8 TOPS", "GB/s",
+                  title="Snapdragon chipsets (--chipset)")
+    for chip in load_chipsets().values():
+        table.add_row(chip.name + (" (default)" if chip.default else ""), chip.marketing_name, chip.soc,
+                      chip.hexagon_arch, str(chip.qnn_soc_model), chip.aihub_device, f"{chip.npu_int8_tops:g}",
+                      f"{chip.memory_bandwidth_gbps:g}")
+    out.print(table)
 
 
 @main.command()

@@ -33,9 +33,9 @@ from .quantize.recipes import QUANTIZED, RECIPES, QuantizeSettings, check_fideli
 from .runtime.pipeline import Text2ImagePipeline
 from .runtime.scheduler import SamplingPlan, lcm_sampling_plan
 from .sources.loader import ModelSource
-from .targets import TARGETS
+from .targets import TARGETS, aihub, chipsets, snapdragon
 
-TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxruntime", "onnxsim")
+TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxruntime", "onnxruntime-qnn", "onnxsim", "qai-hub")
 NOISE_SCHEME = "splitmix64-box-muller-v1"
 CACHE_FORMAT = 5  # bump when a pass changes its output, so cached artifacts are rebuilt
 CALIBRATION_SEED = 1_000_000
@@ -57,6 +57,9 @@ class BuildOptions:
     quantize: QuantizeSettings = QuantizeSettings()
     fidelity: FidelityGates = FidelityGates()
     fidelity_images: int = 2
+    chipsets: tuple[str, ...] = ()  # snapdragon: profile names; empty means the default chipset
+    allow_cpu_fallback: bool = False
+    aihub: bool = False
 
     @property
     def resolved_precision(self) -> str:
@@ -71,6 +74,10 @@ class BuildOptions:
             raise UserError("--calibration-size must be at least 1")
         if self.calibration_prompts is not None:
             calibration.read_prompts(self.calibration_prompts)
+        if self.target != "snapdragon" and (self.chipsets or self.aihub):
+            raise UserError("--chipset and --aihub apply to --target snapdragon only")
+        for name in self.chipsets:
+            chipsets.chipset(name)
         for label, value in (("height", self.height), ("width", self.width)):
             if value < 64 or value % 64:
                 raise UserError(f"{label} {value} is not a positive multiple of 64; use e.g. 512")
@@ -132,7 +139,7 @@ class StageCache:
         seconds = time.perf_counter() - start
         self.records.append(StageRecord(stage, round(seconds, 2), cached, round(peak_mb, 1), info))
         status = "cached" if cached else f"{seconds:6.1f} s"
-        self.console.print(f"  [bold]{stage:<24}[/bold] {status:>9} {peak_mb / 1024:5.1f} GB  {_summary(info)}")
+        self.console.print(f"  [bold]{stage:<24}[/bold] {status:>9} {peak_mb / 1024:5.1f} GB  {_summary(info)}", overflow="fold")
 
 
 def _summary(info: dict[str, Any]) -> str:
@@ -147,6 +154,11 @@ def _summary(info: dict[str, Any]) -> str:
             parts.append(f"{len(info['kept_float'])} layers kept float")
     elif "parity" in info:
         parts.append(f"parity {info['parity']['sqnr_db']:.1f} dB")
+    if "partitions" in info:
+        parts.append(f"{info['partitions']} NPU partition(s), {len(info['cpu_nodes'])} CPU nodes, "
+                     f"{len(info['io_conversions'])} I/O conversions, QNN {info['qnn_sdk_version'][:5]}")
+    if "job_id" in info:
+        parts.append(f"AI Hub job {info['job_id']}")
     if "calibration_prompts" in info:
         parts.append(f"{len(info['calibration_prompts'])} calibration + {len(info['evaluation_prompts'])} held-out prompts")
     if "prompt_sensitivity_ratio" in info:
@@ -230,8 +242,30 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
             float_models, finals, plan, source, options, folder))
         fidelity.check(fidelity.EndToEnd(**{k: end_to_end[k] for k in ("psnr_db", "ssim", "prompt_sensitivity_float",
                                                                          "prompt_sensitivity_reduced")}), options.fidelity)
+    npu: dict[str, dict[str, dict[str, Any]]] = {component: {} for component in COMPONENTS}
+    npu_folders: dict[tuple[str, str], Path] = {}
+    if target.name == "snapdragon":
+        ledger = aihub.JobLedger(cache_dir / "aihub-jobs.json")
+        client = None
+        for chip in [chipsets.chipset(name) for name in options.chipsets or (None,)]:
+            for component in COMPONENTS:
+                key = {**base_key, "component": component, "final": str(finals[component]), "chipset": asdict(chip),
+                       "allow_cpu_fallback": options.allow_cpu_fallback, "qnn": tool_versions().get("onnxruntime-qnn")}
+                folder, info = cache.run(f"qnn {component} {chip.name}", key, lambda out, c=component, ch=chip: (
+                    snapdragon.compile_for_chipset(finals[c] / f"{c}.onnx", ch, out, options.allow_cpu_fallback).as_dict()))
+                npu[component][chip.name] = {"offline": info}
+                npu_folders[component, chip.name] = folder
+                if options.aihub:
+                    hub = aihub.load_hub()
+                    client = client or aihub.make_client(hub)
+                    folder, info = cache.run(f"aihub {component} {chip.name}", {**key, "aihub": aihub.COMPILE_OPTIONS},
+                                             lambda out, c=component, ch=chip: aihub.compile_on_aihub(
+                                                 hub, client, finals[c] / f"{c}.onnx", c, ch, ledger, out))
+                    npu[component][chip.name]["aihub"] = info
+                    npu_folders[component, f"{chip.name}/aihub"] = folder
+
     report = {"options": {**asdict(options), "precision": precision}, "source": source.description,
-              "stages": [asdict(record) for record in cache.records], "components": details,
+              "stages": [asdict(record) for record in cache.records], "components": details, "npu": npu,
               "end_to_end": end_to_end, "total_seconds": round(time.perf_counter() - started, 1)}
     with staged_directory(output) as staging:
         components = {}
@@ -243,6 +277,21 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
             components[component] = {"file": f"{component}.onnx", "precision": recipe[component],
                                      "inputs": [asdict(spec) for spec in inputs],
                                      "outputs": [asdict(spec) for spec in outputs], **details[component]}
+        for component, entries in npu.items():
+            for chip_name, compiled in entries.items():
+                destination = staging / "qnn" / chip_name
+                destination.mkdir(parents=True, exist_ok=True)
+                offline = compiled["offline"]
+                for name in [offline["file"], *offline["context_binaries"]]:
+                    shutil.copyfile(npu_folders[component, chip_name] / name, destination / name)
+                offline["file"] = f"qnn/{chip_name}/{offline['file']}"
+                offline["context_binaries"] = [f"qnn/{chip_name}/{name}" for name in offline["context_binaries"]]
+                if "aihub" in compiled:
+                    shutil.copyfile(npu_folders[component, f"{chip_name}/aihub"] / compiled["aihub"]["file"],
+                                    destination / compiled["aihub"]["file"])
+                    compiled["aihub"]["file"] = f"qnn/{chip_name}/{compiled['aihub']['file']}"
+            if entries:
+                components[component]["compiled"] = entries
         if end_to_end is not None and (fidelity_folder / FIDELITY_IMAGE).is_file():
             shutil.copyfile(fidelity_folder / FIDELITY_IMAGE, staging / FIDELITY_IMAGE)
         source.tokenizer.save(staging / "tokenizer")
@@ -251,7 +300,7 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
         write_manifest(staging, {
             "model": {"description": source.description, "fingerprint": source.fingerprint,
                       "height": options.height, "width": options.width},
-            "target": {"name": target.name, "notes": target.notes},
+            "target": _target_entry(target.name, options, npu),
             "components": components,
             "sampling": {"scheduler": "lcm", "num_steps": options.steps, **plan.to_json(), "noise": NOISE_SCHEME},
             "tokenizer": {"type": "clip-bpe", "vocab_file": "tokenizer/vocab.json", "merges_file": "tokenizer/merges.txt",
@@ -264,6 +313,24 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
     console.print(f"[green]bundle written[/green] {output}  ({report['total_seconds']} s, "
                   f"{sum(report['sizes_mb'].values()):.1f} MB)")
     return report
+
+
+def _target_entry(name: str, options: BuildOptions, npu: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What the target is and how a runtime picks the file to load."""
+    if name != "snapdragon":
+        return {"name": name}
+    chips = [chipsets.chipset(chip) for chip in options.chipsets or (None,)]
+    versions = {entry["offline"]["qnn_sdk_version"] for entries in npu.values() for entry in entries.values()}
+    sdk = min(versions) if versions else ""
+    return {"name": name,
+            "chipsets": [{key: getattr(chip, key) for key in ("name", "marketing_name", "soc", "hexagon_arch",
+                                                               "qnn_soc_model", "aihub_device")} for chip in chips],
+            "qnn_sdk_version": sdk,
+            "min_runtime": {"onnxruntime-qnn": tool_versions()["onnxruntime-qnn"],
+                            "qnn_sdk": ".".join(sdk.lstrip("v").split(".")[:2])},
+            "loading": "On a phone whose SoC matches target.chipsets[].soc, load components.<name>.compiled.<chipset>."
+                       "offline.file with the QNN execution provider (HTP backend, QNN SDK >= min_runtime.qnn_sdk); "
+                       "anywhere else load components.<name>.file with the CPU execution provider."}
 
 
 def _export(source: ModelSource, component: str, options: BuildOptions, folder: Path) -> dict[str, Any]:

@@ -44,7 +44,11 @@ def validate_manifest(manifest: dict[str, Any], where: Path) -> None:
 def referenced_files(manifest: dict[str, Any]) -> list[str]:
     """Every path the manifest points at."""
     names = list(manifest["files"])
-    names += [component["file"] for component in manifest["components"].values()]
+    for component in manifest["components"].values():
+        names.append(component["file"])
+        for compiled in component.get("compiled", {}).values():
+            names += [compiled["offline"]["file"], *compiled["offline"]["context_binaries"]]
+            names += [compiled["aihub"]["file"]] if "aihub" in compiled else []
     names += [manifest["tokenizer"]["vocab_file"], manifest["tokenizer"]["merges_file"]]
     return names
 

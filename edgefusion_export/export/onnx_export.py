@@ -19,6 +19,7 @@ import torch
 from ..errors import UserError
 from ..metrics import cosine_similarity, sqnr_db
 from ..sources.loader import ModelSource
+from .npu_rewrites import make_npu_friendly
 from .wrappers import TensorSpec, component_io, wrap
 
 OPSET = 18  # opset 17 writes an invalid UNet with the dynamo exporter; 21 emits GroupNormalization
@@ -115,11 +116,12 @@ def save_model(model: onnx.ModelProto, path: Path) -> Path:
     return path
 
 
-def simplify(source_path: Path, folder: Path) -> tuple[Path, dict[str, int | bool]]:
-    """onnxsim constant folding and shape inference; kept only when it removes nodes."""
+def simplify(source_path: Path, folder: Path) -> tuple[Path, dict[str, int | bool | dict[str, int]]]:
+    """NPU-friendly rewrites, then onnxsim constant folding and shape inference (kept only when it removes nodes)."""
     import onnxsim
 
     model = load_full(source_path)
+    rewrites = make_npu_friendly(model)
     before = len(model.graph.node)
     try:
         simplified, valid = onnxsim.simplify(model)
@@ -131,7 +133,7 @@ def simplify(source_path: Path, folder: Path) -> tuple[Path, dict[str, int | boo
         _inherit_scopes(simplified)
     save_model(simplified if kept else model, folder / source_path.name)
     return folder / source_path.name, {"nodes_before": before, "nodes_after": after if kept else before,
-                                       "simplified": kept}
+                                       "simplified": kept, "npu_rewrites": rewrites}
 
 
 def _inherit_scopes(model: onnx.ModelProto) -> None:

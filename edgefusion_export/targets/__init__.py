@@ -15,8 +15,6 @@ class Target:
 
 TARGETS = {
     "cpu": Target("cpu", "portable ONNX for onnxruntime on any CPU", "fp32"),
-    "snapdragon": Target(
-        "snapdragon", "Qualcomm Snapdragon phones (Hexagon NPU)", "edgefusion",
-        ["Hexagon NPU compilation (QNN context binaries) is not implemented yet: this bundle holds the portable "
-         "ONNX models, which run on the phone's CPU through onnxruntime"]),
+    "snapdragon": Target("snapdragon", "Qualcomm Snapdragon phones: Hexagon NPU context binaries per chipset, "
+                         "plus the portable ONNX", "edgefusion"),
 }

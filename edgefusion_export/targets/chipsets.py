@@ -1,0 +1,68 @@
+"""Snapdragon chipset profiles: one validated JSON file each in the repository's profiles/ folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+
+from ..errors import UserError
+
+SCHEMA = Path(__file__).with_name("chipset.schema.json")
+
+
+def profiles_dir() -> Path:
+    return Path(os.environ.get("EDGEFUSION_PROFILES") or Path(__file__).resolve().parents[2] / "profiles")
+
+
+@dataclass(frozen=True)
+class Chipset:
+    name: str
+    marketing_name: str
+    soc: str
+    hexagon_arch: str
+    qnn_soc_model: int
+    aihub_device: str
+    npu_int8_tops: float
+    npu_fp16_tflops: float
+    memory_bandwidth_gbps: float
+    vtcm_mb: float
+    min_android_api: int
+    example_phones: list[str] = field(default_factory=list)
+    default: bool = False
+
+    @property
+    def htp_arch_number(self) -> int:
+        return int(self.hexagon_arch.lstrip("v"))
+
+
+@lru_cache(maxsize=None)
+def load_chipsets(folder: Path | None = None) -> dict[str, Chipset]:
+    folder = folder or profiles_dir()
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    chipsets = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            jsonschema.validate(data, schema)
+        except (json.JSONDecodeError, jsonschema.ValidationError) as error:
+            message = getattr(error, "message", str(error)).splitlines()[0]
+            raise UserError(f"chipset profile {path} is invalid ({message}); fix it or remove it")
+        chipsets[data["name"]] = Chipset(**data)
+    if not chipsets:
+        raise UserError(f"no chipset profiles in {folder}; set EDGEFUSION_PROFILES to the repository's profiles/ folder")
+    return chipsets
+
+
+def chipset(name: str | None) -> Chipset:
+    """The named profile, or the default one."""
+    chipsets = load_chipsets()
+    if name is None:
+        return next((c for c in chipsets.values() if c.default), next(iter(chipsets.values())))
+    if name not in chipsets:
+        raise UserError(f"unknown chipset {name!r}; choose one of: {', '.join(chipsets)} (see 'edgefusion-export targets')")
+    return chipsets[name]

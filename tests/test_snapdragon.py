@@ -1,0 +1,180 @@
+"""The Snapdragon target: offline QNN compile (onnxruntime-qnn, runs here), rewrites, and AI Hub through a fake."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgefusion_export.bundle.manifest import load_bundle
+from edgefusion_export.errors import UserError
+from edgefusion_export.export.npu_rewrites import make_npu_friendly
+from edgefusion_export.targets import aihub
+from edgefusion_export.targets.chipsets import chipset, load_chipsets
+from edgefusion_export.targets.snapdragon import compile_for_chipset
+
+from .conftest import compile_args, run_cli
+from .fake_qai_hub import FakeHub
+from .test_bad_input import assert_clean_error
+
+CHIPSETS = ("snapdragon-8-gen-3", "snapdragon-8-gen-2")
+
+
+@pytest.fixture(scope="module")
+def snapdragon_bundle(tiny_bundle, cache_dir, tmp_path_factory):
+    output = tmp_path_factory.mktemp("snapdragon") / "bundle"
+    args = [arg for name in CHIPSETS for arg in ("--chipset", name)]
+    result = run_cli(*compile_args(output, cache_dir, "--preset", "tiny", "--target", "snapdragon", *args))
+    assert result.exit_code == 0, result.output
+    return output
+
+
+def test_profiles_are_valid_and_listed():
+    chipsets = load_chipsets()
+    assert {"snapdragon-8-gen-2", "snapdragon-8-gen-3", "snapdragon-8-elite"} <= set(chipsets)
+    assert any(chip.hexagon_arch in ("v69", "v73") for chip in chipsets.values())
+    assert chipset(None).name == "snapdragon-8-gen-3"
+    result = run_cli("targets")
+    assert result.exit_code == 0 and "SM8650" in result.stdout and "v75" in result.stdout
+
+
+def test_every_component_is_one_npu_partition_for_each_chipset(snapdragon_bundle):
+    manifest = load_bundle(snapdragon_bundle).manifest
+    assert [chip["name"] for chip in manifest["target"]["chipsets"]] == list(CHIPSETS)
+    assert manifest["target"]["qnn_sdk_version"].startswith("v2.")
+    assert manifest["target"]["min_runtime"]["qnn_sdk"] == ".".join(manifest["target"]["qnn_sdk_version"][1:].split(".")[:2])
+    for name, component in manifest["components"].items():
+        assert (snapdragon_bundle / component["file"]).is_file()  # the portable model stays in the bundle
+        assert set(component["compiled"]) == set(CHIPSETS)
+        for chip_name, compiled in component["compiled"].items():
+            offline = compiled["offline"]
+            assert offline["partitions"] == 1 and offline["cpu_nodes"] == []
+            assert offline["file"] in manifest["files"] and offline["context_binaries"]
+            for binary in offline["context_binaries"]:
+                assert binary in manifest["files"] and manifest["files"][binary]["size"] > 0
+            graph = onnx.load(str(snapdragon_bundle / offline["file"]), load_external_data=False)
+            assert [node.op_type for node in graph.graph.node].count("EPContext") == 1
+
+
+def group_norm_model(path, with_unsupported_op: bool = False):
+    rng = np.random.default_rng(0)
+    channels = 32
+    initializers = [numpy_helper.from_array((rng.standard_normal((channels, channels, 3, 3)) * 0.1).astype(np.float32), "w"),
+                    numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "scale"),
+                    numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "bias")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("GroupNormalization", ["c", "scale", "bias"], ["g"], num_groups=8, name="norm"),
+             helper.make_node("Sigmoid", ["g"], ["y"], name="act")]
+    if with_unsupported_op:
+        nodes[-1] = helper.make_node("Sigmoid", ["g"], ["s"], name="act")
+        nodes.append(helper.make_node("Det", ["s"], ["y"], name="determinant"))
+    shape = [1, channels, 16, 16]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+    return path
+
+
+def test_group_norm_is_rewritten_with_parity_and_then_compiles_to_one_partition(tmp_path):
+    original = group_norm_model(tmp_path / "gn.onnx")
+    with pytest.raises(UserError, match="QNN could not compile gn"):
+        compile_for_chipset(original, chipset(None), tmp_path, allow_cpu_fallback=False)
+    model = onnx.load(str(original))
+    assert make_npu_friendly(model) == {"group_norm": 1}
+    assert "GroupNormalization" not in {node.op_type for node in model.graph.node}
+    rewritten = tmp_path / "rewritten.onnx"
+    onnx.save(model, str(rewritten))
+    x = np.random.default_rng(1).standard_normal((1, 32, 16, 16)).astype(np.float32)
+    expected = onnxruntime.InferenceSession(str(original)).run(None, {"x": x})[0]
+    actual = onnxruntime.InferenceSession(str(rewritten)).run(None, {"x": x})[0]
+    np.testing.assert_allclose(actual, expected, atol=1e-5)
+    compiled = compile_for_chipset(rewritten, chipset(None), tmp_path, allow_cpu_fallback=False)
+    assert compiled.partitions == 1 and compiled.cpu_nodes == []
+
+
+def test_cpu_fallback_is_refused_unless_allowed_and_then_reported(tmp_path):
+    model_path = group_norm_model(tmp_path / "det.onnx", with_unsupported_op=True)
+    model = onnx.load(str(model_path))
+    make_npu_friendly(model)
+    onnx.save(model, str(model_path))
+    with pytest.raises(UserError, match="CPU nodes .*Det.*--allow-cpu-fallback"):
+        compile_for_chipset(model_path, chipset(None), tmp_path, allow_cpu_fallback=False)
+    compiled = compile_for_chipset(model_path, chipset(None), tmp_path, allow_cpu_fallback=True)
+    assert compiled.cpu_nodes == ["Det:determinant"] and compiled.partitions == 1
+
+
+def test_chipset_options_are_checked(tmp_path):
+    assert_clean_error(run_cli("compile", "--preset", "tiny", "--target", "snapdragon", "--chipset", "sd-9000",
+                               "-o", tmp_path / "o"), "unknown chipset", "snapdragon-8-gen-3")
+    assert_clean_error(run_cli("compile", "--preset", "tiny", "--chipset", "snapdragon-8-gen-3", "-o", tmp_path / "o"),
+                       "--target snapdragon only")
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    hub = FakeHub()
+    monkeypatch.setattr(aihub, "load_hub", lambda: hub)
+    monkeypatch.setenv(aihub.TOKEN_ENV, "test-token")
+    return hub
+
+
+def aihub_compile(output, cache):
+    return run_cli(*compile_args(output, cache, "--preset", "tiny", "--target", "snapdragon", "--aihub"))
+
+
+def test_aihub_submit_wait_download(fake_hub, snapdragon_bundle, cache_dir, tmp_path):
+    result = aihub_compile(tmp_path / "bundle", cache_dir)
+    assert result.exit_code == 0, result.output
+    assert len(fake_hub.submitted) == 3
+    assert {call["device"].name for call in fake_hub.submitted} == {"Samsung Galaxy S24 (Family)"}
+    assert all("--target_runtime qnn_context_binary" in call["options"] for call in fake_hub.submitted)
+    manifest = load_bundle(tmp_path / "bundle").manifest
+    for component in manifest["components"].values():
+        entry = component["compiled"]["snapdragon-8-gen-3"]["aihub"]
+        assert entry["job_id"] in fake_hub.jobs and entry["file"] in manifest["files"]
+        assert (tmp_path / "bundle" / entry["file"]).read_bytes().startswith(b"QNN context binary")
+
+
+def test_aihub_failed_job_gives_a_clear_error_and_is_resubmitted_next_time(fake_hub, snapdragon_bundle, tmp_path):
+    fake_hub.next_outcome = "failed"
+    assert_clean_error(aihub_compile(tmp_path / "bundle", tmp_path / "cache"), "AI Hub job j0000001 failed",
+                       "not supported", after_progress=True)
+    assert not (tmp_path / "bundle").exists()
+    fake_hub.next_outcome = "success"
+    assert aihub_compile(tmp_path / "bundle", tmp_path / "cache").exit_code == 0
+    assert len(fake_hub.submitted) == 4  # the failed job is submitted again, then the other two
+
+
+def test_aihub_timeout_then_resume_waits_for_the_same_job(fake_hub, snapdragon_bundle, tmp_path):
+    fake_hub.next_outcome = "running"
+    assert_clean_error(aihub_compile(tmp_path / "bundle", tmp_path / "cache"), "did not finish", "re-run",
+                       after_progress=True)
+    ledger = json.loads((tmp_path / "cache" / "aihub-jobs.json").read_text())
+    assert list(ledger.values()) == ["j0000001"]
+    fake_hub.outcomes["j0000001"] = "success"
+    fake_hub.next_outcome = "success"
+    assert aihub_compile(tmp_path / "bundle", tmp_path / "cache").exit_code == 0
+    assert fake_hub.looked_up == ["j0000001"] and len(fake_hub.submitted) == 3
+
+
+def test_aihub_without_token_or_network(fake_hub, monkeypatch, snapdragon_bundle, tmp_path):
+    monkeypatch.delenv(aihub.TOKEN_ENV)
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "missing.ini"))
+    assert_clean_error(aihub_compile(tmp_path / "a", tmp_path / "cache"), "no Qualcomm AI Hub token",
+                       "QAI_HUB_API_TOKEN", after_progress=True)
+    monkeypatch.setenv(aihub.TOKEN_ENV, "test-token")
+    fake_hub.network_down = True
+    assert_clean_error(aihub_compile(tmp_path / "b", tmp_path / "cache"), "AI Hub job submission failed",
+                       "Failed to establish", after_progress=True)
+
+
+def test_fake_rejects_calls_the_real_client_would_reject(fake_hub):
+    client = fake_hub.Client(config=fake_hub.ClientConfig(api_token="t"))
+    with pytest.raises(TypeError):
+        client.submit_compile_job(model="m.onnx", device=fake_hub.Device("x"), target_runtime="qnn")
+    with pytest.raises(TypeError):
+        fake_hub.Client(token="t")
