@@ -166,6 +166,73 @@ def inspect(bundle: Path, no_verify: bool) -> None:
               f"{len(manifest['files'])} files verified" + (" (not verified)" if no_verify else ""))
 
 
+def _fraction(text: str) -> float:
+    """'5%' or '0.05' -> 0.05."""
+    try:
+        return float(text.rstrip("%")) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise UserError(f"--max-regression {text!r} is not a fraction; use e.g. 5% or 0.05")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--backend", type=click.Choice(["estimate", "ort", "aihub"]), default="estimate", show_default=True)
+@click.option("--chipset", help="Chipset profile for estimate and aihub (default: the bundle's first, else snapdragon-8-gen-3).")
+@click.option("--device", help="AI Hub device name (default: the chipset profile's).")
+@click.option("--runs", default=3, show_default=True, type=int, help="ort: measured calls per component.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default="profile", show_default=True,
+              help="Folder for profile.json, profile.csv and profile.html.")
+@click.option("--baseline", type=click.Path(path_type=Path), help="A previous profile.json to compare with.")
+@click.option("--max-regression", default="5%", show_default=True, help="Allowed slow-down per component and block.")
+@click.option("--timeout", default=3600, show_default=True, type=int, help="aihub: seconds to wait for each job.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="aihub: where submitted job ids are kept for resuming.")
+@user_errors
+def profile(bundle: Path, backend: str, chipset: str | None, device: str | None, runs: int, output: Path,
+            baseline: Path | None, max_regression: str, timeout: int, cache_dir: Path | None) -> None:
+    """Per-layer profile of a bundle: JSON, CSV, an HTML report with charts, and a regression gate."""
+    import tempfile
+
+    from .bundle.manifest import load_bundle
+    from .compiler import default_cache_dir
+    from .profile import report
+    from .targets import chipsets
+
+    allowed = _fraction(max_regression)
+    previous = report.load_profile(baseline) if baseline else None
+    if output.exists() and not output.is_dir():
+        raise UserError(f"output {output} is a file; pass a folder for the profile files")
+    loaded = load_bundle(bundle)
+    bundle_chips = [chip["name"] for chip in loaded.manifest["target"].get("chipsets", [])]
+    chip = chipsets.chipset(chipset or (bundle_chips[0] if bundle_chips else None))
+    with tempfile.TemporaryDirectory() as scratch:
+        if backend == "estimate":
+            from .profile.estimate import estimate_bundle
+
+            result = estimate_bundle(loaded, chip)
+        elif backend == "ort":
+            from .profile.ort_backend import profile_bundle
+
+            result = profile_bundle(loaded, runs, Path(scratch))
+        else:
+            from .profile.aihub_backend import profile_bundle
+            from .targets import aihub
+
+            hub = aihub.load_hub()
+            ledger = aihub.JobLedger((cache_dir or default_cache_dir()) / "aihub-jobs.json")
+            result = profile_bundle(hub, aihub.make_client(hub), loaded, device or chip.aihub_device, chip.name, ledger,
+                                    Path(scratch), timeout)
+    paths = report.write_outputs(result, output)
+    report.print_summary(result, Console(highlight=False))
+    console.print(f"wrote {paths['json']}, {paths['csv']} and {paths['html']}")
+    if previous is not None:
+        problems = report.compare(result, previous, allowed)
+        for problem in problems:
+            console.print(f"[red]regression[/red] {problem.what}: {problem.baseline} -> {problem.current} ({problem.change})")
+        if problems:
+            raise UserError(f"{len(problems)} regression(s) against {baseline} (max {allowed:.0%}); see the lines above")
+        console.print(f"no regression against {baseline} (max {allowed:.0%})")
+
+
 @main.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("android_app", type=click.Path(path_type=Path), default="android_app")

@@ -126,6 +126,7 @@ class StageCache:
         start = time.perf_counter()
         if info_file.is_file() and not self.force:
             info = json.loads(info_file.read_text())
+            info.pop("key")
             self._record(stage, start, True, info, resident_bytes() / 2**20)
             return folder, info
         with self.console.status(f"{stage} ..."), PeakMemory() as peak:
@@ -296,7 +297,7 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
             shutil.copyfile(fidelity_folder / FIDELITY_IMAGE, staging / FIDELITY_IMAGE)
         source.tokenizer.save(staging / "tokenizer")
         report["sizes_mb"] = {path.name: round(path.stat().st_size / 2**20, 2) for path in sorted(staging.iterdir()) if path.is_file()}
-        write_text_atomic(staging / "build_report.json", json.dumps(report, indent=2) + "\n")
+        write_text_atomic(staging / "build_report.json", json.dumps(report, indent=2, default=str) + "\n")
         write_manifest(staging, {
             "model": {"description": source.description, "fingerprint": source.fingerprint,
                       "height": options.height, "width": options.width},

@@ -10,7 +10,7 @@ import inspect
 from pathlib import Path
 
 import qai_hub
-from qai_hub.client import CompileJob
+from qai_hub.client import CompileJob, InferenceJob
 
 State = qai_hub.JobStatus.State
 
@@ -41,6 +41,11 @@ class FakeJob:
         return filename
 
 
+    def download_profile(self, *args, **kwargs) -> dict:
+        check_call(InferenceJob.download_profile, self, *args, **kwargs)
+        return self.hub.profile_payloads[self.job_id]
+
+
 class FakeClient:
     def __init__(self, hub: "FakeHub", *args, **kwargs) -> None:
         check_call(qai_hub.Client.__init__, self, *args, **kwargs)
@@ -56,6 +61,16 @@ class FakeClient:
         job = FakeJob(self.hub, f"j{len(self.hub.jobs) + 1:07d}", self.hub.next_outcome)
         self.hub.jobs[job.job_id] = job
         self.hub.submitted.append(bound)
+        return job
+
+    def submit_profile_job(self, *args, **kwargs) -> FakeJob:
+        check_call(qai_hub.Client.submit_profile_job, self, *args, **kwargs)
+        bound = inspect.signature(qai_hub.Client.submit_profile_job).bind(self, *args, **kwargs).arguments
+        assert Path(bound["model"]).is_file() and isinstance(bound["device"], qai_hub.Device)
+        job = FakeJob(self.hub, f"p{len(self.hub.jobs) + 1:07d}", self.hub.next_outcome)
+        self.hub.jobs[job.job_id] = job
+        self.hub.submitted.append(bound)
+        self.hub.profile_payloads[job.job_id] = self.hub.payload_for(bound["name"])
         return job
 
     def get_job(self, *args, **kwargs) -> FakeJob:
@@ -79,6 +94,11 @@ class FakeHub:
         self.looked_up: list[str] = []
         self.next_outcome = "success"
         self.network_down = False
+        self.profile_payloads: dict[str, dict] = {}
+        self.payloads_by_component: dict[str, dict] = {}
+
+    def payload_for(self, job_name: str) -> dict:
+        return self.payloads_by_component[job_name.rsplit(" ", 1)[-1]]
 
     def Client(self, *args, **kwargs) -> FakeClient:  # noqa: N802 (the module attribute is a class)
         return FakeClient(self, *args, **kwargs)

@@ -145,3 +145,18 @@ def test_missing_calibration_prompt_file(tmp_path):
     result = run_cli("compile", "--preset", "tiny", "--height", 64, "--width", 64, "--precision", "w8a16",
                      "--calibration-prompts", tmp_path / "none.txt", "-o", tmp_path / "out", "--cache-dir", tmp_path / "c")
     assert_clean_error(result, "calibration prompt file")
+
+
+def test_custom_calibration_prompt_file(tiny_bundle, cache_dir, tmp_path):
+    prompts = tmp_path / "prompts.tsv"
+    rows = [f"prompt number {index} of a {color} bird" for index, color in enumerate(["red", "blue", "green", "gold"] * 3)]
+    prompts.write_text("Prompt\tCategory\n" + "".join(f"{row}\tAnimals\n" for row in rows))
+    output = tmp_path / "bundle"
+    result = run_cli(*compile_args(output, cache_dir, "--preset", "tiny", "--precision", "edgefusion",
+                                   "--calibration-prompts", prompts, "--calibration-size", "6", "--min-sqnr", "20"))
+    assert result.exit_code == 0, result.output
+    report = json.loads((output / "build_report.json").read_text())
+    calibrate = next(stage for stage in report["stages"] if stage["name"] == "calibrate")
+    assert calibrate["info"]["calibration_prompts"] == rows[0::2]
+    assert calibrate["info"]["evaluation_prompts"] == rows[1::2][:4]
+    assert report["options"]["calibration_prompts"] == str(prompts)

@@ -1,0 +1,70 @@
+"""`aihub`: per-layer profiles measured on a real phone through Qualcomm AI Hub profile jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..bundle.manifest import Bundle
+from ..errors import UserError
+from ..files import sha256_file
+from ..targets.aihub import JobLedger, run_job, upload_copy
+from .report import ComponentSummary, Profile, Row, block_of, CALLS_PER_IMAGE
+
+PROFILE_OPTIONS = "--max_profiler_iterations 10"
+
+
+def _number(mapping: dict, key: str) -> float | None:
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def parse_profile(component: str, payload: dict[str, Any], num_steps: int) -> tuple[list[Row], ComponentSummary]:
+    """Rows and totals from AI Hub's profile format; every field may be missing or null."""
+    summary = payload.get("execution_summary") or {}
+    details = payload.get("execution_detail") or []
+    rows = []
+    for index, layer in enumerate(details):
+        if not isinstance(layer, dict):
+            continue
+        name = layer.get("name") or f"layer_{index}"
+        time_us = _number(layer, "execution_time")
+        rows.append(Row(component, name, layer.get("type") or "?", block_of(component, name),
+                        (layer.get("compute_unit") or "unknown").upper(), round((time_us or 0.0) / 1000, 5)))
+    total_us = _number(summary, "estimated_inference_time")
+    total_ms = total_us / 1000 if total_us is not None else sum(row.time_ms for row in rows)
+    if not rows and total_us is not None:
+        rows.append(Row(component, "(whole model)", "model", "other", "NPU", round(total_ms, 5)))
+    load_us = _number(summary, "warm_load_time") or _number(summary, "first_load_time")
+    peak = _number(summary, "estimated_inference_peak_memory")
+    return rows, ComponentSummary(round(total_ms, 4), CALLS_PER_IMAGE[component](num_steps),
+                                  None if load_us is None else round(load_us / 1000, 2),
+                                  None if peak is None else round(peak / 2**20, 2))
+
+
+def _profiled_model(bundle: Bundle, component: str, chipset_name: str, scratch: Path) -> tuple[Path, str]:
+    """The AI Hub-compiled context binary when the bundle has one, else the portable ONNX."""
+    compiled = bundle.manifest["components"][component].get("compiled", {}).get(chipset_name, {})
+    if "aihub" in compiled:
+        return bundle.path(compiled["aihub"]["file"]), PROFILE_OPTIONS
+    return upload_copy(bundle.component_path(component), scratch), f"{PROFILE_OPTIONS} --compute_unit npu"
+
+
+def profile_bundle(hub: ModuleType, client: Any, bundle: Bundle, device: str, chipset_name: str, ledger: JobLedger,
+                   scratch: Path, timeout_s: int) -> Profile:
+    steps = bundle.manifest["sampling"]["num_steps"]
+    profile = Profile("aihub", device, str(bundle.folder), steps, [])
+    for component in bundle.manifest["components"]:
+        model, options = _profiled_model(bundle, component, chipset_name, scratch)
+        purpose = f"profile/{component}/{device}/{sha256_file(model)[:16]}"
+        job = run_job(client, ledger, purpose, lambda m=model, c=component, o=options: client.submit_profile_job(
+            model=str(m), device=hub.Device(device), name=f"edgefusion profile {c}", options=o), timeout_s)
+        payload = job.download_profile()
+        if not isinstance(payload, dict):
+            raise UserError(f"AI Hub job {job.job_id} returned no profile ({job.url}); re-run to retry")
+        rows, summary = parse_profile(component, payload, steps)
+        summary.job_id = job.job_id
+        profile.rows += rows
+        profile.components[component] = summary
+    return profile

@@ -1,0 +1,122 @@
+"""Profiling: the ort backend on real data, the estimate backend, AI Hub payloads through the fake, the gate."""
+
+import csv
+import json
+
+import jsonschema
+
+from edgefusion_export.profile.report import SCHEMA_FILE
+from edgefusion_export.targets import aihub
+
+from .conftest import run_cli
+from .fake_qai_hub import FakeHub
+from .test_bad_input import assert_clean_error
+from .test_snapdragon import snapdragon_bundle  # noqa: F401 (fixture)
+
+
+def read_profile(folder):
+    data = json.loads((folder / "profile.json").read_text())
+    jsonschema.validate(data, json.loads(SCHEMA_FILE.read_text()))
+    return data
+
+
+def test_ort_profile_blocks_add_up_and_files_are_written(tiny_bundle, tmp_path):
+    result = run_cli("profile", tiny_bundle, "--backend", "ort", "--runs", 2, "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    data = read_profile(tmp_path)
+    assert set(data["components"]) == {"text_encoder", "unet", "vae_decoder"}
+    for component, summary in data["components"].items():
+        assert summary["total_ms"] > 0
+        assert abs(sum(data["blocks"][component].values()) - summary["total_ms"]) < 1e-3 * max(1, summary["total_ms"])
+        rows = [row for row in data["rows"] if row["component"] == component]
+        assert abs(sum(row["time_ms"] for row in rows) - summary["total_ms"]) < 1e-3 * max(1, summary["total_ms"])
+    assert any(block.startswith("down_blocks.0.attentions.0") for block in data["blocks"]["unet"])
+    assert any(block.startswith("encoder.layers.") for block in data["blocks"]["text_encoder"])
+    unet = data["components"]["unet"]
+    expected = sum(s["total_ms"] * s["calls_per_image"] for s in data["components"].values())
+    assert unet["calls_per_image"] == 2 and abs(data["per_image_ms"] - expected) < 1e-2
+    with open(tmp_path / "profile.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == len(data["rows"])
+    page = (tmp_path / "profile.html").read_text()
+    assert page.count("data:image/png;base64,") >= 5 and "http" not in page.replace("http-equiv", "")
+    assert "per image" in result.stdout
+
+
+def test_estimate_backend_on_a_snapdragon_bundle(snapdragon_bundle, tmp_path):  # noqa: F811
+    result = run_cli("profile", snapdragon_bundle, "--backend", "estimate", "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    data = read_profile(tmp_path)
+    assert "Snapdragon 8 Gen 3" in data["device"]
+    assert {row["compute_unit"] for row in data["rows"]} == {"NPU"}
+    convs = [row for row in data["rows"] if row["op_type"] == "Conv"]
+    assert convs and all(row["macs"] > 0 for row in convs)
+    slower = run_cli("profile", snapdragon_bundle, "--backend", "estimate", "--chipset", "snapdragon-8-gen-1", "-o", tmp_path / "g1")
+    assert slower.exit_code == 0
+    assert read_profile(tmp_path / "g1")["per_image_ms"] > data["per_image_ms"]
+
+
+def test_regression_gate_both_ways(tiny_bundle, tmp_path):
+    assert run_cli("profile", tiny_bundle, "--backend", "estimate", "-o", tmp_path / "base").exit_code == 0
+    same = run_cli("profile", tiny_bundle, "--backend", "estimate", "-o", tmp_path / "now",
+                   "--baseline", tmp_path / "base" / "profile.json", "--max-regression", "5%")
+    assert same.exit_code == 0 and "no regression" in same.stderr
+    baseline = read_profile(tmp_path / "base")
+    baseline["components"]["unet"]["total_ms"] *= 0.5
+    for row in baseline["rows"]:
+        if row["component"] == "unet" and row["block"].startswith("up_blocks.1"):
+            row["time_ms"] *= 0.5
+    baseline["rows"][0]["compute_unit"] = "NPU"
+    (tmp_path / "faster.json").write_text(json.dumps(baseline))
+    ort_now = run_cli("profile", tiny_bundle, "--backend", "ort", "--runs", 1, "-o", tmp_path / "cpu")
+    assert ort_now.exit_code == 0
+    slower = run_cli("profile", tiny_bundle, "--backend", "estimate", "-o", tmp_path / "now2",
+                     "--baseline", tmp_path / "faster.json", "--max-regression", "5%")
+    assert_clean_error(slower, "regression", after_progress=True)
+    assert "unet:up_blocks.1" in slower.stderr and "+100.0%" in slower.stderr
+    cpu_baseline = read_profile(tmp_path / "now")
+    for row in cpu_baseline["rows"]:
+        row["time_ms"] *= 100  # far slower baseline: only the compute-unit move can fail the gate
+    cpu_baseline["components"] = {k: {**v, "total_ms": v["total_ms"] * 100} for k, v in cpu_baseline["components"].items()}
+    (tmp_path / "npu.json").write_text(json.dumps(cpu_baseline))
+    moved = run_cli("profile", tiny_bundle, "--backend", "ort", "--runs", 1, "-o", tmp_path / "cpu2",
+                    "--baseline", tmp_path / "npu.json", "--max-regression", "0.05")
+    assert_clean_error(moved, "regression", after_progress=True)
+    assert "moved off the NPU" in moved.stderr
+
+
+def test_bad_profile_options(tiny_bundle, tmp_path):
+    assert_clean_error(run_cli("profile", tiny_bundle, "--max-regression", "lots", "-o", tmp_path), "--max-regression")
+    (tmp_path / "bad.json").write_text("{}")
+    assert_clean_error(run_cli("profile", tiny_bundle, "--baseline", tmp_path / "bad.json", "-o", tmp_path / "x"),
+                       "not a profile.json")
+
+
+FULL = {"execution_summary": {"estimated_inference_time": 80000, "estimated_inference_peak_memory": 300 * 2**20,
+                              "first_load_time": 900000, "warm_load_time": 250000},
+        "execution_detail": [{"name": "unet.down_blocks.0.resnets.0.conv1/Conv_12", "type": "Conv", "compute_unit": "NPU",
+                              "execution_time": 1500, "execution_cycles": 1800000},
+                             {"name": "unet.up_blocks.2.attentions.1/MatMul_900", "type": "MatMul", "compute_unit": "CPU"},
+                             {"name": None, "type": None, "compute_unit": None, "execution_time": None}]}
+
+
+def test_aihub_profile_parses_payloads_with_missing_fields(monkeypatch, snapdragon_bundle, tmp_path):  # noqa: F811
+    hub = FakeHub()
+    hub.payloads_by_component = {"unet": FULL, "text_encoder": {"execution_summary": {"estimated_inference_time": 2500}},
+                                 "vae_decoder": {}}
+    monkeypatch.setattr(aihub, "load_hub", lambda: hub)
+    monkeypatch.setenv(aihub.TOKEN_ENV, "t")
+    result = run_cli("profile", snapdragon_bundle, "--backend", "aihub", "-o", tmp_path, "--cache-dir", tmp_path / "c")
+    assert result.exit_code == 0, result.output
+    data = read_profile(tmp_path)
+    assert data["device"] == "Samsung Galaxy S24 (Family)"
+    unet = data["components"]["unet"]
+    assert unet["total_ms"] == 80.0 and unet["load_ms"] == 250.0 and unet["peak_memory_mb"] == 300.0
+    assert unet["job_id"] in hub.jobs
+    assert data["components"]["text_encoder"]["total_ms"] == 2.5
+    assert data["components"]["vae_decoder"]["total_ms"] == 0
+    rows = {row["name"]: row for row in data["rows"] if row["component"] == "unet"}
+    assert rows["unet.down_blocks.0.resnets.0.conv1/Conv_12"]["block"] == "down_blocks.0.resnets.0"
+    assert rows["unet.up_blocks.2.attentions.1/MatMul_900"]["compute_unit"] == "CPU"
+    assert rows["layer_2"]["compute_unit"] == "UNKNOWN"
+    assert abs(data["per_image_ms"] - (2.5 + 2 * 80.0)) < 1e-6
+    assert all(call["options"].startswith("--max_profiler_iterations") for call in hub.submitted)
