@@ -20,6 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 from edgefusion_export.compiler import BuildOptions, compile_bundle
+from edgefusion_export.errors import UserError
 from edgefusion_export.memory import PeakMemory
 from edgefusion_export.quantize.fidelity import FidelityGates
 from edgefusion_export.quantize.recipes import QuantizeSettings
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--calibration-size", type=int, default=16)
     parser.add_argument("--fidelity-images", type=int, default=2)
     parser.add_argument("--min-sqnr", type=float, default=30.0)
+    parser.add_argument("--max-float-fraction", type=float, default=0.25)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--recipes", default=",".join(RECIPES))
     args = parser.parse_args()
@@ -48,11 +50,16 @@ def main() -> None:
     for recipe in args.recipes.split(","):
         options = BuildOptions("cpu", recipe, 2, 8.5, args.size, args.size, calibration_prompts=prompts,
                                calibration_size=args.calibration_size,
-                               quantize=QuantizeSettings(args.min_sqnr if recipe == "w8a16-mixed" else 0.0),
+                               quantize=QuantizeSettings(args.min_sqnr if recipe == "w8a16-mixed" else 0.0,
+                                                         args.max_float_fraction),
                                fidelity=FidelityGates(0.0, 0.0), fidelity_images=args.fidelity_images)
         bundle = args.out / f"{args.preset}-{recipe}"
-        with PeakMemory() as peak:
-            report = compile_bundle(source, options, bundle, args.out / "cache", sys.argv, console)
+        try:
+            with PeakMemory() as peak:
+                report = compile_bundle(source, options, bundle, args.out / "cache", sys.argv, console)
+        except UserError as error:  # a missed gate is a result too
+            results["recipes"][recipe] = {"failed": str(error)}
+            continue
         if (bundle / "fidelity.png").is_file():
             shutil.copyfile(bundle / "fidelity.png", args.out / f"{args.preset}-{recipe}-float-vs-quantized.png")
         results["recipes"][recipe] = {

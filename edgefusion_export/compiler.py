@@ -228,11 +228,18 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
             finals[component], details[component] = cache.run(f"fp16 {component}", key, lambda folder, c=component: _to_fp16(
                 floats[c], exports[c], c, folder))
         else:
-            settings = options.quantize if component_precision == "w8a16-mixed" else None
-            key.update(calibration=recording_key, settings=asdict(settings) if settings else None)
-            finals[component], details[component] = cache.run(
-                f"{component_precision} {component}", key, lambda folder, c=component, p=component_precision: _quantize(
-                    float_models[c], recordings, exports[c], c, p, options.quantize, folder))
+            # Plain W8A16 is shared by every recipe; w8a16-mixed adds a fallback stage only when it misses the target.
+            key.update(precision="w8a16", calibration=recording_key, settings=None)
+            finals[component], details[component] = cache.run(f"w8a16 {component}", key, lambda folder, c=component: _quantize(
+                float_models[c], recordings, exports[c], c, "w8a16", options.quantize, folder))
+            if component_precision == "w8a16-mixed":
+                if details[component]["fidelity"]["sqnr_db"] >= options.quantize.min_sqnr_db:
+                    details[component] = {**details[component], "precision": "w8a16-mixed"}
+                else:
+                    key.update(precision="w8a16-mixed", settings=asdict(options.quantize))
+                    finals[component], details[component] = cache.run(
+                        f"w8a16-mixed {component}", key, lambda folder, c=component: _quantize(
+                            float_models[c], recordings, exports[c], c, "w8a16-mixed", options.quantize, folder))
             check_fidelity(component, details[component], options.quantize)
 
     end_to_end = None

@@ -55,9 +55,12 @@ def main(out: Path) -> None:
     source = resolve_source(None, "tiny")
     options = BuildOptions("cpu", "fp32", 2, 8.5, SIZE, SIZE)
     compile_bundle(source, options, out / "bundle", out / "cache", sys.argv, console)
-    pipeline = Text2ImagePipeline.from_bundle(load_bundle(out / "bundle"))
-    generation = pipeline(PROMPT, Noise.seeded(SEED, pipeline.plan))
-    generation.image.transpose(2, 0, 1).astype("<f4").tofile(out / "host_image.f32")
+    snapdragon = BuildOptions("snapdragon", None, 2, 8.5, SIZE, SIZE, chipsets=("snapdragon-8-gen-3",))
+    compile_bundle(source, snapdragon, out / "snapdragon-bundle", out / "cache", sys.argv, console)
+    for name, image in (("bundle", "host_image.f32"), ("snapdragon-bundle", "host_image_snapdragon.f32")):
+        pipeline = Text2ImagePipeline.from_bundle(load_bundle(out / name))
+        generation = pipeline(PROMPT, Noise.seeded(SEED, pipeline.plan))
+        generation.image.transpose(2, 0, 1).astype("<f4").tofile(out / image)
     plan = lcm_sampling_plan(source.scheduler_config, options.steps, options.guidance_scale,
                              source.guidance_embedding_dim, pipeline.plan.latent_shape, 0.18215)
     golden = {

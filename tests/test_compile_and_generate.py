@@ -87,7 +87,8 @@ def test_snapdragon_target_defaults_to_the_edgefusion_recipe_and_says_what_it_bu
     result = run_cli(*compile_args(output, cache_dir, "--preset", "tiny", "--target", "snapdragon"))
     assert result.exit_code == 0, result.output
     manifest = load_bundle(output).manifest
-    assert manifest["target"]["name"] == "snapdragon" and manifest["target"]["notes"]
+    assert manifest["target"]["name"] == "snapdragon"
+    assert [chip["name"] for chip in manifest["target"]["chipsets"]] == ["snapdragon-8-gen-3"]
     components = manifest["components"]
     assert {name: c["precision"] for name, c in components.items()} == {
         "text_encoder": "fp16", "unet": "w8a16", "vae_decoder": "fp16"}

@@ -52,7 +52,7 @@ class MainActivity : AppCompatActivity() {
         status.text = "Loading bundle..."
         lifecycleScope.launch {
             try {
-                val opened = withContext(Dispatchers.IO) { Text2ImagePipeline(load(), listOf("qnn", "cpu"), nativeLibraryDir()) }
+                val opened = withContext(Dispatchers.IO) { Text2ImagePipeline(load(), listOf("qnn", "cpu"), nativeLibraryDir(), socModel()) }
                 pipeline?.close()
                 pipeline = opened
                 generate.isEnabled = true
@@ -83,6 +83,9 @@ class MainActivity : AppCompatActivity() {
     }
 
     private fun nativeLibraryDir(): String = applicationInfo.nativeLibraryDir + "/libQnnHtp.so"
+
+    private fun socModel(): String? =
+        if (android.os.Build.VERSION.SDK_INT >= 31) android.os.Build.SOC_MODEL else null
 
     override fun onDestroy() {
         pipeline?.close()

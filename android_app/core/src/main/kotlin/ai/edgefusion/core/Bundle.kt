@@ -10,7 +10,16 @@ class BundleException(message: String) : Exception(message)
 
 data class TensorSpec(val name: String, val shape: List<Long>, val dtype: String)
 
-data class Component(val file: String, val precision: String, val inputs: List<TensorSpec>, val outputs: List<TensorSpec>)
+/** [compiled]: chipset name -> the NPU-compiled (EPContext) model file for that chipset. */
+data class Component(
+    val file: String,
+    val precision: String,
+    val inputs: List<TensorSpec>,
+    val outputs: List<TensorSpec>,
+    val compiled: Map<String, String> = emptyMap(),
+)
+
+data class ChipsetTarget(val name: String, val soc: String)
 
 data class SamplingStep(
     val timestep: Int,
@@ -42,7 +51,22 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
             component["precision"].asString,
             tensors(component, "inputs"),
             tensors(component, "outputs"),
+            component.getAsJsonObject("compiled")?.entrySet()?.associate { (chipset, entry) ->
+                chipset to entry.asJsonObject.getAsJsonObject("offline")["file"].asString
+            } ?: emptyMap(),
         )
+    }
+
+    /** The Snapdragon chipsets the bundle was compiled for (empty for a CPU bundle). */
+    val chipsets: List<ChipsetTarget> = manifest.getAsJsonObject("target")?.getAsJsonArray("chipsets")?.map {
+        val chipset = it.asJsonObject
+        ChipsetTarget(chipset["name"].asString, chipset["soc"].asString)
+    } ?: emptyList()
+
+    /** The NPU model of [component] for a phone whose SoC is [soc] (e.g. "SM8650"), if the bundle has one. */
+    fun compiledModel(component: String, soc: String?): File? {
+        val chipset = chipsets.firstOrNull { soc != null && it.soc.equals(soc, ignoreCase = true) } ?: return null
+        return components[component]?.compiled?.get(chipset.name)?.let { file(it) }
     }
 
     val sampling: SamplingPlan = manifest.getAsJsonObject("sampling").let { sampling ->
@@ -96,7 +120,8 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
                 throw BundleException("bundle uses noise scheme ${bundle.sampling.noiseScheme}; update the app")
             }
             val files = manifest.getAsJsonObject("files")
-            val referenced = bundle.components.values.map { it.file } + listOf(bundle.tokenizer.vocabFile, bundle.tokenizer.mergesFile)
+            val referenced = bundle.components.values.flatMap { listOf(it.file) + it.compiled.values } +
+                listOf(bundle.tokenizer.vocabFile, bundle.tokenizer.mergesFile)
             for (name in referenced) {
                 bundle.file(name)
                 if (!files.has(name)) throw BundleException("bundle uses $name without a checksum; rebuild the bundle")

@@ -22,12 +22,15 @@ class Generation(val width: Int, val height: Int, val rgb: FloatArray, val timin
 
 /**
  * The LCM text-to-image loop on onnxruntime, driven only by the bundle's manifest; the Kotlin twin of
- * edgefusion_export/runtime/pipeline.py. Execution providers are tried in [providers] order ("qnn", "cpu").
+ * edgefusion_export/runtime/pipeline.py. Execution providers are tried in [providers] order: "qnn" loads the
+ * bundle's compiled model for the phone's SoC ([soc], e.g. android.os.Build.SOC_MODEL) on the Hexagon NPU,
+ * "cpu" the portable ONNX.
  */
 class Text2ImagePipeline(
     private val bundle: Bundle,
     providers: List<String> = listOf("qnn", "cpu"),
     qnnBackendPath: String = "libQnnHtp.so",
+    private val soc: String? = null,
 ) : AutoCloseable {
     private val environment: OrtEnvironment = OrtEnvironment.getEnvironment()
     val tokenizer: ClipTokenizer = ClipTokenizer.fromFiles(
@@ -41,12 +44,22 @@ class Text2ImagePipeline(
     private val plan = bundle.sampling
     private val latentSize = plan.latentShape.fold(1L) { a, b -> a * b }.toInt()
 
-    private fun openSession(component: String, path: String, providers: List<String>, qnnBackendPath: String): OrtSession {
+    private fun openSession(component: String, portable: String, providers: List<String>, qnnBackendPath: String): OrtSession {
         val failures = mutableListOf<String>()
         for (provider in providers) {
             try {
                 val options = OrtSession.SessionOptions()
-                if (provider == "qnn") options.addQnn(mapOf("backend_path" to qnnBackendPath))
+                val path = if (provider == "qnn") {
+                    val compiled = bundle.compiledModel(component, soc)
+                    if (compiled == null) {
+                        failures.add("qnn skipped: the bundle has no NPU model for SoC ${soc ?: "unknown"}")
+                        continue
+                    }
+                    options.addQnn(mapOf("backend_path" to qnnBackendPath))
+                    compiled.path
+                } else {
+                    portable
+                }
                 val session = environment.createSession(path, options)
                 choices.add(ProviderChoice(component, provider, failures.joinToString("; ").ifEmpty { "first choice" }))
                 return session

@@ -64,22 +64,42 @@ class GoldenTest {
         assertEquals(python.getAsJsonArray("latent_shape").map { it.asLong }, plan.latentShape)
     }
 
-    @Test
-    fun `end to end image matches the host runner`() {
+    private fun assertMatchesHostRunner(bundle: File, image: String, soc: String?): List<ProviderChoice> {
         val shape = golden.getAsJsonArray("image_shape").map { it.asInt }
-        val bytes = File(folder, "host_image.f32").readBytes()
+        val bytes = File(folder, image).readBytes()
         val expected = FloatArray(bytes.size / 4).also { ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(it) }
-        Text2ImagePipeline(Bundle.load(bundleFolder), providers = listOf("qnn", "cpu")).use { pipeline ->
+        Text2ImagePipeline(Bundle.load(bundle), providers = listOf("qnn", "cpu"), soc = soc).use { pipeline ->
             val generation = pipeline.generate(golden["prompt"].asString, golden["seed"].asLong)
             assertEquals(shape[1], generation.height)
             assertEquals(shape[2], generation.width)
             val mse = expected.indices.sumOf { i -> (expected[i] - generation.rgb[i]).toDouble().let { it * it } } / expected.size
             val psnr = 10 * log10(1.0 / mse)
-            println("Kotlin core vs Python host runner: PSNR ${"%.1f".format(psnr)} dB; providers ${pipeline.choices}")
+            println("Kotlin core vs Python host runner on ${bundle.name}: PSNR ${"%.1f".format(psnr)} dB; providers ${pipeline.choices}")
             assertTrue(psnr >= 40.0, "PSNR $psnr dB")
             assertTrue(pipeline.choices.all { it.provider == "cpu" }) // no QNN on a desktop JVM: the fallback works
             assertEquals(generation.width * generation.height, generation.argbPixels().size)
+            return pipeline.choices
         }
+    }
+
+    @Test
+    fun `end to end image matches the host runner`() {
+        val choices = assertMatchesHostRunner(bundleFolder, "host_image.f32", soc = null)
+        assertTrue(choices.all { "no NPU model" in it.reason })
+    }
+
+    @Test
+    fun `snapdragon bundle picks the compiled model for the SoC and falls back to the CPU without QNN`() {
+        val folderOfBundle = File(folder, "snapdragon-bundle")
+        val bundle = Bundle.load(folderOfBundle)
+        assertEquals(listOf(ChipsetTarget("snapdragon-8-gen-3", "SM8650")), bundle.chipsets)
+        for (component in listOf("text_encoder", "unet", "vae_decoder")) {
+            val compiled = bundle.compiledModel(component, "SM8650")!!
+            assertTrue(compiled.isFile && compiled.name == "$component.snapdragon-8-gen-3.onnx", compiled.path)
+            assertEquals(null, bundle.compiledModel(component, "SM7325"))
+        }
+        val choices = assertMatchesHostRunner(folderOfBundle, "host_image_snapdragon.f32", soc = "SM8650")
+        assertTrue(choices.all { "QNN execution provider is not supported" in it.reason }, choices.toString())
     }
 
     @Test
