@@ -14,6 +14,7 @@ from edgefusion_export.sources.presets import PRESETS
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY_SIZE = 64
+CHIPSETS = ("snapdragon-8-gen-3", "snapdragon-8-gen-2")
 
 
 def shared_data(*parts: str) -> Path:
@@ -41,6 +42,15 @@ def cache_dir(tmp_path_factory) -> Path:
 def tiny_bundle(tmp_path_factory, cache_dir) -> Path:
     output = tmp_path_factory.mktemp("bundles") / "tiny"
     result = run_cli(*compile_args(output, cache_dir, "--preset", "tiny"))
+    assert result.exit_code == 0, result.output
+    return output
+
+
+@pytest.fixture(scope="session")
+def snapdragon_bundle(tiny_bundle, cache_dir, tmp_path_factory):
+    output = tmp_path_factory.mktemp("snapdragon") / "bundle"
+    args = [arg for name in CHIPSETS for arg in ("--chipset", name)]
+    result = run_cli(*compile_args(output, cache_dir, "--preset", "tiny", "--target", "snapdragon", *args))
     assert result.exit_code == 0, result.output
     return output
 

@@ -11,7 +11,6 @@ from edgefusion_export.targets import aihub
 from .conftest import run_cli
 from .fake_qai_hub import FakeHub
 from .test_bad_input import assert_clean_error
-from .test_snapdragon import snapdragon_bundle  # noqa: F401 (fixture)
 
 
 def read_profile(folder):
@@ -42,7 +41,7 @@ def test_ort_profile_blocks_add_up_and_files_are_written(tiny_bundle, tmp_path):
     assert "per image" in result.stdout
 
 
-def test_estimate_backend_on_a_snapdragon_bundle(snapdragon_bundle, tmp_path):  # noqa: F811
+def test_estimate_backend_on_a_snapdragon_bundle(snapdragon_bundle, tmp_path):
     result = run_cli("profile", snapdragon_bundle, "--backend", "estimate", "-o", tmp_path)
     assert result.exit_code == 0, result.output
     data = read_profile(tmp_path)
@@ -99,7 +98,7 @@ FULL = {"execution_summary": {"estimated_inference_time": 80000, "estimated_infe
                              {"name": None, "type": None, "compute_unit": None, "execution_time": None}]}
 
 
-def test_aihub_profile_parses_payloads_with_missing_fields(monkeypatch, snapdragon_bundle, tmp_path):  # noqa: F811
+def test_aihub_profile_parses_payloads_with_missing_fields(monkeypatch, snapdragon_bundle, tmp_path):
     hub = FakeHub()
     hub.payloads_by_component = {"unet": FULL, "text_encoder": {"execution_summary": {"estimated_inference_time": 2500}},
                                  "vae_decoder": {}}

@@ -15,21 +15,9 @@ from edgefusion_export.targets import aihub
 from edgefusion_export.targets.chipsets import chipset, load_chipsets
 from edgefusion_export.targets.snapdragon import compile_for_chipset
 
-from .conftest import compile_args, run_cli
+from .conftest import CHIPSETS, compile_args, run_cli
 from .fake_qai_hub import FakeHub
 from .test_bad_input import assert_clean_error
-
-CHIPSETS = ("snapdragon-8-gen-3", "snapdragon-8-gen-2")
-
-
-@pytest.fixture(scope="module")
-def snapdragon_bundle(tiny_bundle, cache_dir, tmp_path_factory):
-    output = tmp_path_factory.mktemp("snapdragon") / "bundle"
-    args = [arg for name in CHIPSETS for arg in ("--chipset", name)]
-    result = run_cli(*compile_args(output, cache_dir, "--preset", "tiny", "--target", "snapdragon", *args))
-    assert result.exit_code == 0, result.output
-    return output
-
 
 def test_profiles_are_valid_and_listed():
     chipsets = load_chipsets()
