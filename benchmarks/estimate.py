@@ -22,7 +22,7 @@ from rich.console import Console
 
 from edgefusion_export.bundle.manifest import load_bundle
 from edgefusion_export.compiler import BuildOptions, compile_bundle
-from edgefusion_export.export.onnx_export import export_component
+from edgefusion_export.export.onnx_export import export_component, simplify
 from edgefusion_export.profile.estimate import CALIBRATION, Calibration, estimate_bundle, layer_costs, layer_time_ms
 from edgefusion_export.sources.loader import resolve_source
 from edgefusion_export.targets.chipsets import chipset
@@ -38,9 +38,10 @@ def sd15_costs(work: Path, vtcm_bytes: int) -> dict:
     for component in PUBLISHED_S24:
         folder = work / component
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{component}.onnx"
+        path = folder / "simplified" / f"{component}.onnx"  # the graph a bundle holds
         if not path.is_file():
-            export_component(source, component, 512, 512, folder)
+            path.parent.mkdir(exist_ok=True)
+            simplify(export_component(source, component, 512, 512, folder), path.parent)
         costs[component] = layer_costs(path, "w8a16", vtcm_bytes)
     source.release()
     return costs

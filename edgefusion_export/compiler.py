@@ -186,8 +186,6 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
     started = time.perf_counter()
     console.print(f"[bold]edgefusion-export[/bold] {source.description} -> {output} "
                   f"(target {target.name}, {precision}, {options.steps} steps, {options.height}x{options.width})")
-    for note in target.notes:
-        console.print(f"  [yellow]note:[/yellow] {note}")
 
     base_key = {"format": CACHE_FORMAT, "source": source.fingerprint, "height": options.height, "width": options.width,
                 "opset": onnx_export.OPSET, "tools": tool_versions()}
@@ -248,29 +246,8 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
                       "prompts": calibration.prompts_digest(calibration.read_prompts(options.calibration_prompts))}
         fidelity_folder, end_to_end = cache.run("fidelity end-to-end", finals_key, lambda folder: _end_to_end(
             float_models, finals, plan, source, options, folder))
-        fidelity.check(fidelity.EndToEnd(**{k: end_to_end[k] for k in ("psnr_db", "ssim", "prompt_sensitivity_float",
-                                                                         "prompt_sensitivity_reduced")}), options.fidelity)
-    npu: dict[str, dict[str, dict[str, Any]]] = {component: {} for component in COMPONENTS}
-    npu_folders: dict[tuple[str, str], Path] = {}
-    if target.name == "snapdragon":
-        ledger = aihub.JobLedger(cache_dir / "aihub-jobs.json")
-        client = None
-        for chip in [chipsets.chipset(name) for name in options.chipsets or (None,)]:
-            for component in COMPONENTS:
-                key = {**base_key, "component": component, "final": str(finals[component]), "chipset": asdict(chip),
-                       "allow_cpu_fallback": options.allow_cpu_fallback, "qnn": tool_versions().get("onnxruntime-qnn")}
-                folder, info = cache.run(f"qnn {component} {chip.name}", key, lambda out, c=component, ch=chip: (
-                    snapdragon.compile_for_chipset(finals[c] / f"{c}.onnx", ch, out, options.allow_cpu_fallback).as_dict()))
-                npu[component][chip.name] = {"offline": info}
-                npu_folders[component, chip.name] = folder
-                if options.aihub:
-                    hub = aihub.load_hub()
-                    client = client or aihub.make_client(hub)
-                    folder, info = cache.run(f"aihub {component} {chip.name}", {**key, "aihub": aihub.COMPILE_OPTIONS},
-                                             lambda out, c=component, ch=chip: aihub.compile_on_aihub(
-                                                 hub, client, finals[c] / f"{c}.onnx", c, ch, ledger, out))
-                    npu[component][chip.name]["aihub"] = info
-                    npu_folders[component, f"{chip.name}/aihub"] = folder
+        fidelity.check(end_to_end, options.fidelity)
+    npu, npu_folders = _compile_for_npu(options, finals, base_key, cache, cache_dir) if target.name == "snapdragon" else ({}, {})
 
     report = {"options": {**asdict(options), "precision": precision}, "source": source.description,
               "stages": [asdict(record) for record in cache.records], "components": details, "npu": npu,
@@ -286,24 +263,12 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
                                      "inputs": [asdict(spec) for spec in inputs],
                                      "outputs": [asdict(spec) for spec in outputs], **details[component]}
         for component, entries in npu.items():
-            for chip_name, compiled in entries.items():
-                destination = staging / "qnn" / chip_name
-                destination.mkdir(parents=True, exist_ok=True)
-                offline = compiled["offline"]
-                for name in [offline["file"], *offline["context_binaries"]]:
-                    shutil.copyfile(npu_folders[component, chip_name] / name, destination / name)
-                offline["file"] = f"qnn/{chip_name}/{offline['file']}"
-                offline["context_binaries"] = [f"qnn/{chip_name}/{name}" for name in offline["context_binaries"]]
-                if "aihub" in compiled:
-                    shutil.copyfile(npu_folders[component, f"{chip_name}/aihub"] / compiled["aihub"]["file"],
-                                    destination / compiled["aihub"]["file"])
-                    compiled["aihub"]["file"] = f"qnn/{chip_name}/{compiled['aihub']['file']}"
-            if entries:
-                components[component]["compiled"] = entries
+            components[component]["compiled"] = _copy_npu_artifacts(staging, entries, component, npu_folders)
         if end_to_end is not None and (fidelity_folder / FIDELITY_IMAGE).is_file():
             shutil.copyfile(fidelity_folder / FIDELITY_IMAGE, staging / FIDELITY_IMAGE)
         source.tokenizer.save(staging / "tokenizer")
-        report["sizes_mb"] = {path.name: round(path.stat().st_size / 2**20, 2) for path in sorted(staging.iterdir()) if path.is_file()}
+        report["sizes_mb"] = {path.relative_to(staging).as_posix(): round(path.stat().st_size / 2**20, 2)
+                              for path in sorted(staging.rglob("*")) if path.is_file()}
         write_text_atomic(staging / "build_report.json", json.dumps(report, indent=2, default=str) + "\n")
         write_manifest(staging, {
             "model": {"description": source.description, "fingerprint": source.fingerprint,
@@ -321,6 +286,55 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
     console.print(f"[green]bundle written[/green] {output}  ({report['total_seconds']} s, "
                   f"{sum(report['sizes_mb'].values()):.1f} MB)")
     return report
+
+
+def _compile_for_npu(options: BuildOptions, finals: dict[str, Path], base_key: dict[str, Any], cache: StageCache,
+                     cache_dir: Path) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[tuple[str, str], Path]]:
+    """Hexagon compilation of every final component for every chipset (offline, and in AI Hub with --aihub).
+
+    Returns, per component and chipset, what each compile reported, and the stage folders holding the files.
+    """
+    npu: dict[str, dict[str, dict[str, Any]]] = {component: {} for component in COMPONENTS}
+    folders: dict[tuple[str, str], Path] = {}
+    ledger = aihub.JobLedger(cache_dir / "aihub-jobs.json")
+    hub = client = None
+    for chip in [chipsets.chipset(name) for name in options.chipsets or (None,)]:
+        for component in COMPONENTS:
+            model = finals[component] / f"{component}.onnx"
+            key = {**base_key, "component": component, "final": str(finals[component]), "chipset": asdict(chip),
+                   "allow_cpu_fallback": options.allow_cpu_fallback}
+            folders[component, chip.name], info = cache.run(
+                f"qnn {component} {chip.name}", key, lambda out, m=model, ch=chip: snapdragon.compile_for_chipset(
+                    m, ch, out, options.allow_cpu_fallback).as_dict())
+            npu[component][chip.name] = {"offline": info}
+            if options.aihub:
+                hub = hub or aihub.load_hub()
+                client = client or aihub.make_client(hub)
+                folders[component, f"{chip.name}/aihub"], npu[component][chip.name]["aihub"] = cache.run(
+                    f"aihub {component} {chip.name}", {**key, "aihub": aihub.COMPILE_OPTIONS},
+                    lambda out, m=model, c=component, ch=chip: aihub.compile_on_aihub(hub, client, m, c, ch, ledger, out))
+    return npu, folders
+
+
+def _copy_npu_artifacts(staging: Path, entries: dict[str, dict[str, Any]], component: str,
+                        folders: dict[tuple[str, str], Path]) -> dict[str, dict[str, Any]]:
+    """Copy one component's compiled files to qnn/<chipset>/ in the bundle; returns the manifest entries."""
+    manifest_entries = {}
+    for chip_name, compiled in entries.items():
+        destination = staging / "qnn" / chip_name
+        destination.mkdir(parents=True, exist_ok=True)
+        offline = dict(compiled["offline"])
+        for name in [offline["file"], *offline["context_binaries"]]:
+            shutil.copyfile(folders[component, chip_name] / name, destination / name)
+        offline["file"] = f"qnn/{chip_name}/{offline['file']}"
+        offline["context_binaries"] = [f"qnn/{chip_name}/{name}" for name in offline["context_binaries"]]
+        entry = {"offline": offline}
+        if "aihub" in compiled:
+            shutil.copyfile(folders[component, f"{chip_name}/aihub"] / compiled["aihub"]["file"],
+                            destination / compiled["aihub"]["file"])
+            entry["aihub"] = {**compiled["aihub"], "file": f"qnn/{chip_name}/{compiled['aihub']['file']}"}
+        manifest_entries[chip_name] = entry
+    return manifest_entries
 
 
 def _target_entry(name: str, options: BuildOptions, npu: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -69,11 +69,12 @@ def compare(reference: Text2ImagePipeline, reduced: Text2ImagePipeline, prompts:
                     round(prompt_sensitivity(reduced, prompts, noise), 4))
 
 
-def check(result: EndToEnd, gates: FidelityGates) -> None:
-    if result.psnr_db and min(result.psnr_db) < gates.min_psnr_db:
-        raise UserError(f"images differ from the float build: PSNR {min(result.psnr_db):.1f} dB < --min-psnr "
+def check(result: dict, gates: FidelityGates) -> None:
+    """The end-to-end gates, on `EndToEnd.as_dict()` as stored in the build report."""
+    if result["psnr_db"] and min(result["psnr_db"]) < gates.min_psnr_db:
+        raise UserError(f"images differ from the float build: PSNR {min(result['psnr_db']):.1f} dB < --min-psnr "
                         f"{gates.min_psnr_db:g}; use a higher-precision recipe (w8a16-mixed, edgefusion) or lower --min-psnr")
-    if result.prompt_sensitivity_ratio < gates.min_prompt_sensitivity:
-        raise UserError(f"quantization weakened prompt conditioning to {result.prompt_sensitivity_ratio:.2f}x of the "
+    if result["prompt_sensitivity_ratio"] < gates.min_prompt_sensitivity:
+        raise UserError(f"quantization weakened prompt conditioning to {result['prompt_sensitivity_ratio']:.2f}x of the "
                         f"float model's (< --min-prompt-sensitivity {gates.min_prompt_sensitivity:g}); calibrate on "
                         "more prompts (--calibration-size) or use w8a16-mixed")

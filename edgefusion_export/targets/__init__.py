@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -10,7 +10,6 @@ class Target:
     name: str
     description: str
     default_precision: str
-    notes: list[str] = field(default_factory=list)
 
 
 TARGETS = {
