@@ -37,7 +37,7 @@ from .targets import TARGETS, aihub, chipsets, snapdragon
 
 TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxruntime", "onnxruntime-qnn", "onnxsim", "qai-hub")
 NOISE_SCHEME = "splitmix64-box-muller-v1"
-CACHE_FORMAT = 5  # bump when a pass changes its output, so cached artifacts are rebuilt
+CACHE_FORMAT = 6  # bump when a pass changes its output, so cached artifacts are rebuilt
 CALIBRATION_SEED = 1_000_000
 FIDELITY_IMAGE = "fidelity.png"
 

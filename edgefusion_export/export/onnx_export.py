@@ -19,12 +19,14 @@ import torch
 from ..errors import UserError
 from ..metrics import cosine_similarity, sqnr_db
 from ..sources.loader import ModelSource
+from .group_norm import channels_last_group_norms
 from .npu_rewrites import make_npu_friendly
 from .wrappers import TensorSpec, component_io, wrap
 
 OPSET = 18  # opset 17 writes an invalid UNet with the dynamo exporter; 21 emits GroupNormalization
 EXAMPLE_PROMPT = "a photo of an astronaut riding a horse on mars"
 PARITY_FILE = "parity_data.npz"
+CONTRIB_FUSIONS = ("fuse_attention", "fuse_gqa")  # onnxsim passes writing com.microsoft ops, which QNN leaves on the CPU
 MIN_PARITY_SQNR_DB = {"fp32": 60.0, "fp16": 30.0, "w8a16": 15.0}  # w8a16: a sanity check; fidelity has its own gate
 
 
@@ -64,7 +66,7 @@ def export_component(source: ModelSource, name: str, height: int, width: int, fo
         reference = module(*arguments).numpy()
     path = folder / f"{name}.onnx"
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), channels_last_group_norms(module):
         warnings.simplefilter("ignore")
         torch.onnx.export(module, tuple(arguments), str(path), input_names=[spec.name for spec in inputs],
                           output_names=[spec.name for spec in outputs], opset_version=OPSET, dynamo=True,
@@ -124,7 +126,7 @@ def simplify(source_path: Path, folder: Path) -> tuple[Path, dict[str, int | boo
     rewrites = make_npu_friendly(model)
     before = len(model.graph.node)
     try:
-        simplified, valid = onnxsim.simplify(model)
+        simplified, valid = onnxsim.simplify(model, skipped_optimizers=list(CONTRIB_FUSIONS))
     except Exception:  # onnxsim raises plain Exceptions on graphs it cannot handle; the export stays usable
         simplified, valid = model, False
     after = len(simplified.graph.node)

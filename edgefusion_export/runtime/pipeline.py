@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -15,6 +17,7 @@ from ..bundle.manifest import Bundle
 from ..errors import UserError
 from .noise import gaussian_noise
 from .scheduler import SamplingPlan, lcm_step
+from .sessions import HtpTarget, cpu_session, htp_session
 from .tokenizer import ClipTokenizer
 
 
@@ -60,30 +63,37 @@ class Generation:
 
 
 class Text2ImagePipeline:
-    """Runs the three components with onnxruntime on the CPU; every component call goes through `run`."""
+    """Runs the three components with onnxruntime; every component call goes through `run`.
+
+    Sessions come from `open_session` (the CPU by default; `from_bundle` can open a chipset's compiled NPU
+    models in HTP emulation instead).
+    """
 
     def __init__(self, models: dict[str, Path], plan: SamplingPlan, tokenizer: ClipTokenizer,
-                 threads: int | None = None) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.sessions = {name: onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                         for name, path in models.items()}
+                 threads: int | None = None, open_session: Callable[[Path], Any] | None = None) -> None:
+        open_session = open_session or partial(cpu_session, threads=threads)
+        self.sessions = {name: open_session(path) for name, path in models.items()}
         self.plan = plan
         self.tokenizer = tokenizer
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, threads: int | None = None) -> "Text2ImagePipeline":
+    def from_bundle(cls, bundle: Bundle, threads: int | None = None, chipset: str | None = None) -> "Text2ImagePipeline":
+        """The bundle's portable models on the CPU or, with `chipset`, its compiled NPU models in HTP emulation."""
         manifest = bundle.manifest
         plan = SamplingPlan.from_json({key: value for key, value in manifest["sampling"].items()
                                        if key not in ("scheduler", "num_steps", "noise")})
         spec = manifest["tokenizer"]
         tokenizer = ClipTokenizer.from_files(bundle.path(spec["vocab_file"]), bundle.path(spec["merges_file"]),
                                              spec["max_length"], spec["pad_id"])
-        models = {name: bundle.component_path(name) for name in manifest["components"]}
-        return cls(models, plan, tokenizer, threads)
+        if chipset is None:
+            return cls({name: bundle.component_path(name) for name in manifest["components"]}, plan, tokenizer, threads)
+        target = htp_target(manifest, chipset)
+        models = {name: bundle.path(compiled_entry(manifest, name, target.name)["file"]) for name in manifest["components"]}
+        return cls(models, plan, tokenizer, open_session=partial(htp_session, target=target))
+
+    def providers(self) -> dict[str, str]:
+        """The execution provider that runs each component (the first of its session's providers)."""
+        return {name: session.get_providers()[0] for name, session in self.sessions.items()}
 
     def run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.sessions[component].run(None, feeds)[0]
@@ -124,3 +134,24 @@ class Text2ImagePipeline:
 
 def _elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 1)
+
+
+def htp_target(manifest: dict[str, Any], chipset: str | None) -> HtpTarget:
+    """The HTP settings of `chipset` (default: the bundle's first) from the manifest's target entry."""
+    chips = manifest["target"].get("chipsets", [])
+    if not chips:
+        raise UserError("this bundle has no compiled NPU models; build it with 'compile --target snapdragon'")
+    chip = next((c for c in chips if c["name"] == (chipset or chips[0]["name"])), None)
+    if chip is None:
+        raise UserError(f"this bundle has no NPU models for {chipset}; it was compiled for "
+                        f"{', '.join(c['name'] for c in chips)} (rebuild with --chipset {chipset})")
+    return HtpTarget(chip["name"], int(chip["hexagon_arch"].lstrip("v")), int(chip["qnn_soc_model"]))
+
+
+def compiled_entry(manifest: dict[str, Any], component: str, chipset: str) -> dict[str, Any]:
+    """The offline-compiled EPContext model of `component` for `chipset`."""
+    compiled = manifest["components"][component].get("compiled", {}).get(chipset)
+    if compiled is None:
+        raise UserError(f"{component} has no compiled NPU model for {chipset} in this bundle; rebuild it with "
+                        f"'compile --target snapdragon --chipset {chipset}'")
+    return compiled["offline"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 
 from ..errors import UserError
+from ..runtime.sessions import HtpTarget
 
 SCHEMA = Path(__file__).with_name("chipset.schema.json")
 
@@ -38,6 +39,10 @@ class Chipset:
     @property
     def htp_arch_number(self) -> int:
         return int(self.hexagon_arch.lstrip("v"))
+
+    @property
+    def htp_target(self) -> HtpTarget:
+        return HtpTarget(self.name, self.htp_arch_number, self.qnn_soc_model)
 
 
 @lru_cache(maxsize=None)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import onnx
 
 from ..errors import UserError
+from ..runtime.sessions import first_line, qnn_devices
 from .chipsets import Chipset
 
-QNN_EP = "QNNExecutionProvider"
 IO_CONVERSIONS = ("QuantizeLinear", "DequantizeLinear", "Cast")
 
 
@@ -35,21 +34,6 @@ class NpuCompilation:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@lru_cache(maxsize=1)
-def qnn_devices() -> list:
-    """Register the QNN plugin library once and return its devices."""
-    try:
-        import onnxruntime
-        import onnxruntime_qnn
-    except ImportError:
-        raise UserError("onnxruntime-qnn is not installed; run 'make install' (or pip install onnxruntime-qnn)")
-    onnxruntime.register_execution_provider_library(QNN_EP, onnxruntime_qnn.get_library_path())
-    devices = [device for device in onnxruntime.get_ep_devices() if device.ep_name == QNN_EP]
-    if not devices:
-        raise UserError("the QNN execution provider did not register any device; reinstall onnxruntime-qnn")
-    return devices
 
 
 def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_cpu_fallback: bool) -> NpuCompilation:
@@ -72,7 +56,7 @@ def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_
     try:
         onnxruntime.InferenceSession(str(model_path), options)
     except Exception as error:  # onnxruntime raises its own Fail/RuntimeException types with QNN's log text
-        raise UserError(f"QNN could not compile {name} for {chipset.marketing_name}: {str(error).splitlines()[0][:300]}")
+        raise UserError(f"QNN could not compile {name} for {chipset.marketing_name}: {first_line(error)}")
     compilation = inspect_context_model(output)
     compilation.seconds = round(time.perf_counter() - start, 1)
     if not allow_cpu_fallback and (compilation.partitions != 1 or compilation.cpu_nodes):

@@ -1,0 +1,79 @@
+"""onnxruntime sessions for the host runner: the CPU, and the Hexagon NPU in onnxruntime-qnn's HTP emulation.
+
+The x86_64 onnxruntime-qnn wheel's HTP backend executes compiled context binaries in emulation (onnxruntime's own
+Linux CI runs its HTP tests that way), so an NPU binary can be run and compared with the CPU before it ships.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+QNN_EP = "QNNExecutionProvider"
+
+
+@dataclass(frozen=True)
+class HtpTarget:
+    """What the HTP backend needs to know about a chipset."""
+
+    name: str
+    htp_arch: int
+    soc_model: int
+
+    def provider_options(self) -> dict[str, str]:
+        return {"backend_type": "htp", "htp_arch": str(self.htp_arch), "soc_model": str(self.soc_model)}
+
+
+@lru_cache(maxsize=1)
+def qnn_devices() -> list:
+    """Register the QNN plugin library once and return its devices."""
+    import onnxruntime
+
+    try:
+        import onnxruntime_qnn
+    except ImportError:
+        raise UserError("onnxruntime-qnn is not installed; run 'make install' (or pip install onnxruntime-qnn)")
+    onnxruntime.register_execution_provider_library(QNN_EP, onnxruntime_qnn.get_library_path())
+    devices = [device for device in onnxruntime.get_ep_devices() if device.ep_name == QNN_EP]
+    if not devices:
+        raise UserError("the QNN execution provider did not register any device; reinstall onnxruntime-qnn")
+    return devices
+
+
+def cpu_session(path: Path, threads: int | None = None, exact: bool = False) -> Any:
+    """A CPU session; `exact` disables graph optimizations, whose fused kernels round QDQ graphs differently."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    if exact:
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def htp_session(path: Path, target: HtpTarget, cpu_fallback: bool = True, extra: dict[str, str] | None = None) -> Any:
+    """A session on the QNN HTP backend (emulated on x86_64). A compiled EPContext model keeps its boundary
+    Q/DQ nodes on the CPU, so it needs `cpu_fallback`; a plain QDQ graph can forbid it."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    if not cpu_fallback:
+        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    options.add_provider_for_devices(qnn_devices(), {**target.provider_options(), **(extra or {})})
+    try:
+        return onnxruntime.InferenceSession(str(path), options)
+    except Exception as error:  # onnxruntime's own Fail/RuntimeException types carry QNN's log text
+        raise UserError(f"the QNN HTP backend could not load {path.name} for {target.name} "
+                        f"({first_line(error)}); rebuild the bundle with this onnxruntime-qnn")
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, for one-line errors."""
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:limit]
