@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import UserError
+from .targets import MIN_NPU_SQNR_DB
 
 console = Console(stderr=True, highlight=False)
 
@@ -60,12 +61,18 @@ def main() -> None:
 @click.option("--chipset", "chipsets", multiple=True, help="Snapdragon chipset profile (repeatable; default: snapdragon-8-gen-3). See 'targets'.")
 @click.option("--allow-cpu-fallback", is_flag=True, help="Accept components that do not compile to one NPU partition (listed in the report).")
 @click.option("--aihub", is_flag=True, help="Also compile each component in Qualcomm AI Hub (token: QAI_HUB_API_TOKEN or qai-hub configure).")
+@click.option("--verify-npu/--no-verify-npu", default=None,
+              help="Run each compiled NPU model in HTP emulation on held-out inputs and compare with the CPU "
+                   "(default: when that takes under 2 minutes per chipset, e.g. small models; opt in at 512x512).")
+@click.option("--min-npu-sqnr", default=MIN_NPU_SQNR_DB, show_default=True, type=float,
+              help="Gate: SQNR (dB) of each emulated NPU model against the CPU.")
 @user_errors
 def compile_command(model: Path | None, preset: str | None, tokenizer: Path | None, allow_pickle: bool, target: str,
                     precision: str | None, steps: int, guidance_scale: float, height: int, width: int, output: Path,
                     cache_dir: Path | None, force: bool, calibration_prompts: Path | None, calibration_size: int,
                     min_sqnr: float, max_float_fraction: float, min_psnr: float, min_prompt_sensitivity: float,
-                    fidelity_images: int, chipsets: tuple[str, ...], allow_cpu_fallback: bool, aihub: bool) -> None:
+                    fidelity_images: int, chipsets: tuple[str, ...], allow_cpu_fallback: bool, aihub: bool,
+                    verify_npu: bool | None, min_npu_sqnr: float) -> None:
     """Export, check, quantize and bundle a model for a target."""
     from .compiler import BuildOptions, check_request, compile_bundle, default_cache_dir
     from .quantize.fidelity import FidelityGates
@@ -75,7 +82,8 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
     options = BuildOptions(target, precision, steps, guidance_scale, height, width, force, calibration_prompts,
                            calibration_size, quantize=QuantizeSettings(min_sqnr, max_float_fraction),
                            fidelity=FidelityGates(min_psnr, min_prompt_sensitivity), fidelity_images=fidelity_images,
-                           chipsets=chipsets, allow_cpu_fallback=allow_cpu_fallback, aihub=aihub)
+                           chipsets=chipsets, allow_cpu_fallback=allow_cpu_fallback, aihub=aihub,
+                           verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr)
     check_request(options, output)
     source = resolve_source(model, preset, tokenizer, allow_pickle)
     compile_bundle(source, options, output, cache_dir or default_cache_dir(), sys.argv, console)
@@ -88,25 +96,36 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
 @click.option("-o", "--output", default="image.png", show_default=True, type=click.Path(path_type=Path))
 @click.option("--noise", type=click.Path(path_type=Path), help="An .npz with 'latent' and 'step_noise' to use instead of seeded noise.")
 @click.option("--save-noise", type=click.Path(path_type=Path), help="Write the noise used to this .npz (for comparing runtimes).")
-@click.option("--threads", type=int, help="onnxruntime intra-op threads.")
+@click.option("--threads", type=int, help="onnxruntime intra-op threads (cpu backend).")
+@click.option("--backend", type=click.Choice(["cpu", "npu-emulator"]), default="cpu", show_default=True,
+              help="cpu: the portable models on onnxruntime; npu-emulator: the compiled Hexagon NPU models in "
+                   "onnxruntime-qnn's HTP emulation (slow: about 0.2 GMAC/s).")
+@click.option("--chipset", help="npu-emulator: which compiled chipset to run (default: the bundle's first).")
 @user_errors
 def generate(bundle: Path, prompt: str, seed: int, output: Path, noise: Path | None, save_noise: Path | None,
-             threads: int | None) -> None:
-    """Generate an image from a bundle on this machine's CPU (the reference runtime)."""
+             threads: int | None, backend: str, chipset: str | None) -> None:
+    """Generate an image from a bundle on this machine: the CPU reference runtime, or the NPU models emulated."""
     from .bundle.manifest import load_bundle
     from .runtime.images import save_png
     from .runtime.pipeline import Noise, Text2ImagePipeline
 
     if output.is_dir():
         raise UserError(f"output {output} is a folder; pass an image path such as image.png")
-    pipeline = Text2ImagePipeline.from_bundle(load_bundle(bundle), threads)
+    if chipset and backend != "npu-emulator":
+        raise UserError("--chipset applies to --backend npu-emulator only")
+    loaded = load_bundle(bundle)
+    pipeline = Text2ImagePipeline.from_bundle(loaded, threads, backend, chipset)
     noise_values = Noise.load(noise, pipeline.plan) if noise else Noise.seeded(seed, pipeline.plan)
     if save_noise:
         noise_values.save(save_noise)
     result = pipeline(prompt, noise_values)
     save_png(result.to_uint8(), output)
-    timings = ", ".join(f"{name} {ms:.0f} ms" for name, ms in result.timings_ms.items())
-    console.print(f"wrote {output}  ({timings})")
+    for component, provider in pipeline.providers().items():
+        model = pipeline.models[component].relative_to(loaded.folder).as_posix()
+        calls = [ms for name, ms in result.timings_ms.items() if name.startswith(component) or
+                 (component == "unet" and name.startswith("unet_step"))]
+        console.print(f"  {component}: {provider}, {sum(calls):.0f} ms ({model})", soft_wrap=True)
+    console.print(f"wrote {output}  ({result.timings_ms['total']:.0f} ms)")
 
 
 @main.command()

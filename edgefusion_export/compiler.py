@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from rich.console import Console
 
 from . import __version__
@@ -33,7 +34,7 @@ from .quantize.recipes import QUANTIZED, RECIPES, QuantizeSettings, check_fideli
 from .runtime.pipeline import Text2ImagePipeline
 from .runtime.scheduler import SamplingPlan, lcm_sampling_plan
 from .sources.loader import ModelSource
-from .targets import TARGETS, aihub, chipsets, snapdragon
+from .targets import MIN_NPU_SQNR_DB, TARGETS, aihub, chipsets, snapdragon
 
 TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxruntime", "onnxruntime-qnn", "onnxsim", "qai-hub")
 NOISE_SCHEME = "splitmix64-box-muller-v1"
@@ -60,6 +61,8 @@ class BuildOptions:
     chipsets: tuple[str, ...] = ()  # snapdragon: profile names; empty means the default chipset
     allow_cpu_fallback: bool = False
     aihub: bool = False
+    verify_npu: bool | None = None  # None: when HTP emulation of one image's calls is quick enough
+    min_npu_sqnr: float = MIN_NPU_SQNR_DB
 
     @property
     def resolved_precision(self) -> str:
@@ -74,8 +77,8 @@ class BuildOptions:
             raise UserError("--calibration-size must be at least 1")
         if self.calibration_prompts is not None:
             calibration.read_prompts(self.calibration_prompts)
-        if self.target != "snapdragon" and (self.chipsets or self.aihub):
-            raise UserError("--chipset and --aihub apply to --target snapdragon only")
+        if self.target != "snapdragon" and (self.chipsets or self.aihub or self.verify_npu):
+            raise UserError("--chipset, --aihub and --verify-npu apply to --target snapdragon only")
         for name in self.chipsets:
             chipsets.chipset(name)
         for label, value in (("height", self.height), ("width", self.width)):
@@ -158,6 +161,8 @@ def _summary(info: dict[str, Any]) -> str:
     if "partitions" in info:
         parts.append(f"{info['partitions']} NPU partition(s), {len(info['cpu_nodes'])} CPU nodes, "
                      f"{len(info['io_conversions'])} I/O conversions, QNN {info['qnn_sdk_version'][:5]}")
+    if "sqnr_vs_cpu_db" in info:
+        parts.append(f"HTP emulation vs CPU {info['sqnr_vs_cpu_db']:.1f} dB, vs float {info['sqnr_vs_float_db']:.1f} dB")
     if "job_id" in info:
         parts.append(f"AI Hub job {info['job_id']}")
     if "calibration_prompts" in info:
@@ -207,6 +212,7 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
                              float(source.vae_config.get("scaling_factor", 0.18215)))
     float_models = {component: floats[component] / f"{component}.onnx" for component in COMPONENTS}
     recording_key: dict[str, Any] = {}
+    recordings = None
     if any(recipe[component] in QUANTIZED for component in COMPONENTS):
         calibration_prompts, evaluation_prompts = calibration.split_prompts(
             calibration.read_prompts(options.calibration_prompts), options.calibration_size, options.evaluation_size)
@@ -247,7 +253,12 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
         fidelity_folder, end_to_end = cache.run("fidelity end-to-end", finals_key, lambda folder: _end_to_end(
             float_models, finals, plan, source, options, folder))
         fidelity.check(end_to_end, options.fidelity)
-    npu, npu_folders = _compile_for_npu(options, finals, base_key, cache, cache_dir) if target.name == "snapdragon" else ({}, {})
+    npu, npu_folders = ({}, {})
+    if target.name == "snapdragon":
+        npu, npu_folders = _compile_for_npu(options, finals, base_key, cache, cache_dir)
+        verification = _verification_samples(recordings, exports, len(plan.steps))
+        if _should_verify(options, finals, recipe, verification, console):
+            _verify_npu(options, npu, npu_folders, finals, float_models, verification, recording_key, cache)
 
     report = {"options": {**asdict(options), "precision": precision}, "source": source.description,
               "stages": [asdict(record) for record in cache.records], "components": details, "npu": npu,
@@ -316,6 +327,49 @@ def _compile_for_npu(options: BuildOptions, finals: dict[str, Path], base_key: d
     return npu, folders
 
 
+def _verification_samples(recordings: Path | None, exports: dict[str, Path], steps: int) -> dict[str, list[dict]]:
+    """One held-out image's calls per component (the calibration recorder's), else the export's example inputs."""
+    if recordings is not None:
+        held_out = calibration.Recording.load(recordings, "evaluation").samples
+        return {component: held_out[component][:steps if component == "unet" else 1] for component in COMPONENTS}
+    samples = {}
+    for component in COMPONENTS:
+        with np.load(exports[component] / onnx_export.PARITY_FILE) as data:
+            samples[component] = [{name: data[name] for name in data.files if name != "reference"}]
+    return samples
+
+
+def _should_verify(options: BuildOptions, finals: dict[str, Path], recipe: dict[str, str],
+                   samples: dict[str, list[dict]], console: Console) -> bool:
+    """--verify-npu as asked, or by default when one chipset's emulation should take AUTO_VERIFY_SECONDS at most."""
+    if options.verify_npu is not None:
+        return options.verify_npu
+    seconds = sum(snapdragon.emulation_seconds(finals[c] / f"{c}.onnx", recipe[c], len(samples[c])) for c in COMPONENTS)
+    if seconds > snapdragon.AUTO_VERIFY_SECONDS:
+        console.print(f"  NPU verification skipped: about {seconds / 60:.0f} min of HTP emulation per chipset; "
+                      "pass --verify-npu to run it")
+    return seconds <= snapdragon.AUTO_VERIFY_SECONDS
+
+
+def _verify_npu(options: BuildOptions, npu: dict[str, dict[str, dict[str, Any]]], folders: dict[tuple[str, str], Path],
+                finals: dict[str, Path], float_models: dict[str, Path], samples: dict[str, list[dict]],
+                recording_key: dict[str, Any], cache: StageCache) -> None:
+    """Run every compiled component in HTP emulation against the CPU; record the SQNR and gate it."""
+    for chip in [chipsets.chipset(name) for name in options.chipsets or (None,)]:
+        for component in COMPONENTS:
+            compiled = folders[component, chip.name] / npu[component][chip.name]["offline"]["file"]
+            key = {"compiled": str(folders[component, chip.name]), "samples": recording_key or "parity",
+                   "format": CACHE_FORMAT}
+            _, result = cache.run(f"verify-npu {component} {chip.name}", key, lambda _, m=compiled, c=component, ch=chip:
+                                  snapdragon.verify_in_emulation(m, finals[c] / f"{c}.onnx", float_models[c],
+                                                                 samples[c], ch.htp_target).as_dict())
+            npu[component][chip.name]["emulated"] = result
+            if not result["sqnr_vs_cpu_db"] >= options.min_npu_sqnr:
+                raise UserError(f"the compiled {component} for {chip.marketing_name} computes other numbers than the CPU "
+                                f"in HTP emulation ({result['sqnr_vs_cpu_db']:.1f} dB < --min-npu-sqnr "
+                                f"{options.min_npu_sqnr:g}); do not ship it, and report it with the build report")
+
+
 def _copy_npu_artifacts(staging: Path, entries: dict[str, dict[str, Any]], component: str,
                         folders: dict[tuple[str, str], Path]) -> dict[str, dict[str, Any]]:
     """Copy one component's compiled files to qnn/<chipset>/ in the bundle; returns the manifest entries."""
@@ -328,7 +382,7 @@ def _copy_npu_artifacts(staging: Path, entries: dict[str, dict[str, Any]], compo
             shutil.copyfile(folders[component, chip_name] / name, destination / name)
         offline["file"] = f"qnn/{chip_name}/{offline['file']}"
         offline["context_binaries"] = [f"qnn/{chip_name}/{name}" for name in offline["context_binaries"]]
-        entry = {"offline": offline}
+        entry = {"offline": offline, **({"emulated": compiled["emulated"]} if "emulated" in compiled else {})}
         if "aihub" in compiled:
             shutil.copyfile(folders[component, f"{chip_name}/aihub"] / compiled["aihub"]["file"],
                             destination / compiled["aihub"]["file"])

@@ -14,7 +14,7 @@ from edgefusion_export.sources.presets import PRESETS
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY_SIZE = 64
-CHIPSETS = ("snapdragon-8-gen-3", "snapdragon-8-gen-2")
+CHIPSETS = ("snapdragon-8-gen-3", "snapdragon-8-gen-2", "snapdragon-8-elite")
 
 
 def shared_data(*parts: str) -> Path:

@@ -9,13 +9,21 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 
+from edgefusion_export.bundle.manifest import load_bundle
 from edgefusion_export.export.group_norm import channels_last_group_norm, channels_last_group_norms
 from edgefusion_export.export.onnx_export import OPSET, simplify
-from edgefusion_export.metrics import sqnr_db
+from edgefusion_export.metrics import psnr_db, sqnr_db
 from edgefusion_export.quantize import qdq
+from edgefusion_export.runtime.pipeline import Noise, Text2ImagePipeline
 from edgefusion_export.runtime.sessions import cpu_session, htp_session
+from edgefusion_export.targets import snapdragon
 from edgefusion_export.targets.chipsets import chipset
+from edgefusion_export.targets.snapdragon import inspect_context_model, prepared_target
+
+from .conftest import CHIPSETS, compile_args, run_cli
+from .test_bad_input import assert_clean_error
 
 SIZE = 8
 
@@ -83,3 +91,97 @@ def test_channels_last_group_norm_equals_torch(shape):
     torch.testing.assert_close(channels_last_group_norm(x, 8, None, None, 1e-5),
                                torch.nn.functional.group_norm(x, 8), atol=2e-6, rtol=0)
     assert "forward" not in vars(norm)  # restored after the block
+
+
+PROMPT = "a lighthouse on a cliff at dawn"
+
+
+@pytest.mark.parametrize("chip", CHIPSETS)
+def test_npu_emulator_draws_the_cpu_image_with_each_chipsets_own_binary(snapdragon_bundle, chip):
+    bundle = load_bundle(snapdragon_bundle)
+    cpu = Text2ImagePipeline.from_bundle(bundle)
+    npu = Text2ImagePipeline.from_bundle(bundle, backend="npu-emulator", chipset=chip)
+    noise = Noise.seeded(5, cpu.plan)
+    # measured 67.4 dB on 8 Gen 2, 8 Gen 3 and 8 Elite (the W8A16 UNet with torch's GroupNorm form: ~0 dB)
+    assert psnr_db(cpu(PROMPT, noise).image, npu(PROMPT, noise).image) >= 60
+    assert set(npu.providers().values()) == {"QNNExecutionProvider"}
+    profile = chipset(chip)
+    for component, model in npu.models.items():
+        assert model.parent == snapdragon_bundle / "qnn" / chip
+        binaries = inspect_context_model(model).context_binaries
+        assert [prepared_target(model.parent / name) for name in binaries] == [f"{profile.soc}/{profile.hexagon_arch}"]
+
+
+def test_each_chipset_has_its_own_binaries(snapdragon_bundle):
+    manifest = load_bundle(snapdragon_bundle).manifest
+    for component in manifest["components"].values():
+        digests = {manifest["files"][binary]["sha256"] for entry in component["compiled"].values()
+                   for binary in entry["offline"]["context_binaries"]}
+        assert len(digests) == len(CHIPSETS)
+        assert sorted(entry["offline"]["prepared_for"][0] for entry in component["compiled"].values()) == \
+            ["SM8550/v73", "SM8650/v75", "SM8750/v79"]
+
+
+def test_verification_is_recorded_per_component_and_chipset(snapdragon_bundle):
+    manifest = load_bundle(snapdragon_bundle).manifest
+    measured = {"text_encoder": 60.3, "unet": 54.4, "vae_decoder": 65.4}  # dB against the CPU, every chipset
+    for name, component in manifest["components"].items():
+        for entry in component["compiled"].values():
+            emulated = entry["emulated"]
+            assert emulated["sqnr_vs_cpu_db"] >= measured[name] - 5
+            assert emulated["samples"] == (2 if name == "unet" else 1)  # one held-out image's calls
+    unet_vs_float = [entry["emulated"]["sqnr_vs_float_db"] for entry in manifest["components"]["unet"]["compiled"].values()]
+    assert all(30 <= value <= 45 for value in unet_vs_float)  # W8A16 error (measured 37.2), not emulation error
+
+
+def scale_one_weight(model: onnx.ModelProto, factor: float) -> str:
+    """Multiply the dequantization scale of one convolution weight in the middle of the graph by `factor`."""
+    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
+    candidates = [node for node in model.graph.node if node.op_type == "DequantizeLinear"
+                  and node.input[0] in initializers and len(initializers[node.input[0]].dims) == 4]
+    node = candidates[len(candidates) // 2]
+    scale = initializers[node.input[1]]
+    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(factor), scale.name))
+    return node.name
+
+
+def test_a_wrong_quantization_scale_in_the_npu_model_fails_the_gate(snapdragon_bundle, cache_dir, tmp_path, monkeypatch):
+    """The NPU compile receives a UNet with one weight's Q/DQ scale off by 4x; the portable model stays right."""
+    compile_for_chipset = snapdragon.compile_for_chipset
+
+    def compile_a_broken_unet(model_path, chip, folder, allow_cpu_fallback):
+        if model_path.name == "unet.onnx":
+            model = onnx.load(str(model_path))
+            scale_one_weight(model, 4.0)
+            (tmp_path / "broken").mkdir(exist_ok=True)
+            model_path = tmp_path / "broken" / "unet.onnx"
+            onnx.save(model, str(model_path))
+        return compile_for_chipset(model_path, chip, folder, allow_cpu_fallback)
+
+    monkeypatch.setattr(snapdragon, "compile_for_chipset", compile_a_broken_unet)
+    # --allow-cpu-fallback changes the QNN stages' cache key, so they run again with the broken UNet
+    result = run_cli(*compile_args(tmp_path / "bundle", cache_dir, "--preset", "tiny", "--target", "snapdragon",
+                                   "--allow-cpu-fallback"))
+    assert_clean_error(result, "the compiled unet for Snapdragon 8 Gen 3 computes other numbers than the CPU",
+                       "--min-npu-sqnr 35", after_progress=True)
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_generate_with_the_npu_emulator_cli(snapdragon_bundle, tmp_path):
+    result = run_cli("generate", snapdragon_bundle, PROMPT, "--backend", "npu-emulator", "--chipset",
+                     "snapdragon-8-gen-2", "-o", tmp_path / "npu.png")
+    assert result.exit_code == 0, result.output
+    for component in ("text_encoder", "unet", "vae_decoder"):
+        assert f"{component}: QNNExecutionProvider" in result.stderr
+        assert f"qnn/snapdragon-8-gen-2/{component}.snapdragon-8-gen-2.onnx" in result.stderr
+    assert (tmp_path / "npu.png").is_file()
+    assert_clean_error(run_cli("generate", snapdragon_bundle, PROMPT, "--backend", "npu-emulator", "--chipset",
+                               "snapdragon-8-gen-1", "-o", tmp_path / "x.png"), "no NPU models for snapdragon-8-gen-1",
+                       "--chipset snapdragon-8-gen-1")
+
+
+def test_npu_emulator_needs_a_snapdragon_bundle(tiny_bundle, tmp_path):
+    assert_clean_error(run_cli("generate", tiny_bundle, PROMPT, "--backend", "npu-emulator", "-o", tmp_path / "x.png"),
+                       "no compiled NPU models", "--target snapdragon")
+    assert_clean_error(run_cli("generate", tiny_bundle, PROMPT, "--chipset", "snapdragon-8-gen-3", "-o",
+                               tmp_path / "x.png"), "--backend npu-emulator only")

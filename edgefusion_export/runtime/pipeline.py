@@ -72,20 +72,23 @@ class Text2ImagePipeline:
     def __init__(self, models: dict[str, Path], plan: SamplingPlan, tokenizer: ClipTokenizer,
                  threads: int | None = None, open_session: Callable[[Path], Any] | None = None) -> None:
         open_session = open_session or partial(cpu_session, threads=threads)
+        self.models = models
         self.sessions = {name: open_session(path) for name, path in models.items()}
         self.plan = plan
         self.tokenizer = tokenizer
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, threads: int | None = None, chipset: str | None = None) -> "Text2ImagePipeline":
-        """The bundle's portable models on the CPU or, with `chipset`, its compiled NPU models in HTP emulation."""
+    def from_bundle(cls, bundle: Bundle, threads: int | None = None, backend: str = "cpu",
+                    chipset: str | None = None) -> "Text2ImagePipeline":
+        """The bundle's portable models on the CPU (backend "cpu") or its compiled NPU models for `chipset`
+        (default: the bundle's first) in HTP emulation (backend "npu-emulator")."""
         manifest = bundle.manifest
         plan = SamplingPlan.from_json({key: value for key, value in manifest["sampling"].items()
                                        if key not in ("scheduler", "num_steps", "noise")})
         spec = manifest["tokenizer"]
         tokenizer = ClipTokenizer.from_files(bundle.path(spec["vocab_file"]), bundle.path(spec["merges_file"]),
                                              spec["max_length"], spec["pad_id"])
-        if chipset is None:
+        if backend == "cpu":
             return cls({name: bundle.component_path(name) for name in manifest["components"]}, plan, tokenizer, threads)
         target = htp_target(manifest, chipset)
         models = {name: bundle.path(compiled_entry(manifest, name, target.name)["file"]) for name in manifest["components"]}

@@ -7,14 +7,18 @@ node fails the build unless `--allow-cpu-fallback`.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from ..errors import UserError
-from ..runtime.sessions import first_line, qnn_devices
+from ..metrics import sqnr_db
+from ..runtime.sessions import HtpTarget, cpu_session, first_line, htp_session, qnn_devices
+from . import MIN_NPU_SQNR_DB
 from .chipsets import Chipset
 
 IO_CONVERSIONS = ("QuantizeLinear", "DequantizeLinear", "Cast")
@@ -30,6 +34,7 @@ class NpuCompilation:
     cpu_nodes: list[str] = field(default_factory=list)
     io_conversions: list[str] = field(default_factory=list)
     qnn_sdk_version: str = ""
+    prepared_for: list[str] = field(default_factory=list)  # "SoC/vNN" read back from each context binary
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -59,6 +64,10 @@ def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_
         raise UserError(f"QNN could not compile {name} for {chipset.marketing_name}: {first_line(error)}")
     compilation = inspect_context_model(output)
     compilation.seconds = round(time.perf_counter() - start, 1)
+    expected = f"{chipset.soc}/{chipset.hexagon_arch}"
+    if compilation.prepared_for != [expected] * len(compilation.context_binaries):
+        raise UserError(f"QNN prepared {name} for {', '.join(compilation.prepared_for) or 'an unknown SoC'} instead of "
+                        f"{expected} ({chipset.marketing_name}); check qnn_soc_model and hexagon_arch in its chipset profile")
     if not allow_cpu_fallback and (compilation.partitions != 1 or compilation.cpu_nodes):
         raise UserError(f"{name} is {compilation.partitions} NPU partitions with {len(compilation.cpu_nodes)} CPU nodes "
                         f"({', '.join(compilation.cpu_nodes[:5])}) on {chipset.marketing_name}; pass --allow-cpu-fallback "
@@ -85,4 +94,50 @@ def inspect_context_model(path: Path) -> NpuCompilation:
             continue
         at_boundary = any(name in inputs for name in node.input) or any(name in outputs for name in node.output)
         (conversions if at_boundary and node.op_type in IO_CONVERSIONS else cpu).append(f"{node.op_type}:{node.name}")
-    return NpuCompilation(path.name, sorted(set(binaries)), len(contexts), cpu, conversions, version)
+    binaries = sorted(set(binaries))
+    prepared = [prepared_target(path.parent / binary) for binary in binaries]
+    return NpuCompilation(path.name, binaries, len(contexts), cpu, conversions, version, prepared)
+
+
+PREPARED_TARGET = re.compile(rb";soc_type=(SM[0-9A-Z]+);arch=([0-9]+);")
+
+
+def prepared_target(binary: Path) -> str:
+    """The SoC and HTP architecture a QNN context binary was prepared for ("SM8650/v75"), from the graph
+    configuration that QNN's HTP backend stores in it; "" when it names none or several."""
+    found = {(soc.decode(), int(arch)) for soc, arch in PREPARED_TARGET.findall(binary.read_bytes())}
+    return f"{next(iter(found))[0]}/v{next(iter(found))[1]}" if len(found) == 1 else ""
+
+
+# Emulated HTP throughput measured here (2 cores): W8A16 graphs ~0.155 GMAC/s, FP16 graphs ~0.012 GMAC/s.
+EMULATED_MACS_PER_SECOND = {"w8a16": 0.15e9, "w8a16-mixed": 0.15e9, "fp16": 0.012e9, "fp32": 0.012e9}
+AUTO_VERIFY_SECONDS = 120.0  # compile --verify-npu runs by default when one chipset's check should take this long at most
+
+
+@dataclass
+class NpuVerification:
+    """How the compiled model's outputs in HTP emulation compare with the CPU on held-out inputs."""
+
+    sqnr_vs_cpu_db: float  # against the same portable graph on the CPU with exact QDQ arithmetic
+    sqnr_vs_float_db: float  # against the float component
+    samples: int
+
+    def as_dict(self) -> dict:
+        return {"sqnr_vs_cpu_db": round(self.sqnr_vs_cpu_db, 2), "sqnr_vs_float_db": round(self.sqnr_vs_float_db, 2),
+                "samples": self.samples}
+
+
+def emulation_seconds(model_path: Path, precision: str, calls: int) -> float:
+    """Expected time to run `model_path` `calls` times in HTP emulation on this machine."""
+    from ..profile.estimate import layer_costs
+
+    macs = sum(cost.macs for cost in layer_costs(model_path, precision, 0))
+    return macs * calls / EMULATED_MACS_PER_SECOND[precision]
+
+
+def verify_in_emulation(compiled: Path, portable: Path, float_model: Path, samples: list[dict[str, np.ndarray]],
+                        target: HtpTarget) -> NpuVerification:
+    """Run the compiled EPContext model in HTP emulation on `samples` against the CPU and the float model."""
+    sessions = [htp_session(compiled, target), cpu_session(portable, exact=True), cpu_session(float_model)]
+    npu, cpu, reference = ([session.run(None, feed)[0] for feed in samples] for session in sessions)
+    return NpuVerification(sqnr_db(np.stack(cpu), np.stack(npu)), sqnr_db(np.stack(reference), np.stack(npu)), len(samples))
