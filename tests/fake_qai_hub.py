@@ -1,7 +1,10 @@
 """The one allowed fake: Qualcomm AI Hub's network boundary.
 
 Every call is bound against the installed `qai_hub` client's own signature first, so a call the real client
-would reject fails here too; statuses, devices and configs are the real `qai_hub` classes.
+would reject fails here too; statuses, devices and configs are the real `qai_hub` classes. Jobs are the real
+`CompileJob` with only the network primitives replaced (`get_status`, `get_target_model`), so the installed
+client's own `wait` (which raises TimeoutError on a client-side time-out) and `download_target_model` (None for a
+failed job; the server's file extension appended to the name) run as they would against the service.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ import inspect
 from pathlib import Path
 
 import qai_hub
-from qai_hub.client import CompileJob, InferenceJob
+from qai_hub.client import CompileJob, InferenceJob, Model
 
 State = qai_hub.JobStatus.State
+SERVER_EXTENSION = ".bin"  # what AI Hub names a QNN context binary; Model.download appends it when missing
 
 
 def check_call(real, *args, **kwargs) -> None:
@@ -20,13 +24,29 @@ def check_call(real, *args, **kwargs) -> None:
     inspect.signature(real).bind(*args, **kwargs)
 
 
-class FakeJob:
-    def __init__(self, hub: "FakeHub", job_id: str, outcome: str) -> None:
-        self.hub, self.job_id, self.outcome = hub, job_id, outcome
-        self.url = f"https://workbench.aihub.qualcomm.com/jobs/{job_id}/"
+class FakeTargetModel:
+    def __init__(self, job: "FakeJob") -> None:
+        self.job = job
 
-    def wait(self, *args, **kwargs) -> qai_hub.JobStatus:
-        check_call(CompileJob.wait, self, *args, **kwargs)
+    def download(self, *args, **kwargs) -> str:
+        check_call(Model.download, self, *args, **kwargs)
+        filename = str(kwargs.get("filename", args[0] if args else None))
+        if not filename.endswith(SERVER_EXTENSION):
+            filename += SERVER_EXTENSION
+        Path(filename).write_bytes(b"QNN context binary from " + self.job.job_id.encode())
+        return filename
+
+
+class FakeJob(CompileJob):
+    """The installed client's CompileJob over a scripted outcome: success, failed or running (never finishes)."""
+
+    verbose = False
+    url = property(lambda self: f"https://workbench.aihub.qualcomm.com/jobs/{self.job_id}/")
+
+    def __init__(self, hub: "FakeHub", job_id: str, outcome: str) -> None:  # no super(): it would call the service
+        self.hub, self.job_id, self.outcome = hub, job_id, outcome
+
+    def get_status(self) -> qai_hub.JobStatus:
         outcome = self.hub.outcomes.get(self.job_id, self.outcome)
         if outcome == "failed":
             return qai_hub.JobStatus(State.FAILED, "Compilation failed: op GroupNorm is not supported")
@@ -34,12 +54,8 @@ class FakeJob:
             return qai_hub.JobStatus(State.OPTIMIZING_MODEL)
         return qai_hub.JobStatus(State.SUCCESS)
 
-    def download_target_model(self, *args, **kwargs) -> str:
-        check_call(CompileJob.download_target_model, self, *args, **kwargs)
-        filename = kwargs.get("filename", args[0] if args else None)
-        Path(filename).write_bytes(b"QNN context binary from " + self.job_id.encode())
-        return filename
-
+    def get_target_model(self) -> FakeTargetModel | None:
+        return FakeTargetModel(self) if self.get_status().success else None
 
     def download_profile(self, *args, **kwargs) -> dict:
         check_call(InferenceJob.download_profile, self, *args, **kwargs)
@@ -96,6 +112,16 @@ class FakeHub:
         self.network_down = False
         self.profile_payloads: dict[str, dict] = {}
         self.payloads_by_component: dict[str, dict] = {}
+
+    def install(self, monkeypatch) -> "FakeHub":
+        """Be the `qai_hub` module the project loads; the real client's polling sleeps take no time."""
+        from types import SimpleNamespace
+
+        from edgefusion_export.targets import aihub
+
+        monkeypatch.setattr(aihub, "load_hub", lambda: self)
+        monkeypatch.setattr(qai_hub.client, "time", SimpleNamespace(sleep=lambda seconds: None))
+        return self
 
     def payload_for(self, job_name: str) -> dict:
         return self.payloads_by_component[job_name.rsplit(" ", 1)[-1]]

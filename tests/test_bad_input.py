@@ -130,3 +130,16 @@ def test_noise_file_of_the_wrong_shape(tmp_path, tiny_bundle):
     np.savez(tmp_path / "noise.npz", latent=np.zeros([1, 4, 4, 4], np.float32), step_noise=np.zeros([1, 1, 4, 4, 4], np.float32))
     result = run_cli("generate", tiny_bundle, "a cat", "--noise", tmp_path / "noise.npz", "-o", tmp_path / "x.png")
     assert_clean_error(result, "this bundle needs")
+
+
+@pytest.mark.parametrize("change, location", [
+    (lambda m: m["components"]["unet"].update(precision="int4"), "components/unet/precision"),
+    (lambda m: m["sampling"].pop("steps"), "sampling"),
+    (lambda m: m["model"].update(height=100), "model/height"),
+])
+def test_manifest_breaking_the_schema_is_refused(tmp_path, tiny_bundle, change, location):
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    change(manifest)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert_clean_error(run_cli("inspect", bundle), "not a valid bundle manifest", location, "rebuild the bundle")

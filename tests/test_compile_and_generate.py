@@ -52,7 +52,9 @@ def test_generate_matches_diffusers_lcm_pipeline(tiny_bundle, tmp_path):
                                 TINY_SIZE, TINY_SIZE)
     assert reference.shape == ours.shape == (TINY_SIZE, TINY_SIZE, 3)
     assert reference.std() > 0.05  # a real picture, not a flat one
-    assert psnr_db(reference, ours) >= 40
+    # measured 134.6 dB (float32 rounding between onnxruntime and torch); a guidance embedding of w instead of
+    # w - 1, or of zeros, scores about 50 dB, a different prompt about 48 dB
+    assert psnr_db(reference, ours) >= 120
 
 
 def test_generate_cli_writes_png_and_noise_round_trips(tiny_bundle, tmp_path):
@@ -72,7 +74,7 @@ def test_generate_cli_writes_png_and_noise_round_trips(tiny_bundle, tmp_path):
 def test_prompt_changes_the_image(tiny_bundle):
     pipeline = Text2ImagePipeline.from_bundle(load_bundle(tiny_bundle))
     noise = Noise.seeded(0, pipeline.plan)
-    assert psnr_db(pipeline("a red apple", noise).image, pipeline("a blue car at night", noise).image) < 60
+    assert psnr_db(pipeline("a red apple", noise).image, pipeline("a blue car at night", noise).image) < 50  # measured 44.4
 
 
 def test_inspect_prints_components_and_plan(tiny_bundle):
@@ -99,7 +101,7 @@ def test_snapdragon_target_defaults_to_the_edgefusion_recipe_and_says_what_it_bu
     pipeline = Text2ImagePipeline.from_bundle(load_bundle(output))
     reference = Text2ImagePipeline.from_bundle(load_bundle(tiny_bundle))
     noise = Noise.seeded(5, pipeline.plan)
-    assert psnr_db(reference(PROMPT, noise).image, pipeline(PROMPT, noise).image) >= 25
+    assert psnr_db(reference(PROMPT, noise).image, pipeline(PROMPT, noise).image) >= 50  # measured 57.4 (W8A16 UNet)
 
 
 def test_package_installs_the_bundle_into_the_android_app(tiny_bundle, tmp_path):

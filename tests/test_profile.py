@@ -4,9 +4,15 @@ import csv
 import json
 
 import jsonschema
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
 
+from edgefusion_export.profile.estimate import Calibration, LayerCost, layer_costs, layer_time_ms
 from edgefusion_export.profile.report import SCHEMA_FILE
 from edgefusion_export.targets import aihub
+from edgefusion_export.targets.chipsets import chipset
 
 from .conftest import run_cli
 from .fake_qai_hub import FakeHub
@@ -99,10 +105,9 @@ FULL = {"execution_summary": {"estimated_inference_time": 80000, "estimated_infe
 
 
 def test_aihub_profile_parses_payloads_with_missing_fields(monkeypatch, snapdragon_bundle, tmp_path):
-    hub = FakeHub()
+    hub = FakeHub().install(monkeypatch)
     hub.payloads_by_component = {"unet": FULL, "text_encoder": {"execution_summary": {"estimated_inference_time": 2500}},
                                  "vae_decoder": {}}
-    monkeypatch.setattr(aihub, "load_hub", lambda: hub)
     monkeypatch.setenv(aihub.TOKEN_ENV, "t")
     result = run_cli("profile", snapdragon_bundle, "--backend", "aihub", "-o", tmp_path, "--cache-dir", tmp_path / "c")
     assert result.exit_code == 0, result.output
@@ -119,3 +124,32 @@ def test_aihub_profile_parses_payloads_with_missing_fields(monkeypatch, snapdrag
     assert rows["layer_2"]["compute_unit"] == "UNKNOWN"
     assert abs(data["per_image_ms"] - (2.5 + 2 * 80.0)) < 1e-6
     assert all(call["options"].startswith("--max_profiler_iterations") for call in hub.submitted)
+
+
+def test_estimate_counts_macs_and_takes_the_slower_of_compute_and_memory(tmp_path):
+    """Exact figures on a hand-made graph: a 3x3 Conv 8->16 on 10x10 and a MatMul [1,100,16] x [16,32]."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((16, 8, 3, 3)).astype(np.float32), "w"),
+               numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32), "m")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Reshape", ["c", "shape"], ["r"], name="reshape"),
+             helper.make_node("MatMul", ["r", "m"], ["y"], name="matmul")]
+    weights.append(numpy_helper.from_array(np.array([1, 100, 16], np.int64), "shape"))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 100, 32])], weights)
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    conv, matmul = layer_costs(path, "fp16", vtcm_bytes=0)
+    assert (conv.macs, matmul.macs) == (16 * 10 * 10 * 8 * 3 * 3, 100 * 32 * 16)
+    assert conv.weight_bytes == 16 * 8 * 3 * 3 * 2 and conv.activation_bytes == (8 + 16) * 100 * 2
+
+    chip = chipset("snapdragon-8-gen-3")
+    calibration = Calibration(compute_efficiency=1.0, memory_efficiency=1.0, activation_spill=1.0, op_overhead_us=0.0)
+    compute_ms = 1e9 / (chip.npu_fp16_tflops * 1e12 / 2) * 1000
+    memory_ms = 1e9 / (chip.memory_bandwidth_gbps * 1e9) * 1000
+    compute_bound = LayerCost("a", "Conv", macs=10**9, weight_bytes=0, activation_bytes=0)
+    memory_bound = LayerCost("b", "Conv", macs=0, weight_bytes=10**9, activation_bytes=0)
+    both = LayerCost("c", "Conv", macs=10**9, weight_bytes=10**9, activation_bytes=0)
+    assert layer_time_ms(compute_bound, chip, "fp16", calibration) == pytest.approx(compute_ms)
+    assert layer_time_ms(memory_bound, chip, "fp16", calibration) == pytest.approx(memory_ms)
+    assert layer_time_ms(both, chip, "fp16", calibration) == pytest.approx(max(compute_ms, memory_ms))

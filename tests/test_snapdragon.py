@@ -104,8 +104,7 @@ def test_chipset_options_are_checked(tmp_path):
 
 @pytest.fixture
 def fake_hub(monkeypatch):
-    hub = FakeHub()
-    monkeypatch.setattr(aihub, "load_hub", lambda: hub)
+    hub = FakeHub().install(monkeypatch)
     monkeypatch.setenv(aihub.TOKEN_ENV, "test-token")
     return hub
 

@@ -57,6 +57,8 @@ def test_builtin_vocabulary_is_readable_by_transformers(tmp_path):
     ours = ClipTokenizer(vocab, merges)
     ours.save(tmp_path)
     reference = CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
-    for prompt in ["a photo of a cat", "Café 🐱 3.14!"]:
+    for prompt in ["a photo of a cat", "Café 🐱 3.14!", "the thing on the ring and the rest", *HARD_CASES]:
         assert reference(prompt, padding="max_length", max_length=77, truncation=True)["input_ids"] == ours(prompt)
     assert max(ours("ÿ~ z")) < 49408
+    the, thing = vocab["the</w>"], vocab["ing</w>"]
+    assert ours("the thing")[1:4] == [the, vocab["th"], thing]  # merge ranks decide: t+he</w>, th+ing</w>

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 
 QNN_EP = "QNNExecutionProvider"
 
@@ -71,9 +71,3 @@ def htp_session(path: Path, target: HtpTarget, cpu_fallback: bool = True, extra:
     except Exception as error:  # onnxruntime's own Fail/RuntimeException types carry QNN's log text
         raise UserError(f"the QNN HTP backend could not load {path.name} for {target.name} "
                         f"({first_line(error)}); rebuild the bundle with this onnxruntime-qnn")
-
-
-def first_line(error: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message, for one-line errors."""
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:limit]

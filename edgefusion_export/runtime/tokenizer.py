@@ -105,16 +105,25 @@ class ClipTokenizer:
         return vocab_file, merges_file
 
 
-def builtin_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """A byte-level CLIP vocabulary without merges, for presets on machines with no vocabulary files.
+# A few merges of common English fragments, ranked so that their order decides the result ("the" is
+# t + he</w> before th + e</w>; "ing" is in + g</w> before i + ng</w>): presets on machines without a vocabulary
+# still exercise BPE ranking, in Python and in the Kotlin core.
+BUILTIN_MERGES = (("h", "e</w>"), ("t", "h"), ("t", "he</w>"), ("i", "n"), ("in", "g</w>"), ("n", "g</w>"),
+                  ("a", "n"), ("an", "d</w>"), ("o", "f</w>"), ("e", "r</w>"), ("o", "n</w>"), ("r", "e"),
+                  ("a", "t</w>"), ("th", "e"))
 
-    Ids follow CLIP's layout (bytes, then bytes ending a word, BOS 49406, EOS 49407), so a model built
-    for it also accepts the real CLIP vocabulary.
+
+def builtin_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A byte-level CLIP vocabulary with a few merges, for presets on machines with no vocabulary files.
+
+    Ids follow CLIP's layout (bytes, then bytes ending a word, then merged symbols, BOS 49406, EOS 49407), so a
+    model built for it also accepts the real CLIP vocabulary.
     """
     symbols = list(bytes_to_unicode().values())
     vocab = {symbol: i for i, symbol in enumerate(symbols)}
     vocab.update({symbol + END_OF_WORD: len(symbols) + i for i, symbol in enumerate(symbols)})
+    for first, second in BUILTIN_MERGES:
+        vocab.setdefault(first + second, len(vocab))
     vocab[BOS_TOKEN] = 49406
     vocab[EOS_TOKEN] = 49407
-    return vocab, []
-
+    return vocab, list(BUILTIN_MERGES)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..files import sha256_file
 from ..runtime.tokenizer import EOS_TOKEN, ClipTokenizer, builtin_vocabulary
 from .presets import PRESETS, Preset
@@ -98,11 +98,10 @@ def preset_source(preset: Preset) -> ModelSource:
         torch.manual_seed(preset.seed)
         return _build_components(preset.unet, preset.text_encoder, preset.vae)
 
-    fingerprint = _hash_strings("preset", json.dumps(preset.__dict__, sort_keys=True))
-    vocab, merges = builtin_vocabulary()
+    tokenizer, tokenizer_digest = _builtin_tokenizer()
+    fingerprint = _hash_strings("preset", json.dumps(preset.__dict__, sort_keys=True), tokenizer_digest)
     return ModelSource(f"preset {preset.name} (seeded random weights)", fingerprint, dict(preset.unet),
-                       dict(preset.text_encoder), dict(preset.vae), dict(preset.scheduler),
-                       ClipTokenizer(vocab, merges), build)
+                       dict(preset.text_encoder), dict(preset.vae), dict(preset.scheduler), tokenizer, build)
 
 
 def _build_components(unet_config: dict, text_config: dict, vae_config: dict) -> TorchComponents:
@@ -162,7 +161,7 @@ def diffusers_folder_source(folder: Path, allow_pickle: bool) -> ModelSource:
             text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", dtype=torch.float32,
                                                          attn_implementation="eager", **options("text_encoder"))
         except (OSError, ValueError, RuntimeError) as error:
-            raise UserError(f"could not load the model in {folder}: {_first_line(error)}")
+            raise UserError(f"could not load the model in {folder}: {first_line(error)}")
         return TorchComponents(unet, text_encoder, vae)
 
     fingerprint = _hash_files(sorted(weights.values()) + config_files)
@@ -192,7 +191,7 @@ def check_safetensors(path: Path) -> None:
         with safe_open(str(path), "pt") as handle:
             handle.keys()
     except (SafetensorError, OSError) as error:
-        raise UserError(f"{path} is not a valid safetensors file ({_first_line(error)}); re-download or re-save it")
+        raise UserError(f"{path} is not a valid safetensors file ({first_line(error)}); re-download or re-save it")
 
 
 def single_file_source(path: Path, preset: Preset, allow_pickle: bool) -> ModelSource:
@@ -222,7 +221,7 @@ def single_file_source(path: Path, preset: Preset, allow_pickle: bool) -> ModelS
             text_state = convert_ldm_clip_checkpoint(checkpoint)
         except (KeyError, IndexError, ValueError) as error:
             raise UserError(f"{path} is not an SD-1.x checkpoint in the layout of preset {preset.name} "
-                            f"(key {_first_line(error)}); pick the preset that matches it with --preset")
+                            f"(key {first_line(error)}); pick the preset that matches it with --preset")
         if "time_embedding.cond_proj.weight" not in unet_state:
             unet_config["time_cond_proj_dim"] = None
         components = _build_components(unet_config, preset.text_encoder, preset.vae)
@@ -235,10 +234,10 @@ def single_file_source(path: Path, preset: Preset, allow_pickle: bool) -> ModelS
                                 f"{(missing + result.unexpected_keys)[0]}); pick the matching --preset")
         return components
 
-    vocab, merges = builtin_vocabulary()
-    fingerprint = _hash_strings(_hash_files([path]), preset.name)
+    tokenizer, tokenizer_digest = _builtin_tokenizer()
+    fingerprint = _hash_strings(_hash_files([path]), preset.name, tokenizer_digest)
     return ModelSource(f"single file {path} as {preset.name}", fingerprint, unet_config, dict(preset.text_encoder),
-                       dict(preset.vae), dict(preset.scheduler), ClipTokenizer(vocab, merges), build)
+                       dict(preset.vae), dict(preset.scheduler), tokenizer, build)
 
 
 def _scheduler_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +253,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise UserError(f"{path} is not valid JSON ({_first_line(error)}); restore the file from the model's source")
+        raise UserError(f"{path} is not valid JSON ({first_line(error)}); restore the file from the model's source")
 
 
 def _hash_files(paths: list[Path]) -> str:
@@ -265,10 +264,11 @@ def _hash_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def _builtin_tokenizer() -> tuple[ClipTokenizer, str]:
+    """The built-in CLIP tokenizer and a digest of its vocabulary, which source fingerprints include."""
+    vocab, merges = builtin_vocabulary()
+    return ClipTokenizer(vocab, merges), _hash_strings(json.dumps([vocab, merges], sort_keys=True))
+
+
 def _hash_strings(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

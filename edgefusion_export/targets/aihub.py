@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import onnx
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..files import sha256_file, write_text_atomic
 from .chipsets import Chipset
 
@@ -70,8 +70,7 @@ def _network(action: str) -> Iterator[None]:
     except UserError:
         raise
     except Exception as error:  # the client raises requests, protobuf and its own error types
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"AI Hub {action} failed ({first}); check the token and the network, then re-run "
+        raise UserError(f"AI Hub {action} failed ({first_line(error)}); check the token and the network, then re-run "
                         "(submitted jobs are resumed)") from None
 
 
@@ -85,9 +84,11 @@ def run_job(client: Any, ledger: JobLedger, purpose: str, submit, timeout_s: int
         else:
             job = client.get_job(job_id)
     with _network(f"wait for job {job.job_id}"):
-        status = job.wait(timeout=timeout_s)
-    if not status.finished:
-        raise UserError(f"AI Hub job {job.job_id} did not finish in {timeout_s} s ({job.url}); re-run to keep waiting")
+        try:
+            status = job.wait(timeout=timeout_s)
+        except TimeoutError:  # the client's own time-out: the job still runs on AI Hub
+            raise UserError(f"AI Hub job {job.job_id} did not finish in {timeout_s} s ({job.url}); "
+                            "re-run to keep waiting") from None
     if status.failure:
         ledger.forget(purpose)
         raise UserError(f"AI Hub job {job.job_id} failed: {status.message or 'no message'} ({job.url}); "
@@ -123,8 +124,9 @@ def compile_on_aihub(hub: ModuleType, client: Any, model_path: Path, component: 
         upload.unlink()
     target = folder / f"{component}.{chipset.name}.aihub.bin"
     with _network(f"download of job {job.job_id}"):
-        job.download_target_model(str(target))
-    if not target.is_file():
+        downloaded = job.download_target_model(str(target))  # may append the server's extension; None: no model
+    if downloaded is None or not Path(downloaded).is_file():
         raise UserError(f"AI Hub job {job.job_id} produced no target model ({job.url}); re-run to retry the download")
+    Path(downloaded).replace(target)
     return {"job_id": job.job_id, "url": job.url, "file": target.name, "device": chipset.aihub_device,
             "options": COMPILE_OPTIONS}

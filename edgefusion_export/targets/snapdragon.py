@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..metrics import sqnr_db
-from ..runtime.sessions import HtpTarget, cpu_session, first_line, htp_session, qnn_devices
+from ..runtime.sessions import HtpTarget, cpu_session, htp_session, qnn_devices
 from . import MIN_NPU_SQNR_DB
 from .chipsets import Chipset
 

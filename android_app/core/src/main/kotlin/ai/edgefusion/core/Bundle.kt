@@ -63,6 +63,10 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
         ChipsetTarget(chipset["name"].asString, chipset["soc"].asString)
     } ?: emptyList()
 
+    /** The oldest QNN runtime (e.g. "2.51") that loads the bundle's context binaries (target.min_runtime.qnn_sdk). */
+    val minQnnRuntime: String? = manifest.getAsJsonObject("target")?.getAsJsonObject("min_runtime")
+        ?.get("qnn_sdk")?.asString?.takeIf { it.isNotEmpty() }
+
     /** The NPU model of [component] for a phone whose SoC is [soc] (e.g. "SM8650"), if the bundle has one. */
     fun compiledModel(component: String, soc: String?): File? {
         val chipset = chipsets.firstOrNull { soc != null && it.soc.equals(soc, ignoreCase = true) } ?: return null
@@ -96,6 +100,17 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
     companion object {
         const val SCHEMA_MAJOR = "1"
         const val NOISE_SCHEME = "splitmix64-box-muller-v1"
+
+        /** Compare dotted version numbers numerically ("2.9" < "2.10"); missing parts count as 0. */
+        fun compareVersions(a: String, b: String): Int {
+            val left = a.trimStart('v').split('.').map { it.toIntOrNull() ?: 0 }
+            val right = b.trimStart('v').split('.').map { it.toIntOrNull() ?: 0 }
+            for (index in 0 until maxOf(left.size, right.size)) {
+                val difference = left.getOrElse(index) { 0 }.compareTo(right.getOrElse(index) { 0 })
+                if (difference != 0) return difference
+            }
+            return 0
+        }
 
         /** Load and verify the bundle in [folder]; throws [BundleException] with the fix in its message. */
         fun load(folder: File, verify: Boolean = true): Bundle {

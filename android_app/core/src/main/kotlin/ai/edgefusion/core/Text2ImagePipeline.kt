@@ -24,13 +24,16 @@ class Generation(val width: Int, val height: Int, val rgb: FloatArray, val timin
  * The LCM text-to-image loop on onnxruntime, driven only by the bundle's manifest; the Kotlin twin of
  * edgefusion_export/runtime/pipeline.py. Execution providers are tried in [providers] order: "qnn" loads the
  * bundle's compiled model for the phone's SoC ([soc], e.g. android.os.Build.SOC_MODEL) on the Hexagon NPU,
- * "cpu" the portable ONNX.
+ * "cpu" the portable ONNX. [qnnRuntimeVersion] is the QNN SDK version of the QNN libraries the app ships (e.g.
+ * "2.51"): a bundle whose context binaries need a newer runtime (target.min_runtime.qnn_sdk) falls back to the CPU
+ * with that reason instead of failing to load on the phone; null tries the NPU model regardless.
  */
 class Text2ImagePipeline(
     private val bundle: Bundle,
     providers: List<String> = listOf("qnn", "cpu"),
     qnnBackendPath: String = "libQnnHtp.so",
     private val soc: String? = null,
+    private val qnnRuntimeVersion: String? = null,
 ) : AutoCloseable {
     private val environment: OrtEnvironment = OrtEnvironment.getEnvironment()
     val tokenizer: ClipTokenizer = ClipTokenizer.fromFiles(
@@ -53,6 +56,12 @@ class Text2ImagePipeline(
                     val compiled = bundle.compiledModel(component, soc)
                     if (compiled == null) {
                         failures.add("qnn skipped: the bundle has no NPU model for SoC ${soc ?: "unknown"}")
+                        continue
+                    }
+                    val required = bundle.minQnnRuntime
+                    if (required != null && qnnRuntimeVersion != null && Bundle.compareVersions(qnnRuntimeVersion, required) < 0) {
+                        failures.add("qnn skipped: the NPU models need QNN >= $required and this app ships QNN $qnnRuntimeVersion; " +
+                            "update the app's QNN runtime")
                         continue
                     }
                     options.addQnn(mapOf("backend_path" to qnnBackendPath))

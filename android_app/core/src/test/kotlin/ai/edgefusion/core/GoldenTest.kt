@@ -64,7 +64,7 @@ class GoldenTest {
         assertEquals(python.getAsJsonArray("latent_shape").map { it.asLong }, plan.latentShape)
     }
 
-    private fun assertMatchesHostRunner(bundle: File, image: String, soc: String?): List<ProviderChoice> {
+    private fun assertMatchesHostRunner(bundle: File, image: String, soc: String?, minPsnr: Double): List<ProviderChoice> {
         val shape = golden.getAsJsonArray("image_shape").map { it.asInt }
         val bytes = File(folder, image).readBytes()
         val expected = FloatArray(bytes.size / 4).also { ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(it) }
@@ -75,7 +75,7 @@ class GoldenTest {
             val mse = expected.indices.sumOf { i -> (expected[i] - generation.rgb[i]).toDouble().let { it * it } } / expected.size
             val psnr = 10 * log10(1.0 / mse)
             println("Kotlin core vs Python host runner on ${bundle.name}: PSNR ${"%.1f".format(psnr)} dB; providers ${pipeline.choices}")
-            assertTrue(psnr >= 40.0, "PSNR $psnr dB")
+            assertTrue(psnr >= minPsnr, "PSNR $psnr dB (at least $minPsnr)")
             assertTrue(pipeline.choices.all { it.provider == "cpu" }) // no QNN on a desktop JVM: the fallback works
             assertEquals(generation.width * generation.height, generation.argbPixels().size)
             return pipeline.choices
@@ -84,7 +84,7 @@ class GoldenTest {
 
     @Test
     fun `end to end image matches the host runner`() {
-        val choices = assertMatchesHostRunner(bundleFolder, "host_image.f32", soc = null)
+        val choices = assertMatchesHostRunner(bundleFolder, "host_image.f32", soc = null, minPsnr = 120.0) // measured 139.9 dB
         assertTrue(choices.all { "no NPU model" in it.reason })
     }
 
@@ -98,8 +98,23 @@ class GoldenTest {
             assertTrue(compiled.isFile && compiled.name == "$component.snapdragon-8-gen-3.onnx", compiled.path)
             assertEquals(null, bundle.compiledModel(component, "SM7325"))
         }
-        val choices = assertMatchesHostRunner(folderOfBundle, "host_image_snapdragon.f32", soc = "SM8650")
+        val choices = assertMatchesHostRunner(folderOfBundle, "host_image_snapdragon.f32", soc = "SM8650", minPsnr = 60.0) // QDQ: 70.4 dB
         assertTrue(choices.all { "QNN execution provider is not supported" in it.reason }, choices.toString())
+    }
+
+    @Test
+    fun `a QNN runtime older than the bundle's minimum falls back to the CPU with the reason`() {
+        val bundle = Bundle.load(File(folder, "snapdragon-bundle"))
+        val required = bundle.minQnnRuntime!!
+        assertTrue(Bundle.compareVersions(required, "2.33") > 0, required)
+        Text2ImagePipeline(bundle, soc = "SM8650", qnnRuntimeVersion = "2.33").use { pipeline ->
+            assertEquals(listOf("cpu"), pipeline.choices.map { it.provider }.distinct())
+            assertTrue(pipeline.choices.all { "need QNN >= $required and this app ships QNN 2.33" in it.reason }, pipeline.choices.toString())
+        }
+        Text2ImagePipeline(bundle, soc = "SM8650", qnnRuntimeVersion = required).use { pipeline ->
+            assertTrue(pipeline.choices.none { "need QNN" in it.reason }, pipeline.choices.toString()) // the NPU model is tried
+        }
+        assertTrue(Bundle.compareVersions("2.9", "2.10") < 0 && Bundle.compareVersions("v2.51.0", "2.51") == 0)
     }
 
     @Test
