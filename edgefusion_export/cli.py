@@ -195,8 +195,10 @@ def _fraction(text: str) -> float:
 
 @main.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--backend", type=click.Choice(["estimate", "ort", "aihub"]), default="estimate", show_default=True)
-@click.option("--chipset", help="Chipset profile for estimate and aihub (default: the bundle's first, else snapdragon-8-gen-3).")
+@click.option("--backend", type=click.Choice(["estimate", "emulator", "ort", "aihub"]), default="estimate", show_default=True,
+              help="estimate: calibrated roofline; emulator: simulated cycles of the compiled NPU models in HTP "
+                   "emulation; ort: measured on this CPU; aihub: measured on a phone in Qualcomm AI Hub.")
+@click.option("--chipset", help="Chipset profile for estimate, emulator and aihub (default: the bundle's first, else snapdragon-8-gen-3).")
 @click.option("--device", help="AI Hub device name (default: the chipset profile's).")
 @click.option("--runs", default=3, show_default=True, type=int, help="ort: measured calls per component.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default="profile", show_default=True,
@@ -228,6 +230,10 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
             from .profile.estimate import estimate_bundle
 
             result = estimate_bundle(loaded, chip)
+        elif backend == "emulator":
+            from .profile.emulator_backend import profile_bundle
+
+            result = profile_bundle(loaded, chip, Path(scratch))
         elif backend == "ort":
             from .profile.ort_backend import profile_bundle
 

@@ -153,3 +153,19 @@ def test_estimate_counts_macs_and_takes_the_slower_of_compute_and_memory(tmp_pat
     assert layer_time_ms(compute_bound, chip, "fp16", calibration) == pytest.approx(compute_ms)
     assert layer_time_ms(memory_bound, chip, "fp16", calibration) == pytest.approx(memory_ms)
     assert layer_time_ms(both, chip, "fp16", calibration) == pytest.approx(max(compute_ms, memory_ms))
+
+
+def test_emulator_backend_reports_simulated_cycles_per_op(snapdragon_bundle, tmp_path):
+    result = run_cli("profile", snapdragon_bundle, "--backend", "emulator", "--chipset", "snapdragon-8-gen-2",
+                     "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    data = read_profile(tmp_path)
+    assert data["backend"] == "emulator" and "787.2 MHz" in data["device"]
+    for component, summary in data["components"].items():
+        rows = [row for row in data["rows"] if row["component"] == component]
+        assert summary["total_ms"] == pytest.approx(sum(row["time_ms"] for row in rows), rel=1e-3)
+        assert len(rows) > 20 and all(row["time_ms"] >= 0 for row in rows)
+    unet_blocks = {row["block"] for row in data["rows"] if row["component"] == "unet"}
+    assert {"down_blocks.0.resnets.0", "up_blocks.1.attentions.1"} <= unet_blocks  # QNN keeps the module scopes
+    assert "Conv" in {row["op_type"] for row in data["rows"]}
+    assert (tmp_path / "profile.html").read_text().count("<img") >= 3

@@ -32,6 +32,7 @@ class Chipset:
     npu_fp16_tflops: float
     memory_bandwidth_gbps: float
     vtcm_mb: float
+    htp_clock_mhz: float
     min_android_api: int
     example_phones: list[str] = field(default_factory=list)
     default: bool = False

@@ -1,0 +1,66 @@
+"""`emulator`: per-op cycles that onnxruntime-qnn's HTP emulation simulates for a bundle's compiled NPU models,
+converted to time at the chipset's HTP clock.
+
+QNN's detailed profiling reports, for each op of the finalized graph, the cycles its cost model assigns; they add
+up to the "accelerator execute" cycles. Ops keep the ONNX node names (module scopes) where QNN kept the node;
+ops QNN inserted itself (layout conversions, fused activations) are reported under their own names.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import re
+from importlib import metadata
+from pathlib import Path
+
+from ..bundle.manifest import Bundle
+from ..runtime.pipeline import compiled_entry
+from ..runtime.sessions import htp_session
+from ..targets.chipsets import Chipset
+from .ort_backend import _feeds
+from .report import Profile, Row, block_of
+
+OP_ID = re.compile(r":OpId_\d+ \(cycles\)$")
+OP_TYPE = re.compile(r"([A-Z][A-Za-z]*)")
+
+
+def read_op_cycles(path: Path) -> list[tuple[str, int]]:
+    """(op name, cycles) of every op in a QNN profiling CSV, in execution order."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [(OP_ID.sub("", row["Event Identifier"]), int(row["Time"])) for row in csv.DictReader(handle)
+                if row["Message"] == "NODE" and row["Unit of Measurement"] == "CYCLES" and OP_ID.search(row["Event Identifier"])]
+
+
+def op_type(name: str) -> str:
+    """`unet.conv_out/Conv_734_token_368` -> Conv; QNN's own ops (no module scope) -> QNN:<first word>."""
+    scope, _, node = name.rpartition("/")
+    match = OP_TYPE.match(node)
+    kind = match.group(1) if match else "op"
+    return kind if scope else f"QNN:{kind}"
+
+
+def profile_component(compiled: Path, component: str, chipset: Chipset, scratch: Path) -> list[Row]:
+    """Run one compiled component once in HTP emulation with QNN's detailed profiling."""
+    trace = scratch / f"{component}.csv"
+    session = htp_session(compiled, chipset.htp_target,
+                          extra={"profiling_level": "detailed", "profiling_file_path": str(trace)})
+    session.run(None, _feeds(session))
+    del session
+    gc.collect()  # QNN writes the profile when the session is released
+    cycles_per_ms = chipset.htp_clock_mhz * 1e3
+    return [Row(component, name, op_type(name), block_of(component, name), "NPU", round(cycles / cycles_per_ms, 6))
+            for name, cycles in read_op_cycles(trace)]
+
+
+def profile_bundle(bundle: Bundle, chipset: Chipset, scratch: Path) -> Profile:
+    rows = []
+    for component in bundle.manifest["components"]:
+        compiled = bundle.path(compiled_entry(bundle.manifest, component, chipset.name)["file"])
+        rows += profile_component(compiled, component, chipset, scratch)
+    device = (f"{chipset.marketing_name} HTP emulation (onnxruntime-qnn {metadata.version('onnxruntime-qnn')}), "
+              f"simulated cycles at {chipset.htp_clock_mhz:g} MHz")
+    notes = ["per-op cycles from QNN's HTP cost model in onnxruntime-qnn's x86_64 emulation of the bundle's own "
+             f"context binaries, converted at the HTP clock of the chipset profile ({chipset.htp_clock_mhz:g} MHz)"]
+    return Profile("emulator", device, str(bundle.folder), bundle.manifest["sampling"]["num_steps"], rows,
+                   notes=notes).finish()
