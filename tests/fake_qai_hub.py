@@ -55,7 +55,7 @@ class FakeJob(CompileJob):
         return qai_hub.JobStatus(State.SUCCESS)
 
     def get_target_model(self) -> FakeTargetModel | None:
-        return FakeTargetModel(self) if self.get_status().success else None
+        return FakeTargetModel(self) if self.get_status().success and not self.hub.target_models_missing else None
 
     def download_profile(self, *args, **kwargs) -> dict:
         check_call(InferenceJob.download_profile, self, *args, **kwargs)
@@ -110,6 +110,7 @@ class FakeHub:
         self.looked_up: list[str] = []
         self.next_outcome = "success"
         self.network_down = False
+        self.target_models_missing = False  # a finished job whose target model the service does not return
         self.profile_payloads: dict[str, dict] = {}
         self.payloads_by_component: dict[str, dict] = {}
 

@@ -148,6 +148,26 @@ def test_aihub_timeout_then_resume_waits_for_the_same_job(fake_hub, snapdragon_b
     assert fake_hub.looked_up == ["j0000001"] and len(fake_hub.submitted) == 3
 
 
+def test_aihub_job_without_a_target_model_gives_a_clear_error(fake_hub, snapdragon_bundle, tmp_path):
+    fake_hub.target_models_missing = True
+    assert_clean_error(aihub_compile(tmp_path / "bundle", tmp_path / "cache"), "AI Hub job j0000001 produced no target model",
+                       "re-run", after_progress=True)
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_the_fake_runs_the_installed_clients_wait_and_download(fake_hub, tmp_path):
+    job = fake_hub.Client(config=fake_hub.ClientConfig(api_token="t")).submit_compile_job(
+        model=str(group_norm_model(tmp_path / "m.onnx")), device=fake_hub.Device("Samsung Galaxy S24 (Family)"))
+    fake_hub.outcomes[job.job_id] = "running"
+    with pytest.raises(TimeoutError):  # qai_hub 0.56's Job.wait: a client-side time-out raises
+        job.wait(timeout=60)
+    fake_hub.outcomes[job.job_id] = "success"
+    assert job.wait(timeout=60).success
+    assert job.download_target_model(str(tmp_path / "model")) == str(tmp_path / "model.bin")  # extension appended
+    fake_hub.outcomes[job.job_id] = "failed"
+    assert job.download_target_model(str(tmp_path / "other.bin")) is None
+
+
 def test_aihub_without_token_or_network(fake_hub, monkeypatch, snapdragon_bundle, tmp_path):
     monkeypatch.delenv(aihub.TOKEN_ENV)
     monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "missing.ini"))
