@@ -18,6 +18,7 @@ HARD_CASES = [
     "A" * 300,
     " ".join(["word"] * 100),
     "",
+    "the thing on the ring and the rest of the painting",  # overlapping merges: their ranks decide
 ]
 
 
@@ -57,7 +58,7 @@ def test_builtin_vocabulary_is_readable_by_transformers(tmp_path):
     ours = ClipTokenizer(vocab, merges)
     ours.save(tmp_path)
     reference = CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
-    for prompt in ["a photo of a cat", "Café 🐱 3.14!", "the thing on the ring and the rest", *HARD_CASES]:
+    for prompt in ["a photo of a cat", "Café 🐱 3.14!", *HARD_CASES]:
         assert reference(prompt, padding="max_length", max_length=77, truncation=True)["input_ids"] == ours(prompt)
     assert max(ours("ÿ~ z")) < 49408
     the, thing = vocab["the</w>"], vocab["ing</w>"]
