@@ -199,9 +199,10 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
     exports: dict[str, Path] = {}
     parity: dict[str, dict[str, float]] = {}
     for component in COMPONENTS:
-        key = {**base_key, "component": component}
-        exports[component], _ = cache.run(f"export {component}", key,
-                                          lambda folder, c=component: _export(source, c, options, folder))
+        channels_last = recipe[component] in QUANTIZED  # the GroupNorm form 16-bit activations need on the HTP
+        key = {**base_key, "component": component, "group_norm": "channels-last" if channels_last else "torch"}
+        exports[component], _ = cache.run(f"export {component}", key, lambda folder, c=component, last=channels_last:
+                                          _export(source, c, options, folder, last))
         floats[component], info = cache.run(f"simplify {component}", {**key, "pass": "onnxsim"},
                                             lambda folder, c=component: _simplify(exports[c], c, folder))
         parity[component] = info["parity"]
@@ -409,8 +410,10 @@ def _target_entry(name: str, options: BuildOptions, npu: dict[str, dict[str, Any
                        "anywhere else load components.<name>.file with the CPU execution provider."}
 
 
-def _export(source: ModelSource, component: str, options: BuildOptions, folder: Path) -> dict[str, Any]:
-    path = onnx_export.export_component(source, component, options.height, options.width, folder)
+def _export(source: ModelSource, component: str, options: BuildOptions, folder: Path,
+            channels_last_group_norm: bool) -> dict[str, Any]:
+    path = onnx_export.export_component(source, component, options.height, options.width, folder,
+                                        channels_last_group_norm)
     return {"parity": onnx_export.check_parity(path, folder / onnx_export.PARITY_FILE, "fp32", component).as_dict()}
 
 

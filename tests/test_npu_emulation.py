@@ -124,7 +124,7 @@ def test_each_chipset_has_its_own_binaries(snapdragon_bundle):
 
 def test_verification_is_recorded_per_component_and_chipset(snapdragon_bundle):
     manifest = load_bundle(snapdragon_bundle).manifest
-    measured = {"text_encoder": 60.3, "unet": 54.4, "vae_decoder": 65.4}  # dB against the CPU, every chipset
+    measured = {"text_encoder": 60.6, "unet": 54.2, "vae_decoder": 66.1}  # dB against the CPU, every chipset
     for name, component in manifest["components"].items():
         for entry in component["compiled"].values():
             emulated = entry["emulated"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import logging
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,13 @@ def example_inputs(source: ModelSource, name: str, inputs: list[TensorSpec], see
     return values
 
 
-def export_component(source: ModelSource, name: str, height: int, width: int, folder: Path) -> Path:
-    """Trace one component to `folder/name.onnx` (weights in external data) and store parity data."""
+def export_component(source: ModelSource, name: str, height: int, width: int, folder: Path,
+                     channels_last_group_norm: bool = False) -> Path:
+    """Trace one component to `folder/name.onnx` (weights in external data) and store parity data.
+
+    `channels_last_group_norm` traces every GroupNorm in the form QNN's HTP backend computes correctly with 16-bit
+    quantized activations (see `group_norm`); torch's own form is cheaper on the NPU and right in float.
+    """
     inputs, outputs = component_io(source, name, height, width)
     module = wrap(source.load(), name)
     arguments = example_inputs(source, name, inputs)
@@ -66,7 +72,7 @@ def export_component(source: ModelSource, name: str, height: int, width: int, fo
         reference = module(*arguments).numpy()
     path = folder / f"{name}.onnx"
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), channels_last_group_norms(module):
+    with warnings.catch_warnings(), channels_last_group_norms(module) if channels_last_group_norm else nullcontext():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, tuple(arguments), str(path), input_names=[spec.name for spec in inputs],
                           output_names=[spec.name for spec in outputs], opset_version=OPSET, dynamo=True,
