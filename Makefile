@@ -24,6 +24,7 @@ GOLDEN := build/golden
 MVN := mvn -B --no-transfer-progress -f android_app/core/pom.xml
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m tests.golden $(GOLDEN)
 	$(MVN) test -Dgolden.dir=$(CURDIR)/$(GOLDEN)

@@ -28,11 +28,13 @@ from .export import onnx_export
 from .export.wrappers import COMPONENTS, component_io
 from .files import staged_directory, write_text_atomic
 from .memory import PeakMemory, resident_bytes
+from .profile.estimate import layer_costs
 from .quantize import calibration, fidelity
 from .quantize.fidelity import FidelityGates
 from .quantize.recipes import QUANTIZED, RECIPES, QuantizeSettings, check_fidelity, quantize_component
 from .runtime.pipeline import Text2ImagePipeline
-from .runtime.scheduler import SamplingPlan, lcm_sampling_plan
+from .runtime.scheduler import SamplingPlan
+from .sources.sampling import lcm_sampling_plan
 from .sources.loader import ModelSource
 from .targets import MIN_NPU_SQNR_DB, TARGETS, aihub, chipsets, snapdragon
 
@@ -345,7 +347,8 @@ def _should_verify(options: BuildOptions, finals: dict[str, Path], recipe: dict[
     """--verify-npu as asked, or by default when one chipset's emulation should take AUTO_VERIFY_SECONDS at most."""
     if options.verify_npu is not None:
         return options.verify_npu
-    seconds = sum(snapdragon.emulation_seconds(finals[c] / f"{c}.onnx", recipe[c], len(samples[c])) for c in COMPONENTS)
+    seconds = sum(snapdragon.emulation_seconds(sum(cost.macs for cost in layer_costs(finals[c] / f"{c}.onnx", recipe[c], 0)),
+                                               recipe[c], len(samples[c])) for c in COMPONENTS)
     if seconds > snapdragon.AUTO_VERIFY_SECONDS:
         console.print(f"  NPU verification skipped: about {seconds / 60:.0f} min of HTP emulation per chipset; "
                       "pass --verify-npu to run it")

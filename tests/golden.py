@@ -18,7 +18,7 @@ from edgefusion_export.bundle.manifest import load_bundle
 from edgefusion_export.compiler import BuildOptions, compile_bundle
 from edgefusion_export.runtime.noise import gaussian_noise
 from edgefusion_export.runtime.pipeline import Noise, Text2ImagePipeline
-from edgefusion_export.runtime.scheduler import lcm_sampling_plan
+from edgefusion_export.sources.sampling import lcm_sampling_plan
 from edgefusion_export.runtime.tokenizer import ClipTokenizer
 from edgefusion_export.sources.loader import resolve_source
 

@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from edgefusion_export.bundle.manifest import load_bundle
-from edgefusion_export.export.onnx_export import load_full
+from edgefusion_export.graphs import load_full
 from edgefusion_export.metrics import sqnr_db
 from edgefusion_export.quantize import calibration, qdq
 from edgefusion_export.quantize.recipes import QuantizeSettings, quantize_component

@@ -4,7 +4,8 @@ import torch
 from diffusers import LatentConsistencyModelPipeline, LCMScheduler
 
 from edgefusion_export.runtime.noise import gaussian_noise
-from edgefusion_export.runtime.scheduler import guidance_scale_embedding, lcm_sampling_plan, lcm_step
+from edgefusion_export.runtime.scheduler import lcm_step
+from edgefusion_export.sources.sampling import guidance_scale_embedding, lcm_sampling_plan
 from edgefusion_export.sources.presets import LCM_SCHEDULER
 
 SHAPE = [1, 4, 8, 8]

@@ -15,14 +15,14 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..graphs import static_shapes
+
 
 def decompose_group_norm(model: onnx.ModelProto) -> int:
     """Replace every GroupNormalization node by its channels-last decomposition; returns how many were rewritten."""
     if not any(node.op_type == "GroupNormalization" for node in model.graph.node):
         return 0  # shape inference below serialises the model, which fails past protobuf's 2 GB
-    inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
-              for value in [*inferred.graph.value_info, *inferred.graph.input]}
+    shapes = static_shapes(model)
     initializers = {tensor.name: tensor for tensor in model.graph.initializer}
     nodes, rewritten = [], 0
     for node in model.graph.node:

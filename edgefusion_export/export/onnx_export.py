@@ -18,6 +18,7 @@ import onnx
 import torch
 
 from ..errors import UserError
+from ..graphs import load_full, save_model
 from ..metrics import cosine_similarity, sqnr_db
 from ..sources.loader import ModelSource
 from .group_norm import channels_last_group_norms
@@ -110,18 +111,6 @@ def _normalize_names(path: Path) -> None:
         value.name = rename(value.name)
     del model.metadata_props[:]
     onnx.save(model, str(path))
-
-
-def load_full(path: Path) -> onnx.ModelProto:
-    return onnx.load(str(path), load_external_data=True)
-
-
-def save_model(model: onnx.ModelProto, path: Path) -> Path:
-    """Save with all weights in one external data file beside the graph, without tool metadata_props."""
-    del model.metadata_props[:]
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=f"{path.name}.data", size_threshold=1024)
-    return path
 
 
 def simplify(source_path: Path, folder: Path) -> tuple[Path, dict[str, int | bool | dict[str, int]]]:

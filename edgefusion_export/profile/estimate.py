@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 
 from ..bundle.manifest import Bundle
+from ..graphs import static_shapes
 from ..targets.chipsets import Chipset
 from .report import Profile, Row, block_of
 
@@ -46,20 +47,10 @@ class LayerCost:
     activation_bytes: int  # activations larger than VTCM, read and written by the layer
 
 
-def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
-    inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer}
-    for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-        dims = [dim.dim_value for dim in value.type.tensor_type.shape.dim]
-        if dims and all(dims):
-            shapes[value.name] = dims
-    return shapes
-
-
 def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[LayerCost]:
     """MACs and DDR traffic of every non-free node of a graph (weights need not be loaded)."""
     model = onnx.load(str(model_path), load_external_data=False)
-    shapes = _shapes(model)
+    shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | static_shapes(model)
     weights = {tensor.name for tensor in model.graph.initializer}
     producer = {output: node for node in model.graph.node for output in node.output}
 

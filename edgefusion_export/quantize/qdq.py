@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..export.onnx_export import load_full, save_model
+from ..graphs import load_full, save_model, static_shapes
 from ..metrics import cosine_similarity, sqnr_db
 
 MASK_FLOOR = -100.0  # softmax weight e^-100 is 0 in fp16 and fp32, and the range stays quantizable
@@ -147,7 +147,7 @@ def layer_sensitivity(float_path: Path, quantized_path: Path, samples: list[dict
     import onnxruntime
 
     float_model = onnx.load(str(float_path), load_external_data=False)
-    shapes = _tensor_sizes(float_model)
+    shapes = {name: int(np.prod(dims)) for name, dims in static_shapes(float_model, float_only=True).items()}
     layers = weighted_nodes(float_model)
     nodes = [node for node in float_model.graph.node
              if node.name in layers and 0 < shapes.get(node.output[0], 0) <= max_elements]
@@ -178,18 +178,6 @@ def layer_sensitivity(float_path: Path, quantized_path: Path, samples: list[dict
     contributions = [(node.name, ratio[node.output[0]] - max((ratio[name] for name in node.input if name in ratio), default=0.0))
                      for node in nodes if node.output[0] in ratio]
     return sorted(contributions, key=lambda item: item[1], reverse=True)
-
-
-def _tensor_sizes(model: onnx.ModelProto) -> dict[str, int]:
-    """Element counts of the float tensors whose static shape shape inference knows."""
-    inferred = onnx.shape_inference.infer_shapes(model)
-    sizes = {}
-    for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-        tensor_type = value.type.tensor_type
-        dims = [dim.dim_value for dim in tensor_type.shape.dim]
-        if tensor_type.elem_type == onnx.TensorProto.FLOAT and dims and all(dims):
-            sizes[value.name] = int(np.prod(dims))
-    return sizes
 
 
 def io_quantization(model_path: Path) -> dict[str, dict]:

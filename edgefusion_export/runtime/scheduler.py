@@ -1,4 +1,7 @@
-"""The LCM sampling plan (what the manifest stores) and the one LCM update every runner applies."""
+"""The LCM sampling plan (what the manifest stores) and the one LCM update every runner applies.
+
+The plan is built at compile time from the model's scheduler (`sources.sampling`); runners only read it.
+"""
 
 from __future__ import annotations
 
@@ -32,40 +35,6 @@ class SamplingPlan:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SamplingPlan":
         return cls(**{**data, "steps": [SamplingStep(**step) for step in data["steps"]]})
-
-
-def lcm_sampling_plan(scheduler_config: dict[str, Any], num_steps: int, guidance_scale: float,
-                      guidance_embedding_dim: int | None, latent_shape: list[int],
-                      latent_scaling_factor: float) -> SamplingPlan:
-    """Timesteps and per-step coefficients from diffusers' own `LCMScheduler`."""
-    from diffusers import LCMScheduler
-
-    scheduler = LCMScheduler.from_config(scheduler_config)
-    scheduler.set_timesteps(num_steps)
-    timesteps = [int(t) for t in scheduler.timesteps]
-    alphas = scheduler.alphas_cumprod
-    steps = []
-    for index, timestep in enumerate(timesteps):
-        previous = timesteps[index + 1] if index + 1 < len(timesteps) else timestep
-        c_skip, c_out = scheduler.get_scalings_for_boundary_condition_discrete(timestep)
-        steps.append(SamplingStep(timestep, float(alphas[timestep]), float(alphas[previous]), float(c_skip), float(c_out)))
-    embedding = None
-    if guidance_embedding_dim:
-        embedding = guidance_scale_embedding(guidance_scale - 1.0, guidance_embedding_dim).tolist()
-    return SamplingPlan(steps, guidance_scale, embedding, latent_scaling_factor, latent_shape)
-
-
-def guidance_scale_embedding(w: float, dim: int) -> np.ndarray:
-    """LCM's sinusoidal embedding of 1000 w, computed in float32 as diffusers does."""
-    import torch
-
-    half = dim // 2
-    frequencies = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000.0) / (half - 1)))
-    angles = torch.tensor([w * 1000.0], dtype=torch.float32)[:, None] * frequencies[None, :]
-    embedding = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
-    if dim % 2:
-        embedding = torch.nn.functional.pad(embedding, (0, 1))
-    return embedding[0].numpy()
 
 
 def lcm_step(step: SamplingStep, latent: np.ndarray, noise_prediction: np.ndarray,

@@ -127,11 +127,8 @@ class NpuVerification:
                 "samples": self.samples}
 
 
-def emulation_seconds(model_path: Path, precision: str, calls: int) -> float:
-    """Expected time to run `model_path` `calls` times in HTP emulation on this machine."""
-    from ..profile.estimate import layer_costs
-
-    macs = sum(cost.macs for cost in layer_costs(model_path, precision, 0))
+def emulation_seconds(macs: int, precision: str, calls: int) -> float:
+    """Expected time to run a graph of `macs` multiply-accumulates `calls` times in HTP emulation on this machine."""
     return macs * calls / EMULATED_MACS_PER_SECOND[precision]
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..sources.loader import ModelSource
-from .pipeline import Noise
+from ..runtime.pipeline import Noise
+from .loader import ModelSource
 
 
 def torch_noise(seed: int, latent_shape: list[int], num_steps: int) -> Noise:
