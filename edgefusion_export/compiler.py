@@ -25,7 +25,8 @@ from . import __version__
 from .bundle.manifest import write_manifest
 from .errors import UserError
 from .export import onnx_export
-from .export.wrappers import COMPONENTS, component_io
+from .components import COMPONENTS
+from .export.wrappers import component_io
 from .files import staged_directory, write_text_atomic
 from .memory import PeakMemory, resident_bytes
 from .profile.estimate import layer_costs
@@ -334,7 +335,7 @@ def _verification_samples(recordings: Path | None, exports: dict[str, Path], ste
     """One held-out image's calls per component (the calibration recorder's), else the export's example inputs."""
     if recordings is not None:
         held_out = calibration.Recording.load(recordings, "evaluation").samples
-        return {component: held_out[component][:steps if component == "unet" else 1] for component in COMPONENTS}
+        return {component: held_out[component][:COMPONENTS[component].calls_per_image(steps)] for component in COMPONENTS}
     samples = {}
     for component in COMPONENTS:
         with np.load(exports[component] / onnx_export.PARITY_FILE) as data:

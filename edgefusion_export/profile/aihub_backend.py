@@ -7,10 +7,11 @@ from types import ModuleType
 from typing import Any
 
 from ..bundle.manifest import Bundle
+from ..components import COMPONENTS
 from ..errors import UserError
 from ..files import sha256_file
 from ..targets.aihub import JobLedger, run_job, upload_copy
-from .report import ComponentSummary, Profile, Row, block_of, CALLS_PER_IMAGE
+from .report import ComponentSummary, Profile, Row, block_of
 
 PROFILE_OPTIONS = "--max_profiler_iterations 10"
 
@@ -38,7 +39,7 @@ def parse_profile(component: str, payload: dict[str, Any], num_steps: int) -> tu
         rows.append(Row(component, "(whole model)", "model", "other", "NPU", round(total_ms, 5)))
     load_us = _number(summary, "warm_load_time") or _number(summary, "first_load_time")
     peak = _number(summary, "estimated_inference_peak_memory")
-    return rows, ComponentSummary(round(total_ms, 4), CALLS_PER_IMAGE[component](num_steps),
+    return rows, ComponentSummary(round(total_ms, 4), COMPONENTS[component].calls_per_image(num_steps),
                                   None if load_us is None else round(load_us / 1000, 2),
                                   None if peak is None else round(peak / 2**20, 2))
 

@@ -17,11 +17,11 @@ from typing import Any
 import jsonschema
 
 from ..errors import UserError
+from ..components import COMPONENTS
 from ..files import write_text_atomic
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = Path(__file__).with_name("profile.schema.json")
-CALLS_PER_IMAGE = {"text_encoder": lambda steps: 1, "unet": lambda steps: steps, "vae_decoder": lambda steps: 1}
 
 
 def block_of(component: str, node_name: str) -> str:
@@ -98,7 +98,7 @@ class Profile:
         """Fill component totals from the rows (or from `totals`, when a backend measures them directly)."""
         for component in sorted({row.component for row in self.rows} | set(totals or {})):
             total = (totals or {}).get(component, sum(row.time_ms for row in self.rows if row.component == component))
-            summary = self.components.get(component) or ComponentSummary(0.0, CALLS_PER_IMAGE[component](self.num_steps))
+            summary = self.components.get(component) or ComponentSummary(0.0, COMPONENTS[component].calls_per_image(self.num_steps))
             summary.total_ms = round(total, 4)
             self.components[component] = summary
         return self

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..components import COMPONENTS
 from ..errors import UserError
 from ..runtime.pipeline import Noise, Text2ImagePipeline
 
 DEFAULT_PROMPTS = Path(__file__).with_name("calibration_prompts.txt")
-COMPONENTS = ("text_encoder", "unet", "vae_decoder")
 
 
 def read_prompts(path: Path | None) -> list[str]:

@@ -11,16 +11,15 @@ from typing import Any
 import numpy as np
 import onnx
 
+from ..components import COMPONENTS
 from ..errors import UserError
 from . import qdq
 
+# Each recipe gives every component one precision; `edgefusion` is EdgeFusion's deployment (UNet W8A16, text
+# encoder and VAE decoder FP16), read from the component table.
 RECIPES: dict[str, dict[str, str]] = {
-    "fp32": {"text_encoder": "fp32", "unet": "fp32", "vae_decoder": "fp32"},
-    "fp16": {"text_encoder": "fp16", "unet": "fp16", "vae_decoder": "fp16"},
-    "w8a16": {"text_encoder": "w8a16", "unet": "w8a16", "vae_decoder": "w8a16"},
-    # EdgeFusion's deployment: UNet W8A16, text encoder and VAE decoder FP16.
-    "edgefusion": {"text_encoder": "fp16", "unet": "w8a16", "vae_decoder": "fp16"},
-    "w8a16-mixed": {"text_encoder": "w8a16-mixed", "unet": "w8a16-mixed", "vae_decoder": "w8a16-mixed"},
+    recipe: {name: component.edgefusion_precision if recipe == "edgefusion" else recipe for name, component in COMPONENTS.items()}
+    for recipe in ("fp32", "fp16", "w8a16", "edgefusion", "w8a16-mixed")
 }
 QUANTIZED = ("w8a16", "w8a16-mixed")
 

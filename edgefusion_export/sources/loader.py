@@ -14,13 +14,14 @@ from typing import Any, Callable
 
 import torch
 
+from ..components import COMPONENTS
 from ..errors import UserError, first_line
 from ..files import sha256_file
 from ..runtime.tokenizer import EOS_TOKEN, ClipTokenizer, builtin_vocabulary
 from .presets import PRESETS, Preset
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-DIFFUSERS_COMPONENTS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
+DIFFUSERS_COMPONENTS = {component.source: component.weights for component in COMPONENTS.values()}  # subfolder: weights stem
 
 
 @dataclass
