@@ -39,7 +39,7 @@ def main() -> None:
     console = Console(stderr=True)
     work = args.keep or Path(tempfile.mkdtemp(prefix="edgefusion-bench-"))
     source = resolve_source(None, args.preset)
-    options = BuildOptions("cpu", args.precision, 2, 8.5, args.size, args.size)
+    options = BuildOptions(target="cpu", precision=args.precision, height=args.size, width=args.size)
     with PeakMemory() as compile_peak:
         report = compile_bundle(source, options, work / "bundle", work / "cache", sys.argv, console)
 
@@ -58,7 +58,7 @@ def main() -> None:
         "preset": args.preset, "size": args.size, "precision": args.precision,
         "compile": {"total_s": report["total_seconds"], "peak_rss_mb": compile_peak.mb,
                     "stages": [{key: stage[key] for key in ("name", "seconds", "peak_rss_mb")} for stage in report["stages"]],
-                    "parity_sqnr_db": {name: value["sqnr_db"] for name, value in report["parity"].items()},
+                    "parity_sqnr_db": {name: value["parity"]["sqnr_db"] for name, value in report["components"].items()},
                     "bundle_mb": round(sum(report["sizes_mb"].values()), 1)},
         "generate": {"runner_s": round(runner_seconds, 2), "runner_timings_ms": ours.timings_ms,
                      "runner_peak_rss_mb": runner_peak.mb, "diffusers_s": round(reference_seconds, 2),

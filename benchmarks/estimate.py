@@ -23,7 +23,8 @@ from rich.console import Console
 from edgefusion_export.bundle.manifest import load_bundle
 from edgefusion_export.compiler import BuildOptions, compile_bundle
 from edgefusion_export.export.onnx_export import export_component, simplify
-from edgefusion_export.profile.estimate import CALIBRATION, Calibration, estimate_bundle, layer_costs, layer_time_ms
+from edgefusion_export.graphs import layer_costs
+from edgefusion_export.profile.estimate import CALIBRATION, Calibration, estimate_bundle, layer_time_ms
 from edgefusion_export.sources.loader import resolve_source
 from edgefusion_export.targets.chipsets import chipset
 
@@ -78,7 +79,7 @@ def main() -> None:
     bundle = args.bundle
     if bundle is None:
         bundle = args.work / "bk-sdm-tiny-edgefusion"
-        compile_bundle(resolve_source(None, "bk-sdm-tiny"), BuildOptions("cpu", "edgefusion", fidelity_images=1),
+        compile_bundle(resolve_source(None, "bk-sdm-tiny"), BuildOptions(target="cpu", precision="edgefusion", fidelity_images=1),
                        bundle, args.work / "cache", sys.argv, Console(stderr=True))
     profile = estimate_bundle(load_bundle(bundle), s24)
     result["bk_sdm_tiny_snapdragon_8_gen_3"] = {

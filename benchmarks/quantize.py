@@ -48,7 +48,7 @@ def main() -> None:
     results = {"preset": args.preset, "size": args.size, "calibration_prompts": str(prompts or "built-in list"),
                "calibration_size": args.calibration_size, "recipes": {}}
     for recipe in args.recipes.split(","):
-        options = BuildOptions("cpu", recipe, 2, 8.5, args.size, args.size, calibration_prompts=prompts,
+        options = BuildOptions(target="cpu", precision=recipe, height=args.size, width=args.size, calibration_prompts=prompts,
                                calibration_size=args.calibration_size,
                                quantize=QuantizeSettings(args.min_sqnr if recipe == "w8a16-mixed" else 0.0,
                                                          args.max_float_fraction),

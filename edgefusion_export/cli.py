@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import UserError
-from .targets import MIN_NPU_SQNR_DB
+from .targets.base import MIN_NPU_SQNR_DB
 
 console = Console(stderr=True, highlight=False)
 
@@ -79,8 +79,9 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
     from .quantize.recipes import QuantizeSettings
     from .sources.loader import resolve_source
 
-    options = BuildOptions(target, precision, steps, guidance_scale, height, width, force, calibration_prompts,
-                           calibration_size, quantize=QuantizeSettings(min_sqnr, max_float_fraction),
+    options = BuildOptions(target=target, precision=precision, steps=steps, guidance_scale=guidance_scale, height=height,
+                           width=width, force=force, calibration_prompts=calibration_prompts,
+                           calibration_size=calibration_size, quantize=QuantizeSettings(min_sqnr, max_float_fraction),
                            fidelity=FidelityGates(min_psnr, min_prompt_sensitivity), fidelity_images=fidelity_images,
                            chipsets=chipsets, allow_cpu_fallback=allow_cpu_fallback, aihub=aihub,
                            verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr)

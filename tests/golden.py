@@ -53,9 +53,9 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     source = resolve_source(None, "tiny")
-    options = BuildOptions("cpu", "fp32", 2, 8.5, SIZE, SIZE)
+    options = BuildOptions(target="cpu", precision="fp32", height=SIZE, width=SIZE)
     compile_bundle(source, options, out / "bundle", out / "cache", sys.argv, console)
-    snapdragon = BuildOptions("snapdragon", None, 2, 8.5, SIZE, SIZE, chipsets=("snapdragon-8-gen-3",))
+    snapdragon = BuildOptions(target="snapdragon", height=SIZE, width=SIZE, chipsets=("snapdragon-8-gen-3",))
     compile_bundle(source, snapdragon, out / "snapdragon-bundle", out / "cache", sys.argv, console)
     for name, image in (("bundle", "host_image.f32"), ("snapdragon-bundle", "host_image_snapdragon.f32")):
         pipeline = Text2ImagePipeline.from_bundle(load_bundle(out / name))

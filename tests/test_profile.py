@@ -9,7 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgefusion_export.profile.estimate import Calibration, LayerCost, layer_costs, layer_time_ms
+from edgefusion_export.graphs import LayerCost, layer_costs
+from edgefusion_export.profile.estimate import Calibration, layer_time_ms
 from edgefusion_export.profile.report import SCHEMA_FILE
 from edgefusion_export.targets import aihub
 from edgefusion_export.targets.chipsets import chipset

@@ -76,25 +76,25 @@ def test_text_encoder_quantizes_well_only_with_the_bounded_mask(recorded, tiny_b
     info = quantize_component(float_path, calibration_set.samples["text_encoder"], evaluation_set.samples["text_encoder"],
                               tmp_path, "w8a16", QuantizeSettings())
     naive_sqnr = qdq.evaluate(float_path, naive, evaluation_set.samples["text_encoder"]).sqnr_db
-    assert info["attention_masks_bounded"] == 1
-    assert info["fidelity"]["sqnr_db"] >= 30 > naive_sqnr + 10
+    assert info.attention_masks_bounded == 1
+    assert info.fidelity["sqnr_db"] >= 30 > naive_sqnr + 10
 
 
 def test_fallback_keeps_the_most_sensitive_layers_in_float(recorded, tiny_bundle, tmp_path):
     calibration_set, evaluation_set, _, _ = recorded
     plain = quantize_component(tiny_bundle / "unet.onnx", calibration_set.samples["unet"], evaluation_set.samples["unet"],
                                tmp_path / "plain", "w8a16", QuantizeSettings())
-    target = plain["fidelity"]["sqnr_db"] + 0.05
+    target = plain.fidelity["sqnr_db"] + 0.05
     mixed = quantize_component(tiny_bundle / "unet.onnx", calibration_set.samples["unet"], evaluation_set.samples["unet"],
                                tmp_path / "mixed", "w8a16-mixed", QuantizeSettings(min_sqnr_db=target))
-    assert len(mixed["attempts"]) > 1
-    assert mixed["kept_float"] and all(item["params"] > 0 and item["error_contribution"] > 0 for item in mixed["kept_float"])
-    assert mixed["fidelity"]["sqnr_db"] >= plain["fidelity"]["sqnr_db"]
-    assert 0 < mixed["float_fraction"] <= 0.25
+    assert len(mixed.attempts) > 1
+    assert mixed.kept_float and all(item["params"] > 0 and item["error_contribution"] > 0 for item in mixed.kept_float)
+    assert mixed.fidelity["sqnr_db"] >= plain.fidelity["sqnr_db"]
+    assert 0 < mixed.float_fraction <= 0.25
     quantized = onnx.load(str(tmp_path / "mixed" / "unet.onnx"), load_external_data=False)
-    kept = {item["node"] for item in mixed["kept_float"]}
+    kept = {item["node"] for item in mixed.kept_float}
     assert kept <= {node.name for node in quantized.graph.node if node.op_type in ("Conv", "Gemm", "MatMul")}
-    assert set(mixed["fidelity"]["per_timestep_sqnr_db"]) == {"999", "499"}
+    assert set(mixed.fidelity["per_timestep_sqnr_db"]) == {"999", "499"}
 
 
 @pytest.mark.parametrize("recipe, expected", [

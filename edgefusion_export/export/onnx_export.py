@@ -19,6 +19,7 @@ import torch
 
 from ..errors import UserError
 from ..graphs import load_full, save_model
+from ..stages import StageResult
 from ..metrics import cosine_similarity, sqnr_db
 from ..sources.loader import ModelSource
 from .group_norm import channels_last_group_norms
@@ -30,6 +31,7 @@ EXAMPLE_PROMPT = "a photo of an astronaut riding a horse on mars"
 PARITY_FILE = "parity_data.npz"
 CONTRIB_FUSIONS = ("fuse_attention", "fuse_gqa")  # onnxsim passes writing com.microsoft ops, which QNN leaves on the CPU
 MIN_PARITY_SQNR_DB = {"fp32": 60.0, "fp16": 30.0, "w8a16": 15.0}  # w8a16: a sanity check; fidelity has its own gate
+IDENTICAL_SQNR_DB = 999.0  # what the reports write for an exact match (JSON has no infinity)
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,41 @@ class Parity:
     max_abs_error: float
 
     def as_dict(self) -> dict[str, float]:
-        return {"sqnr_db": round(self.sqnr_db, 2) if np.isfinite(self.sqnr_db) else 999.0,
+        return {"sqnr_db": round(self.sqnr_db, 2) if np.isfinite(self.sqnr_db) else IDENTICAL_SQNR_DB,
                 "cosine": self.cosine, "max_abs_error": self.max_abs_error}
+
+
+@dataclass(frozen=True)
+class ExportResult(StageResult):
+    """A traced graph and its parity with torch on the example inputs."""
+
+    parity: dict[str, float]
+
+    def summary(self) -> str:
+        return f"parity {self.parity['sqnr_db']:.1f} dB"
+
+
+@dataclass(frozen=True)
+class SimplifyResult(StageResult):
+    nodes_before: int
+    nodes_after: int
+    simplified: bool
+    npu_rewrites: dict[str, int]
+    parity: dict[str, float]
+
+    def summary(self) -> str:
+        return f"nodes {self.nodes_before} -> {self.nodes_after}  parity {self.parity['sqnr_db']:.1f} dB"
+
+
+@dataclass(frozen=True)
+class PrecisionResult(StageResult):
+    """A float component at its final precision (fp32 as exported, or converted to fp16)."""
+
+    precision: str
+    parity: dict[str, float]
+
+    def summary(self) -> str:
+        return f"parity {self.parity['sqnr_db']:.1f} dB"
 
 
 def example_inputs(source: ModelSource, name: str, inputs: list[TensorSpec], seed: int = 0) -> list[torch.Tensor]:

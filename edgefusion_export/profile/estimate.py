@@ -12,18 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import onnx
-
 from ..bundle.manifest import Bundle
-from ..graphs import static_shapes
+from ..graphs import LayerCost, layer_costs
 from ..targets.chipsets import Chipset
 from .report import Profile, Row, block_of
-
-FREE_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant", "Shape", "QuantizeLinear",
-            "DequantizeLinear", "Cast", "CastLike", "EPContext"}
-BYTES = {"w8a16": (1, 2), "w8a16-mixed": (1, 2), "fp16": (2, 2), "fp32": (2, 2)}  # (weight, activation) on the NPU
-
 
 @dataclass(frozen=True)
 class Calibration:
@@ -36,72 +28,6 @@ class Calibration:
 
 
 CALIBRATION = Calibration()
-
-
-@dataclass(frozen=True)
-class LayerCost:
-    name: str
-    op_type: str
-    macs: int
-    weight_bytes: int
-    activation_bytes: int  # activations larger than VTCM, read and written by the layer
-
-
-def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[LayerCost]:
-    """MACs and DDR traffic of every non-free node of a graph (weights need not be loaded)."""
-    model = onnx.load(str(model_path), load_external_data=False)
-    shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | static_shapes(model)
-    weights = {tensor.name for tensor in model.graph.initializer}
-    producer = {output: node for node in model.graph.node for output in node.output}
-
-    def weight_source(name: str) -> str | None:
-        """The initializer behind an input, looking through a DequantizeLinear/Transpose."""
-        if name in weights:
-            return name
-        node = producer.get(name)
-        if node is not None and node.op_type in ("DequantizeLinear", "Transpose", "Cast") and node.input[0] in weights:
-            return node.input[0]
-        return None
-
-    shape_keeping = ("QuantizeLinear", "DequantizeLinear", "Cast")
-    consumer = {name: node for node in model.graph.node if node.op_type in shape_keeping for name in node.input[:1]}
-
-    def shape_of(name: str) -> list[int]:
-        """Static shape, looking through Q/DQ and casts (they keep their input's shape) backwards, then forwards."""
-        for step in (lambda n: producer[n].input[0] if n in producer and producer[n].op_type in shape_keeping else None,
-                     lambda n: consumer[n].output[0] if n in consumer else None):
-            current = name
-            while current is not None and current not in shapes:
-                current = step(current)
-            if current is not None:
-                return shapes[current]
-        return []
-
-    weight_bytes, activation_bytes = BYTES.get(precision, (2, 2))
-    costs = []
-    for node in model.graph.node:
-        if node.op_type in FREE_OPS:
-            continue
-        output = shape_of(node.output[0])
-        macs = 0
-        kernel = shape_of(weight_source(node.input[1]) or node.input[1]) if len(node.input) > 1 else None
-        if node.op_type == "Conv" and output and kernel:
-            macs = int(np.prod(output)) * int(np.prod(kernel[1:]))  # kernel: [Cout, Cin/groups, kh, kw]
-        elif node.op_type in ("MatMul", "Gemm") and output and shape_of(node.input[0]):
-            macs = int(np.prod(output)) * shape_of(node.input[0])[-1]
-        weight_traffic = activation_traffic = 0
-        for name in node.input:
-            source = weight_source(name)
-            if source is not None:
-                weight_traffic += int(np.prod(shapes.get(source, [0]))) * weight_bytes
-            elif shape_of(name):
-                size = int(np.prod(shape_of(name))) * activation_bytes
-                activation_traffic += size if size > vtcm_bytes else 0
-        for name in node.output:
-            size = int(np.prod(shape_of(name) or [0])) * activation_bytes
-            activation_traffic += size if size > vtcm_bytes else 0
-        costs.append(LayerCost(node.name, node.op_type, macs, weight_traffic, activation_traffic))
-    return costs
 
 
 def layer_time_ms(cost: LayerCost, chipset: Chipset, precision: str, calibration: Calibration = CALIBRATION) -> float:

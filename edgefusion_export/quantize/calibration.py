@@ -16,6 +16,7 @@ import numpy as np
 from ..components import COMPONENTS
 from ..errors import UserError
 from ..runtime.pipeline import Noise, Text2ImagePipeline
+from ..stages import StageResult
 
 DEFAULT_PROMPTS = Path(__file__).with_name("calibration_prompts.txt")
 
@@ -41,6 +42,16 @@ def split_prompts(prompts: list[str], calibration_size: int, evaluation_size: in
 
 def prompts_digest(prompts: list[str]) -> str:
     return hashlib.sha256("\n".join(prompts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CalibrationResult(StageResult):
+    calibration_prompts: list[str]
+    evaluation_prompts: list[str]
+    unet_timesteps: list[int]
+
+    def summary(self) -> str:
+        return f"{len(self.calibration_prompts)} calibration + {len(self.evaluation_prompts)} held-out prompts"
 
 
 @dataclass
@@ -79,17 +90,14 @@ class RecordingPipeline(Text2ImagePipeline):
         return super().run(component, feeds)
 
 
-def record(pipeline: RecordingPipeline, prompts: list[str], seed: int, decode: bool = False) -> Recording:
+def record(pipeline: RecordingPipeline, prompts: list[str], seed: int) -> Recording:
     """Run the float pipeline over `prompts` (seed, seed+1, ...) and return what each component saw.
 
-    The VAE decoder's inputs are the final denoised latents; with `decode=False` it is not run.
+    The VAE decoder's inputs are the final denoised latents; it is not run.
     """
     pipeline.recording = Recording()
     for index, prompt in enumerate(prompts):
         embeddings = pipeline.encode_prompt(prompt)
         denoised = pipeline.denoise(embeddings, Noise.seeded(seed + index, pipeline.plan))
-        if decode:
-            pipeline.run("vae_decoder", {"latent": denoised})
-        else:
-            pipeline.recording.samples["vae_decoder"].append({"latent": denoised})
+        pipeline.recording.samples["vae_decoder"].append({"latent": denoised})
     return pipeline.recording

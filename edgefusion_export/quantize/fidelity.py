@@ -11,6 +11,7 @@ from ..errors import UserError
 from ..metrics import psnr_db
 from ..runtime.images import save_png
 from ..runtime.pipeline import Noise, Text2ImagePipeline
+from ..stages import StageResult
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class FidelityGates:
 
 
 @dataclass(frozen=True)
-class EndToEnd:
+class EndToEnd(StageResult):
     psnr_db: list[float]
     ssim: list[float]
     prompt_sensitivity_float: float
@@ -33,6 +34,10 @@ class EndToEnd:
     def as_dict(self) -> dict:
         return {**asdict(self), "min_psnr_db": min(self.psnr_db) if self.psnr_db else None,
                 "prompt_sensitivity_ratio": round(self.prompt_sensitivity_ratio, 4)}
+
+    def summary(self) -> str:
+        images = f"PSNR {min(self.psnr_db):.1f} dB, SSIM {min(self.ssim):.3f}  " if self.psnr_db else ""
+        return f"{images}prompt sensitivity {self.prompt_sensitivity_ratio:.2f}x float"
 
 
 def ssim(reference: np.ndarray, test: np.ndarray) -> float:
@@ -69,12 +74,12 @@ def compare(reference: Text2ImagePipeline, reduced: Text2ImagePipeline, prompts:
                     round(prompt_sensitivity(reduced, prompts, noise), 4))
 
 
-def check(result: dict, gates: FidelityGates) -> None:
-    """The end-to-end gates, on `EndToEnd.as_dict()` as stored in the build report."""
-    if result["psnr_db"] and min(result["psnr_db"]) < gates.min_psnr_db:
-        raise UserError(f"images differ from the float build: PSNR {min(result['psnr_db']):.1f} dB < --min-psnr "
+def check(result: EndToEnd, gates: FidelityGates) -> None:
+    """The end-to-end gates."""
+    if result.psnr_db and min(result.psnr_db) < gates.min_psnr_db:
+        raise UserError(f"images differ from the float build: PSNR {min(result.psnr_db):.1f} dB < --min-psnr "
                         f"{gates.min_psnr_db:g}; use a higher-precision recipe (w8a16-mixed, edgefusion) or lower --min-psnr")
-    if result["prompt_sensitivity_ratio"] < gates.min_prompt_sensitivity:
-        raise UserError(f"quantization weakened prompt conditioning to {result['prompt_sensitivity_ratio']:.2f}x of the "
+    if result.prompt_sensitivity_ratio < gates.min_prompt_sensitivity:
+        raise UserError(f"quantization weakened prompt conditioning to {result.prompt_sensitivity_ratio:.2f}x of the "
                         f"float model's (< --min-prompt-sensitivity {gates.min_prompt_sensitivity:g}); calibrate on "
                         "more prompts (--calibration-size) or use w8a16-mixed")

@@ -13,6 +13,7 @@ import onnx
 
 from ..components import COMPONENTS
 from ..errors import UserError
+from ..stages import StageResult
 from . import qdq
 
 # Each recipe gives every component one precision; `edgefusion` is EdgeFusion's deployment (UNet W8A16, text
@@ -25,13 +26,32 @@ QUANTIZED = ("w8a16", "w8a16-mixed")
 
 
 @dataclass(frozen=True)
+class QuantizeResult(StageResult):
+    """A W8A16 component: its held-out fidelity, the fallback's attempts and the layers it kept in float."""
+
+    precision: str
+    fidelity: dict[str, Any]
+    attempts: list[dict[str, Any]]
+    kept_float: list[dict[str, Any]]
+    float_fraction: float
+    attention_masks_bounded: int
+    io_quantization: dict[str, dict[str, Any]]
+    parity: dict[str, float] | None = None  # against torch on the export's example inputs
+
+    def summary(self) -> str:
+        per_step = ", ".join(f"t={t} {v:.1f}" for t, v in self.fidelity["per_timestep_sqnr_db"].items())
+        text = f"held-out SQNR {self.fidelity['sqnr_db']:.1f} dB" + (f" ({per_step})" if per_step else "")
+        return text + (f"  {len(self.kept_float)} layers kept float" if self.kept_float else "")
+
+
+@dataclass(frozen=True)
 class QuantizeSettings:
     min_sqnr_db: float = 30.0
     max_float_fraction: float = 0.25  # of the component's weight parameters kept in float by the fallback
 
 
 def quantize_component(float_path: Path, calibration: list[dict[str, np.ndarray]], evaluation: list[dict[str, np.ndarray]],
-                       folder: Path, precision: str, settings: QuantizeSettings) -> dict[str, Any]:
+                       folder: Path, precision: str, settings: QuantizeSettings) -> QuantizeResult:
     """Write `folder/<component>.onnx` in W8A16 QDQ. For w8a16-mixed, keep the layers that contribute most to
     the error in float (1, 2, 4, ... of them) until the held-out SQNR reaches `settings.min_sqnr_db` or the float
     budget is spent; the best attempt is kept."""
@@ -67,16 +87,16 @@ def quantize_component(float_path: Path, calibration: list[dict[str, np.ndarray]
         for produced in best_path.parent.iterdir():
             shutil.move(produced, folder / produced.name)
     kept_float = [{"node": name, "error_contribution": float(f"{score:.3g}"), "params": sizes[name]} for name, score in best_kept]
-    return {"precision": precision, "fidelity": fidelity.as_dict(), "attempts": attempts, "kept_float": kept_float,
-            "float_fraction": round(sum(item["params"] for item in kept_float) / max(sum(sizes.values()), 1), 4),
-            "attention_masks_bounded": masks, "io_quantization": qdq.io_quantization(output)}
+    return QuantizeResult(precision, fidelity.as_dict(), attempts, kept_float,
+                          round(sum(item["params"] for item in kept_float) / max(sum(sizes.values()), 1), 4),
+                          masks, qdq.io_quantization(output))
 
 
-def check_fidelity(component: str, info: dict[str, Any], settings: QuantizeSettings) -> None:
+def check_fidelity(component: str, result: QuantizeResult, settings: QuantizeSettings) -> None:
     """The component gate: held-out SQNR against the float model."""
-    sqnr = info["fidelity"]["sqnr_db"]
+    sqnr = result.fidelity["sqnr_db"]
     if sqnr < settings.min_sqnr_db:
-        hint = ("raise --max-float-fraction" if info["precision"] == "w8a16-mixed" else "use --precision w8a16-mixed")
-        raise UserError(f"{component} at {info['precision']} reaches {sqnr:.1f} dB SQNR on held-out prompts, below "
+        hint = ("raise --max-float-fraction" if result.precision == "w8a16-mixed" else "use --precision w8a16-mixed")
+        raise UserError(f"{component} at {result.precision} reaches {sqnr:.1f} dB SQNR on held-out prompts, below "
                         f"--min-sqnr {settings.min_sqnr_db:g}; calibrate on more prompts (--calibration-size), {hint}, "
                         "or lower --min-sqnr")

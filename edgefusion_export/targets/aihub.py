@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
@@ -19,11 +20,24 @@ import onnx
 
 from ..errors import UserError, first_line
 from ..files import sha256_file, write_text_atomic
+from ..stages import StageResult
 from .chipsets import Chipset
 
 TOKEN_ENV = "QAI_HUB_API_TOKEN"
 COMPILE_OPTIONS = "--target_runtime qnn_context_binary"
 DEFAULT_TIMEOUT_S = 3600
+
+
+@dataclass(frozen=True)
+class AihubCompilation(StageResult):
+    job_id: str
+    url: str
+    file: str
+    device: str
+    options: str
+
+    def summary(self) -> str:
+        return f"AI Hub job {self.job_id}"
 
 
 def load_hub() -> ModuleType:
@@ -107,7 +121,7 @@ def upload_copy(model_path: Path, folder: Path) -> Path:
 
 
 def compile_on_aihub(hub: ModuleType, client: Any, model_path: Path, component: str, chipset: Chipset,
-                     ledger: JobLedger, folder: Path, timeout_s: int = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+                     ledger: JobLedger, folder: Path, timeout_s: int = DEFAULT_TIMEOUT_S) -> AihubCompilation:
     """Compile one component for the chipset's AI Hub device; download the QNN context binary into `folder`."""
     digest = hashlib.sha256(sha256_file(model_path).encode() + COMPILE_OPTIONS.encode()).hexdigest()[:16]
     purpose = f"compile/{component}/{chipset.name}/{digest}"
@@ -128,5 +142,4 @@ def compile_on_aihub(hub: ModuleType, client: Any, model_path: Path, component: 
     if downloaded is None or not Path(downloaded).is_file():
         raise UserError(f"AI Hub job {job.job_id} produced no target model ({job.url}); re-run to retry the download")
     Path(downloaded).replace(target)
-    return {"job_id": job.job_id, "url": job.url, "file": target.name, "device": chipset.aihub_device,
-            "options": COMPILE_OPTIONS}
+    return AihubCompilation(job.job_id, job.url, target.name, chipset.aihub_device, COMPILE_OPTIONS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +18,14 @@ import onnx
 from ..errors import UserError, first_line
 from ..metrics import sqnr_db
 from ..runtime.sessions import HtpTarget, cpu_session, htp_session, qnn_devices
-from . import MIN_NPU_SQNR_DB
+from ..stages import StageResult
 from .chipsets import Chipset
 
 IO_CONVERSIONS = ("QuantizeLinear", "DequantizeLinear", "Cast")
 
 
 @dataclass
-class NpuCompilation:
+class NpuCompilation(StageResult):
     """What one component became on the NPU."""
 
     file: str
@@ -37,8 +37,9 @@ class NpuCompilation:
     prepared_for: list[str] = field(default_factory=list)  # "SoC/vNN" read back from each context binary
     seconds: float = 0.0
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def summary(self) -> str:
+        return (f"{self.partitions} NPU partition(s), {len(self.cpu_nodes)} CPU nodes, {len(self.io_conversions)} I/O "
+                f"conversions, QNN {self.qnn_sdk_version[:5]}, prepared for {', '.join(self.prepared_for)}")
 
 
 def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_cpu_fallback: bool) -> NpuCompilation:
@@ -114,17 +115,16 @@ EMULATED_MACS_PER_SECOND = {"w8a16": 0.15e9, "w8a16-mixed": 0.15e9, "fp16": 0.01
 AUTO_VERIFY_SECONDS = 120.0  # compile --verify-npu runs by default when one chipset's check should take this long at most
 
 
-@dataclass
-class NpuVerification:
+@dataclass(frozen=True)
+class NpuVerification(StageResult):
     """How the compiled model's outputs in HTP emulation compare with the CPU on held-out inputs."""
 
     sqnr_vs_cpu_db: float  # against the same portable graph on the CPU with exact QDQ arithmetic
     sqnr_vs_float_db: float  # against the float component
     samples: int
 
-    def as_dict(self) -> dict:
-        return {"sqnr_vs_cpu_db": round(self.sqnr_vs_cpu_db, 2), "sqnr_vs_float_db": round(self.sqnr_vs_float_db, 2),
-                "samples": self.samples}
+    def summary(self) -> str:
+        return f"HTP emulation vs CPU {self.sqnr_vs_cpu_db:.1f} dB, vs float {self.sqnr_vs_float_db:.1f} dB"
 
 
 def emulation_seconds(macs: int, precision: str, calls: int) -> float:
@@ -137,4 +137,5 @@ def verify_in_emulation(compiled: Path, portable: Path, float_model: Path, sampl
     """Run the compiled EPContext model in HTP emulation on `samples` against the CPU and the float model."""
     sessions = [htp_session(compiled, target), cpu_session(portable, exact=True), cpu_session(float_model)]
     npu, cpu, reference = ([session.run(None, feed)[0] for feed in samples] for session in sessions)
-    return NpuVerification(sqnr_db(np.stack(cpu), np.stack(npu)), sqnr_db(np.stack(reference), np.stack(npu)), len(samples))
+    return NpuVerification(round(sqnr_db(np.stack(cpu), np.stack(npu)), 2), round(sqnr_db(np.stack(reference), np.stack(npu)), 2),
+                           len(samples))

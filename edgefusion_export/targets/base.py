@@ -1,0 +1,56 @@
+"""What a compile target is given and what it gives back; the compiler knows targets only through this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..stages import StageCache
+
+# Default gate of NPU verification: an NPU model within 35 dB of the CPU adds less error than the W8A16
+# quantization itself (held-out 30-43 dB); correct models measure 38-70 dB in emulation here, a broken one ~0 dB.
+MIN_NPU_SQNR_DB = 35.0
+
+
+class TargetOptions(Protocol):
+    """The build options targets read (the compiler's BuildOptions)."""
+
+    chipsets: tuple[str, ...]
+    allow_cpu_fallback: bool
+    aihub: bool
+    verify_npu: bool | None
+    min_npu_sqnr: float
+
+
+@dataclass(frozen=True)
+class FinalModels:
+    """What a target compiles: each component's final portable ONNX, and what its checks compare with."""
+
+    models: dict[str, Path]
+    float_models: dict[str, Path]
+    precisions: dict[str, str]
+    held_out: dict[str, list[dict[str, Any]]]  # one held-out image's calls per component
+    held_out_key: Any  # what those inputs depend on, for cache keys
+    base_key: dict[str, Any]  # source, shapes and tool versions, for cache keys
+    cache_dir: Path
+
+
+@dataclass
+class TargetBuild:
+    files: dict[str, Path] = field(default_factory=dict)  # bundle path -> artifact to copy there
+    compiled: dict[str, dict[str, Any]] = field(default_factory=dict)  # component -> its manifest "compiled" entry
+    manifest: dict[str, Any] = field(default_factory=dict)  # the manifest's "target" section
+    report: dict[str, Any] = field(default_factory=dict)  # the build report's "npu" section
+
+
+class Target(Protocol):
+    name: str
+    description: str
+    default_precision: str
+
+    def check(self, options: TargetOptions) -> None:
+        """Refuse options this target does not take, with a one-line UserError."""
+
+    def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:
+        """Run the target's own passes on the final models."""

@@ -1,0 +1,20 @@
+"""The portable target: the bundle's ONNX files, for onnxruntime on any CPU. It adds no pass."""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from ..stages import StageCache
+from .base import FinalModels, TargetBuild, TargetOptions
+
+
+class CpuTarget:
+    name = "cpu"
+    description = "portable ONNX for onnxruntime on any CPU"
+    default_precision = "fp32"
+
+    def check(self, options: TargetOptions) -> None:
+        if options.chipsets or options.aihub or options.verify_npu:
+            raise UserError("--chipset, --aihub and --verify-npu apply to --target snapdragon only")
+
+    def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:
+        return TargetBuild(manifest={"name": self.name})
