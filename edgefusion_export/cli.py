@@ -216,11 +216,12 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
 
     from .bundle.manifest import load_bundle
     from .compiler import default_cache_dir
-    from .profile import report
+    from .profile import gate, render
+    from .profile.model import load_profile
     from .targets import chipsets
 
     allowed = _fraction(max_regression)
-    previous = report.load_profile(baseline) if baseline else None
+    previous = load_profile(baseline) if baseline else None
     if output.exists() and not output.is_dir():
         raise UserError(f"output {output} is a file; pass a folder for the profile files")
     loaded = load_bundle(bundle)
@@ -247,11 +248,11 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
             ledger = aihub.JobLedger((cache_dir or default_cache_dir()) / "aihub-jobs.json")
             result = profile_bundle(hub, aihub.make_client(hub), loaded, device or chip.aihub_device, chip.name, ledger,
                                     Path(scratch), timeout)
-    paths = report.write_outputs(result, output)
-    report.print_summary(result, Console(highlight=False))
+    paths = render.write_outputs(result, output)
+    render.print_summary(result, Console(highlight=False))
     console.print(f"wrote {paths['json']}, {paths['csv']} and {paths['html']}")
     if previous is not None:
-        problems = report.compare(result, previous, allowed)
+        problems = gate.compare(result, previous, allowed)
         for problem in problems:
             console.print(f"[red]regression[/red] {problem.what}: {problem.baseline} -> {problem.current} ({problem.change})")
         if problems:

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgefusion_export.graphs import LayerCost, layer_costs
 from edgefusion_export.profile.estimate import Calibration, layer_time_ms
-from edgefusion_export.profile.report import SCHEMA_FILE
+from edgefusion_export.profile.model import SCHEMA_FILE
 from edgefusion_export.targets import aihub
 from edgefusion_export.targets.chipsets import chipset
 

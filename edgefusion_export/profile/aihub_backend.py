@@ -11,7 +11,8 @@ from ..components import COMPONENTS
 from ..errors import UserError
 from ..files import sha256_file
 from ..targets.aihub import JobLedger, run_job, upload_copy
-from .report import ComponentSummary, Profile, Row, block_of
+from .blocks import block_of
+from .model import ComponentSummary, Profile, Row
 
 PROFILE_OPTIONS = "--max_profiler_iterations 10"
 

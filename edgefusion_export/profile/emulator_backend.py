@@ -19,7 +19,8 @@ from ..runtime.pipeline import compiled_entry
 from ..runtime.sessions import htp_session
 from ..targets.chipsets import Chipset
 from .ort_backend import _feeds
-from .report import Profile, Row, block_of
+from .blocks import block_of
+from .model import Profile, Row
 
 OP_ID = re.compile(r":OpId_\d+ \(cycles\)$")
 OP_TYPE = re.compile(r"([A-Z][A-Za-z]*)")

@@ -15,7 +15,8 @@ from pathlib import Path
 from ..bundle.manifest import Bundle
 from ..graphs import LayerCost, layer_costs
 from ..targets.chipsets import Chipset
-from .report import Profile, Row, block_of
+from .blocks import block_of
+from .model import Profile, Row
 
 @dataclass(frozen=True)
 class Calibration:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..bundle.manifest import Bundle
-from .report import Profile, Row, block_of, graph_blocks
+from .blocks import block_of, graph_blocks
+from .model import Profile, Row
 
 
 def _feeds(session) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ from ..components import COMPONENTS
 from ..errors import UserError
 from ..stages import StageResult
 from . import qdq
+from .fallback import Search, keep_sensitive_layers_float
 
 # Each recipe gives every component one precision; `edgefusion` is EdgeFusion's deployment (UNet W8A16, text
 # encoder and VAE decoder FP16), read from the component table.
@@ -52,9 +53,8 @@ class QuantizeSettings:
 
 def quantize_component(float_path: Path, calibration: list[dict[str, np.ndarray]], evaluation: list[dict[str, np.ndarray]],
                        folder: Path, precision: str, settings: QuantizeSettings) -> QuantizeResult:
-    """Write `folder/<component>.onnx` in W8A16 QDQ. For w8a16-mixed, keep the layers that contribute most to
-    the error in float (1, 2, 4, ... of them) until the held-out SQNR reaches `settings.min_sqnr_db` or the float
-    budget is spent; the best attempt is kept."""
+    """Write `folder/<component>.onnx` in W8A16 QDQ; for w8a16-mixed below `settings.min_sqnr_db`, with the most
+    sensitive layers kept in float (`fallback`)."""
     output = folder / float_path.name
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
@@ -68,26 +68,16 @@ def quantize_component(float_path: Path, calibration: list[dict[str, np.ndarray]
             qdq.quantize_w8a16(prepared, calibration, path, [name for name, _ in kept])
             return qdq.evaluate(float_path, path, evaluation), path
 
-        fidelity, best_path = attempt([])
-        best_kept: list[tuple[str, float]] = []
-        attempts = [{"kept_float": 0, "sqnr_db": round(fidelity.sqnr_db, 2)}]
+        fidelity, path = attempt([])
+        search = Search(fidelity, path, attempts=[{"kept_float": 0, "sqnr_db": round(fidelity.sqnr_db, 2)}])
         if precision == "w8a16-mixed" and fidelity.sqnr_db < settings.min_sqnr_db:
-            ranking = [item for item in qdq.layer_sensitivity(prepared, best_path, calibration[:2]) if item[1] > 0]
-            budget = settings.max_float_fraction * sum(sizes.values())
-            count = 1
-            while fidelity.sqnr_db < settings.min_sqnr_db and count <= len(ranking):
-                kept = ranking[:count]
-                if sum(sizes[name] for name, _ in kept) > budget:
-                    break
-                result, path = attempt(kept)
-                attempts.append({"kept_float": count, "sqnr_db": round(result.sqnr_db, 2)})
-                if result.sqnr_db > fidelity.sqnr_db:
-                    fidelity, best_path, best_kept = result, path, kept
-                count *= 2
-        for produced in best_path.parent.iterdir():
+            ranking = [item for item in qdq.layer_sensitivity(prepared, path, calibration[:2]) if item[1] > 0]
+            search = keep_sensitive_layers_float(attempt, search, ranking, sizes, settings.min_sqnr_db,
+                                                 settings.max_float_fraction)
+        for produced in search.path.parent.iterdir():
             shutil.move(produced, folder / produced.name)
-    kept_float = [{"node": name, "error_contribution": float(f"{score:.3g}"), "params": sizes[name]} for name, score in best_kept]
-    return QuantizeResult(precision, fidelity.as_dict(), attempts, kept_float,
+    kept_float = [{"node": name, "error_contribution": float(f"{score:.3g}"), "params": sizes[name]} for name, score in search.kept]
+    return QuantizeResult(precision, search.fidelity.as_dict(), search.attempts, kept_float,
                           round(sum(item["params"] for item in kept_float) / max(sum(sizes.values()), 1), 4),
                           masks, qdq.io_quantization(output))
 
