@@ -18,7 +18,8 @@ from pathlib import Path
 from rich.console import Console
 
 from edgefusion_export.bundle.manifest import load_bundle
-from edgefusion_export.compiler import BuildOptions, compile_bundle
+from edgefusion_export.compiler import compile_bundle
+from edgefusion_export.options import BuildOptions
 from edgefusion_export.memory import PeakMemory
 from edgefusion_export.metrics import psnr_db
 from edgefusion_export.runtime.pipeline import Text2ImagePipeline

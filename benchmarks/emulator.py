@@ -25,7 +25,8 @@ import numpy as np
 from rich.console import Console
 
 from edgefusion_export.bundle.manifest import load_bundle
-from edgefusion_export.compiler import BuildOptions, compile_bundle
+from edgefusion_export.compiler import compile_bundle
+from edgefusion_export.options import BuildOptions
 from edgefusion_export.export.onnx_export import export_component, simplify
 from edgefusion_export.memory import PeakMemory
 from edgefusion_export.profile.emulator_backend import profile_bundle as emulate_bundle

@@ -21,7 +21,8 @@ from pathlib import Path
 from rich.console import Console
 
 from edgefusion_export.bundle.manifest import load_bundle
-from edgefusion_export.compiler import BuildOptions, compile_bundle
+from edgefusion_export.compiler import compile_bundle
+from edgefusion_export.options import BuildOptions
 from edgefusion_export.export.onnx_export import export_component, simplify
 from edgefusion_export.graphs import layer_costs
 from edgefusion_export.profile.estimate import CALIBRATION, Calibration, estimate_bundle, layer_time_ms

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from edgefusion_export.compiler import BuildOptions, compile_bundle
+from edgefusion_export.compiler import compile_bundle
+from edgefusion_export.options import BuildOptions
 from edgefusion_export.errors import UserError
 from edgefusion_export.memory import PeakMemory
 from edgefusion_export.quantize.fidelity import FidelityGates

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import UserError
-from .targets.base import MIN_NPU_SQNR_DB
+from .options import BuildOptions, FidelityGates, QuantizeSettings
+from .targets.aihub import DEFAULT_TIMEOUT_S
 
 console = Console(stderr=True, highlight=False)
 
@@ -42,29 +43,29 @@ def main() -> None:
 @click.option("--preset", help="Built-in architecture (bk-sdm-tiny, bk-sdm-small, sd-v1.5, tiny); the architecture of a single-file --model.")
 @click.option("--tokenizer", type=click.Path(path_type=Path), help="A CLIP tokenizer folder (vocab.json, merges.txt) instead of the built-in one.")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickle (.ckpt/.bin) weights, which can run code. Only for files you trust.")
-@click.option("--target", default="cpu", show_default=True, help="cpu or snapdragon.")
+@click.option("--target", default=BuildOptions.target, show_default=True, help="cpu or snapdragon.")
 @click.option("--precision", help="fp32, fp16, w8a16, edgefusion (UNet W8A16, rest FP16) or w8a16-mixed (default: the target's).")
-@click.option("--steps", default=2, show_default=True, type=int, help="Number of LCM sampling steps.")
-@click.option("--guidance-scale", default=8.5, show_default=True, type=float, help="LCM guidance scale, baked into the bundle.")
-@click.option("--height", default=512, show_default=True, type=int)
-@click.option("--width", default=512, show_default=True, type=int)
+@click.option("--steps", default=BuildOptions.steps, show_default=True, type=int, help="Number of LCM sampling steps.")
+@click.option("--guidance-scale", default=BuildOptions.guidance_scale, show_default=True, type=float, help="LCM guidance scale, baked into the bundle.")
+@click.option("--height", default=BuildOptions.height, show_default=True, type=int)
+@click.option("--width", default=BuildOptions.width, show_default=True, type=int)
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Where finished stages are cached (default ~/.cache/edgefusion-export).")
 @click.option("--force", is_flag=True, help="Redo every stage even when cached.")
 @click.option("--calibration-prompts", type=click.Path(path_type=Path), help="Prompt file (one per line, or a .tsv); even lines calibrate, odd lines are held out.")
-@click.option("--calibration-size", default=16, show_default=True, type=int, help="Prompts used for calibration.")
-@click.option("--min-sqnr", default=30.0, show_default=True, type=float, help="Gate: held-out SQNR (dB) of each quantized component.")
-@click.option("--max-float-fraction", default=0.25, show_default=True, type=float, help="w8a16-mixed: most weights kept in float.")
-@click.option("--min-psnr", default=20.0, show_default=True, type=float, help="Gate: image PSNR (dB) against the float build.")
-@click.option("--min-prompt-sensitivity", default=0.7, show_default=True, type=float, help="Gate: prompt conditioning kept, as a fraction of the float model's.")
-@click.option("--fidelity-images", default=2, show_default=True, type=int, help="Held-out images compared end to end (0: conditioning check only).")
+@click.option("--calibration-size", default=BuildOptions.calibration_size, show_default=True, type=int, help="Prompts used for calibration.")
+@click.option("--min-sqnr", default=QuantizeSettings.min_sqnr_db, show_default=True, type=float, help="Gate: held-out SQNR (dB) of each quantized component.")
+@click.option("--max-float-fraction", default=QuantizeSettings.max_float_fraction, show_default=True, type=float, help="w8a16-mixed: most weights kept in float.")
+@click.option("--min-psnr", default=FidelityGates.min_psnr_db, show_default=True, type=float, help="Gate: image PSNR (dB) against the float build.")
+@click.option("--min-prompt-sensitivity", default=FidelityGates.min_prompt_sensitivity, show_default=True, type=float, help="Gate: prompt conditioning kept, as a fraction of the float model's.")
+@click.option("--fidelity-images", default=BuildOptions.fidelity_images, show_default=True, type=int, help="Held-out images compared end to end (0: conditioning check only).")
 @click.option("--chipset", "chipsets", multiple=True, help="Snapdragon chipset profile (repeatable; default: snapdragon-8-gen-3). See 'targets'.")
 @click.option("--allow-cpu-fallback", is_flag=True, help="Accept components that do not compile to one NPU partition (listed in the report).")
 @click.option("--aihub", is_flag=True, help="Also compile each component in Qualcomm AI Hub (token: QAI_HUB_API_TOKEN or qai-hub configure).")
 @click.option("--verify-npu/--no-verify-npu", default=None,
               help="Run each compiled NPU model in HTP emulation on held-out inputs and compare with the CPU "
                    "(default: when that takes under 2 minutes per chipset, e.g. small models; opt in at 512x512).")
-@click.option("--min-npu-sqnr", default=MIN_NPU_SQNR_DB, show_default=True, type=float,
+@click.option("--min-npu-sqnr", default=BuildOptions.min_npu_sqnr, show_default=True, type=float,
               help="Gate: SQNR (dB) of each emulated NPU model against the CPU.")
 @user_errors
 def compile_command(model: Path | None, preset: str | None, tokenizer: Path | None, allow_pickle: bool, target: str,
@@ -74,9 +75,8 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
                     fidelity_images: int, chipsets: tuple[str, ...], allow_cpu_fallback: bool, aihub: bool,
                     verify_npu: bool | None, min_npu_sqnr: float) -> None:
     """Export, check, quantize and bundle a model for a target."""
-    from .compiler import BuildOptions, check_request, compile_bundle, default_cache_dir
-    from .quantize.fidelity import FidelityGates
-    from .quantize.recipes import QuantizeSettings
+    from .compiler import compile_bundle, default_cache_dir
+    from .options import check_request
     from .sources.loader import resolve_source
 
     options = BuildOptions(target=target, precision=precision, steps=steps, guidance_scale=guidance_scale, height=height,
@@ -206,7 +206,7 @@ def _fraction(text: str) -> float:
               help="Folder for profile.json, profile.csv and profile.html.")
 @click.option("--baseline", type=click.Path(path_type=Path), help="A previous profile.json to compare with.")
 @click.option("--max-regression", default="5%", show_default=True, help="Allowed slow-down per component and block.")
-@click.option("--timeout", default=3600, show_default=True, type=int, help="aihub: seconds to wait for each job.")
+@click.option("--timeout", default=DEFAULT_TIMEOUT_S, show_default=True, type=int, help="aihub: seconds to wait for each job.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="aihub: where submitted job ids are kept for resuming.")
 @user_errors
 def profile(bundle: Path, backend: str, chipset: str | None, device: str | None, runs: int, output: Path,

@@ -21,21 +21,21 @@ from rich.console import Console
 from . import __version__
 from .bundle.writer import write_bundle
 from .components import COMPONENTS
-from .errors import UserError
+from .options import BuildOptions, check_request
 from .export import onnx_export
 from .export.onnx_export import ExportResult, PrecisionResult, SimplifyResult
 from .export.wrappers import component_io, latent_shape
 from .quantize import calibration, fidelity
 from .quantize.calibration import CalibrationResult
-from .quantize.fidelity import EndToEnd, FidelityGates
-from .quantize.recipes import QUANTIZED, RECIPES, QuantizeResult, QuantizeSettings, check_fidelity, quantize_component
+from .quantize.fidelity import EndToEnd
+from .quantize.recipes import QUANTIZED, RECIPES, QuantizeResult, check_fidelity, quantize_component
 from .runtime.pipeline import Text2ImagePipeline
 from .runtime.scheduler import SamplingPlan
 from .sources.loader import ModelSource
 from .sources.sampling import lcm_sampling_plan
 from .stages import Pass, StageCache, StageResult
 from .targets import TARGETS
-from .targets.base import MIN_NPU_SQNR_DB, FinalModels, TargetBuild
+from .targets.base import FinalModels, TargetBuild
 
 TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxruntime", "onnxruntime-qnn", "onnxsim", "qai-hub")
 NOISE_SCHEME = "splitmix64-box-muller-v1"
@@ -44,48 +44,6 @@ CALIBRATION_SEED = 1_000_000  # calibration prompts use seeds from here, held-ou
 HELD_OUT_SEED_OFFSET = 1000
 FIDELITY_SEED_OFFSET = 2000
 FIDELITY_IMAGE = "fidelity.png"
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    target: str = "cpu"
-    precision: str | None = None  # a recipe of quantize.recipes.RECIPES; None: the target's default
-    steps: int = 2
-    guidance_scale: float = 8.5
-    height: int = 512
-    width: int = 512
-    force: bool = False
-    calibration_prompts: Path | None = None
-    calibration_size: int = 16
-    evaluation_size: int = 4
-    quantize: QuantizeSettings = QuantizeSettings()
-    fidelity: FidelityGates = FidelityGates()
-    fidelity_images: int = 2
-    chipsets: tuple[str, ...] = ()  # snapdragon: profile names; empty means the default chipset
-    allow_cpu_fallback: bool = False
-    aihub: bool = False
-    verify_npu: bool | None = None  # None: when HTP emulation of one image's calls is quick enough
-    min_npu_sqnr: float = MIN_NPU_SQNR_DB
-
-    @property
-    def resolved_precision(self) -> str:
-        return self.precision or TARGETS[self.target].default_precision
-
-    def validate(self) -> None:
-        if self.target not in TARGETS:
-            raise UserError(f"unknown target {self.target!r}; choose one of: {', '.join(TARGETS)}")
-        if self.resolved_precision not in RECIPES:
-            raise UserError(f"unknown precision {self.resolved_precision!r}; choose one of: {', '.join(RECIPES)}")
-        if self.calibration_size < 1 or self.evaluation_size < 1:
-            raise UserError("--calibration-size must be at least 1")
-        if self.calibration_prompts is not None:
-            calibration.read_prompts(self.calibration_prompts)
-        TARGETS[self.target].check(self)
-        for label, value in (("height", self.height), ("width", self.width)):
-            if value < 64 or value % 64:
-                raise UserError(f"{label} {value} is not a positive multiple of 64; use e.g. 512")
-        if not 1 <= self.steps <= 8:
-            raise UserError(f"--steps {self.steps} is outside 1..8; LCM models are distilled for 1 to 8 steps")
 
 
 def tool_versions() -> dict[str, str]:
@@ -101,13 +59,6 @@ def tool_versions() -> dict[str, str]:
 def default_cache_dir() -> Path:
     root = os.environ.get("EDGEFUSION_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgefusion-export"
     return Path(root)
-
-
-def check_request(options: BuildOptions, output: Path) -> None:
-    """Refuse bad options and output paths before any work starts."""
-    options.validate()
-    if output.exists() and not output.is_dir():
-        raise UserError(f"output {output} is a file; pass a folder path for the bundle")
 
 
 def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cache_dir: Path,

@@ -15,7 +15,8 @@ from pathlib import Path
 from rich.console import Console
 
 from edgefusion_export.bundle.manifest import load_bundle
-from edgefusion_export.compiler import BuildOptions, compile_bundle
+from edgefusion_export.compiler import compile_bundle
+from edgefusion_export.options import BuildOptions
 from edgefusion_export.runtime.noise import gaussian_noise
 from edgefusion_export.runtime.pipeline import Noise, Text2ImagePipeline
 from edgefusion_export.sources.sampling import lcm_sampling_plan

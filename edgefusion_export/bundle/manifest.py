@@ -10,7 +10,7 @@ from typing import Any
 
 import jsonschema
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..files import sha256_file, write_text_atomic
 
 SCHEMA_VERSION = "1.0"
@@ -33,7 +33,7 @@ def validate_manifest(manifest: dict[str, Any], where: Path) -> None:
         jsonschema.validate(manifest, manifest_schema())
     except jsonschema.ValidationError as error:
         location = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise UserError(f"{where} is not a valid bundle manifest at {location}: {error.message.splitlines()[0][:200]}; "
+        raise UserError(f"{where} is not a valid bundle manifest at {location}: {first_line(error, 200)}; "
                         "rebuild the bundle")
     for name in referenced_files(manifest):
         confined_path(where.parent, name)

@@ -48,10 +48,10 @@ class Profile:
     components: dict[str, ComponentSummary] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def finish(self, totals: dict[str, float] | None = None) -> "Profile":
-        """Fill component totals from the rows (or from `totals`, when a backend measures them directly)."""
-        for component in sorted({row.component for row in self.rows} | set(totals or {})):
-            total = (totals or {}).get(component, sum(row.time_ms for row in self.rows if row.component == component))
+    def finish(self) -> "Profile":
+        """Fill component totals from the rows."""
+        for component in sorted({row.component for row in self.rows}):
+            total = sum(row.time_ms for row in self.rows if row.component == component)
             summary = self.components.get(component) or ComponentSummary(0.0, COMPONENTS[component].calls_per_image(self.num_steps))
             summary.total_ms = round(total, 4)
             self.components[component] = summary

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..metrics import psnr_db
-from ..runtime.images import save_png
+from ..runtime.images import save_png, to_uint8
 from ..runtime.pipeline import Noise, Text2ImagePipeline
 from ..stages import StageResult
 
@@ -68,7 +68,7 @@ def compare(reference: Text2ImagePipeline, reduced: Text2ImagePipeline, prompts:
         ssims.append(round(ssim(expected, actual), 4))
         rows.append(np.concatenate([expected, actual], axis=1))
     if save_to is not None and rows:
-        save_png(np.round(np.clip(np.concatenate(rows, axis=0), 0, 1) * 255).astype(np.uint8), save_to)
+        save_png(to_uint8(np.concatenate(rows, axis=0)), save_to)
     noise = Noise.seeded(seed, reference.plan)
     return EndToEnd(psnrs, ssims, round(prompt_sensitivity(reference, prompts, noise), 4),
                     round(prompt_sensitivity(reduced, prompts, noise), 4))

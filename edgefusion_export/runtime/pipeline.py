@@ -15,6 +15,7 @@ import numpy as np
 
 from ..bundle.manifest import Bundle
 from ..errors import UserError
+from .images import to_uint8
 from .noise import gaussian_noise
 from .scheduler import SamplingPlan, lcm_step
 from .sessions import HtpTarget, cpu_session, htp_session
@@ -59,7 +60,7 @@ class Generation:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def to_uint8(self) -> np.ndarray:
-        return np.round(np.clip(self.image, 0, 1) * 255).astype(np.uint8)
+        return to_uint8(self.image)
 
 
 class Text2ImagePipeline:

@@ -18,7 +18,7 @@ from ..components import COMPONENTS
 from ..errors import UserError, first_line
 from ..files import sha256_file
 from ..runtime.tokenizer import EOS_TOKEN, ClipTokenizer, builtin_vocabulary
-from .presets import PRESETS, Preset
+from .presets import DEFAULT_PRESET, PRESET_SEED, PRESETS, Preset
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 DIFFUSERS_COMPONENTS = {component.source: component.weights for component in COMPONENTS.values()}  # subfolder: weights stem
@@ -73,13 +73,13 @@ def resolve_source(model: Path | None, preset: str | None, tokenizer: Path | Non
     """Pick the source that `--model`/`--preset`/`--tokenizer` describe."""
     preset_obj = _preset(preset) if preset else None
     if model is None:
-        source = preset_source(preset_obj or PRESETS["bk-sdm-tiny"])
+        source = preset_source(preset_obj or PRESETS[DEFAULT_PRESET])
     elif not model.exists():
         raise UserError(f"model path {model} does not exist; pass a diffusers folder, a .safetensors file or --preset NAME")
     elif model.is_dir():
         source = diffusers_folder_source(model, allow_pickle)
     else:
-        source = single_file_source(model, preset_obj or PRESETS["bk-sdm-tiny"], allow_pickle)
+        source = single_file_source(model, preset_obj or PRESETS[DEFAULT_PRESET], allow_pickle)
     if tokenizer is not None:
         source.tokenizer = load_tokenizer(tokenizer)
         source.fingerprint = _hash_strings(source.fingerprint, _hash_files([tokenizer / "vocab.json", tokenizer / "merges.txt"]))
@@ -96,11 +96,11 @@ def preset_source(preset: Preset) -> ModelSource:
     """Seeded random weights in the preset's exact architecture."""
 
     def build() -> TorchComponents:
-        torch.manual_seed(preset.seed)
+        torch.manual_seed(PRESET_SEED)
         return _build_components(preset.unet, preset.text_encoder, preset.vae)
 
     tokenizer, tokenizer_digest = _builtin_tokenizer()
-    fingerprint = _hash_strings("preset", json.dumps(preset.__dict__, sort_keys=True), tokenizer_digest)
+    fingerprint = _hash_strings("preset", json.dumps({**preset.__dict__, "seed": PRESET_SEED}, sort_keys=True), tokenizer_digest)
     return ModelSource(f"preset {preset.name} (seeded random weights)", fingerprint, dict(preset.unet),
                        dict(preset.text_encoder), dict(preset.vae), dict(preset.scheduler), tokenizer, build)
 

@@ -128,7 +128,6 @@ class Preset:
     text_encoder: dict[str, Any]
     vae: dict[str, Any]
     scheduler: dict[str, Any] = field(default_factory=lambda: dict(LCM_SCHEDULER))
-    seed: int = 0
 
 
 PRESETS: dict[str, Preset] = {
@@ -144,3 +143,4 @@ PRESETS: dict[str, Preset] = {
     )
 }
 DEFAULT_PRESET = "bk-sdm-tiny"
+PRESET_SEED = 0  # the seed of every preset's random weights

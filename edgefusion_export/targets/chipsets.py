@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jsonschema
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..runtime.sessions import HtpTarget
 
 SCHEMA = Path(__file__).with_name("chipset.schema.json")
@@ -56,7 +56,7 @@ def load_chipsets(folder: Path | None = None) -> dict[str, Chipset]:
             data = json.loads(path.read_text(encoding="utf-8"))
             jsonschema.validate(data, schema)
         except (json.JSONDecodeError, jsonschema.ValidationError) as error:
-            message = getattr(error, "message", str(error)).splitlines()[0]
+            message = first_line(error)
             raise UserError(f"chipset profile {path} is invalid ({message}); fix it or remove it")
         chipsets[data["name"]] = Chipset(**data)
     if not chipsets:
