@@ -42,6 +42,7 @@ def main() -> None:
 @click.option("--model", type=click.Path(path_type=Path), help="A diffusers folder or a single-file .safetensors checkpoint.")
 @click.option("--preset", help="Built-in architecture (bk-sdm-tiny, bk-sdm-small, sd-v1.5, tiny); the architecture of a single-file --model.")
 @click.option("--tokenizer", type=click.Path(path_type=Path), help="A CLIP tokenizer folder (vocab.json, merges.txt) instead of the built-in one.")
+@click.option("--vae-decoder", help="Ship another VAE decoder: a diffusers AutoencoderTiny folder (TAESD's layout) or 'taesd' (its configuration with seeded random weights). Default: the model's own.")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickle (.ckpt/.bin) weights, which can run code. Only for files you trust.")
 @click.option("--target", default=BuildOptions.target, show_default=True, help="cpu or snapdragon.")
 @click.option("--precision", help="fp32, fp16, w8a16, edgefusion (UNet W8A16, rest FP16) or w8a16-mixed (default: the target's).")
@@ -68,7 +69,8 @@ def main() -> None:
 @click.option("--min-npu-sqnr", default=BuildOptions.min_npu_sqnr, show_default=True, type=float,
               help="Gate: SQNR (dB) of each emulated NPU model against the CPU.")
 @user_errors
-def compile_command(model: Path | None, preset: str | None, tokenizer: Path | None, allow_pickle: bool, target: str,
+def compile_command(model: Path | None, preset: str | None, tokenizer: Path | None, vae_decoder: str | None,
+                    allow_pickle: bool, target: str,
                     precision: str | None, steps: int, guidance_scale: float, height: int, width: int, output: Path,
                     cache_dir: Path | None, force: bool, calibration_prompts: Path | None, calibration_size: int,
                     min_sqnr: float, max_float_fraction: float, min_psnr: float, min_prompt_sensitivity: float,
@@ -86,7 +88,7 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
                            chipsets=chipsets, allow_cpu_fallback=allow_cpu_fallback, aihub=aihub,
                            verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr)
     check_request(options, output)
-    source = resolve_source(model, preset, tokenizer, allow_pickle)
+    source = resolve_source(model, preset, tokenizer, allow_pickle, vae_decoder)
     compile_bundle(source, options, output, cache_dir or default_cache_dir(), sys.argv, console)
 
 

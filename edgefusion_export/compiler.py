@@ -82,6 +82,8 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
     if build.precision != "fp32":
         build.fidelity_folder, build.end_to_end = build.cache.run(fidelity_pass(build))
         fidelity.check(build.end_to_end, options.fidelity)
+    if source.own_vae is not None:
+        _, build.decoders = build.cache.run(decoder_comparison_pass(build))
     compiled = TARGETS[options.target].compile(build.final_models(), options, build.cache)
     report = write_bundle(output, build.bundle_files(compiled), build.manifest(compiled, command_line),
                           build.report(compiled), lambda staging: source.tokenizer.save(staging / "tokenizer"))
@@ -107,6 +109,7 @@ class Build:
     results: dict[str, PrecisionResult | QuantizeResult] = field(default_factory=dict)
     fidelity_folder: Path | None = None
     end_to_end: EndToEnd | None = None
+    decoders: DecoderComparison | None = None
     started: float = field(default_factory=time.perf_counter)
     precision: str = field(init=False)
     recipe: dict[str, str] = field(init=False)
@@ -159,7 +162,8 @@ class Build:
                                      **({"compiled": compiled.compiled[component]} if compiled.compiled else {})}
         tokenizer = self.source.tokenizer
         return {"model": {"description": self.source.description, "fingerprint": self.source.fingerprint,
-                          "height": self.options.height, "width": self.options.width},
+                          "height": self.options.height, "width": self.options.width,
+                          "vae_decoder": self.source.vae_description},
                 "target": compiled.manifest, "components": components,
                 "sampling": {"scheduler": "lcm", "num_steps": self.options.steps, **self.plan.to_json(), "noise": NOISE_SCHEME},
                 "tokenizer": {"type": "clip-bpe", "vocab_file": "tokenizer/vocab.json", "merges_file": "tokenizer/merges.txt",
@@ -174,6 +178,7 @@ class Build:
                 "stages": [asdict(record) for record in self.cache.records],
                 "components": {c: result.as_dict() for c, result in self.results.items()}, "npu": compiled.report,
                 "end_to_end": self.end_to_end.as_dict() if self.end_to_end else None,
+                **({"decoder_comparison": self.decoders.as_dict()} if self.decoders else {}),
                 "total_seconds": round(time.perf_counter() - self.started, 1)}
 
 
@@ -186,6 +191,8 @@ def example_feeds(export_folder: Path) -> dict[str, np.ndarray]:
 def export_pass(build: Build, component: str) -> Pass[ExportResult]:
     channels_last = build.recipe[component] in QUANTIZED  # the GroupNorm form 16-bit activations need on the HTP
     key = {**build.base_key, "component": component, "group_norm": "channels-last" if channels_last else "torch"}
+    if component == "vae_decoder" and build.source.vae_fingerprint:
+        key["decoder"] = build.source.vae_fingerprint  # another decoder than the model's own
 
     def produce(folder: Path) -> ExportResult:
         options = build.options
@@ -281,3 +288,38 @@ def fidelity_pass(build: Build) -> Pass[EndToEnd]:
                                 build.options.fidelity_images, folder / FIDELITY_IMAGE)
 
     return Pass("fidelity end-to-end", key, produce, EndToEnd)
+
+
+@dataclass(frozen=True)
+class DecoderComparison(StageResult):
+    """Informational: the replacement decoder's images against the model's own decoder on the same latents."""
+
+    psnr_db: list[float]
+    note: str = ("PSNR of the shipped decoder against the model's own decoder on held-out denoised latents; with a "
+                 "preset's or any untrained decoder's random weights it measures nothing about quality")
+
+    def summary(self) -> str:
+        return f"tiny decoder vs own decoder PSNR {', '.join(f'{value:.1f}' for value in self.psnr_db)} dB (informational)"
+
+
+def decoder_comparison_pass(build: Build) -> Pass[DecoderComparison]:
+    key = {**build.base_key, "decoder": build.source.vae_fingerprint, "latents": build.recording_key if build.recordings else "examples"}
+
+    def produce(folder: Path) -> DecoderComparison:
+        import torch
+
+        from .export.wrappers import wrap
+        from .metrics import psnr_db
+
+        if build.recordings is not None:
+            latents = [feed["latent"] for feed in calibration.Recording.load(build.recordings, "evaluation").samples["vae_decoder"][:2]]
+        else:
+            latents = [example_feeds(build.exports["vae_decoder"])["latent"]]
+        components = build.source.load()
+        decoders = [wrap(components, "vae_decoder"), wrap(replace(components, vae=build.source.own_vae()), "vae_decoder")]
+        with torch.no_grad():
+            images = [[decoder(torch.from_numpy(latent)).numpy() for latent in latents] for decoder in decoders]
+        build.source.release()
+        return DecoderComparison([round(psnr_db(own, tiny), 2) for tiny, own in zip(*images)])
+
+    return Pass("compare decoders", key, produce, DecoderComparison)

@@ -46,6 +46,9 @@ class ModelSource:
     tokenizer: ClipTokenizer
     _loader: Callable[[], TorchComponents]
     _loaded: TorchComponents | None = None
+    vae_description: str = "the model's own AutoencoderKL"
+    vae_fingerprint: str = ""  # set when the decoder is not the model's own (the fingerprint covers the rest)
+    own_vae: Callable[[], torch.nn.Module] | None = None  # the model's own VAE, when another decoder replaces it
 
     def load(self) -> TorchComponents:
         if self._loaded is None:
@@ -69,8 +72,8 @@ class ModelSource:
 
 
 def resolve_source(model: Path | None, preset: str | None, tokenizer: Path | None = None,
-                   allow_pickle: bool = False) -> ModelSource:
-    """Pick the source that `--model`/`--preset`/`--tokenizer` describe."""
+                   allow_pickle: bool = False, vae_decoder: str | None = None) -> ModelSource:
+    """Pick the source that `--model`/`--preset`/`--tokenizer`/`--vae-decoder` describe."""
     preset_obj = _preset(preset) if preset else None
     if model is None:
         source = preset_source(preset_obj or PRESETS[DEFAULT_PRESET])
@@ -82,7 +85,11 @@ def resolve_source(model: Path | None, preset: str | None, tokenizer: Path | Non
         source = single_file_source(model, preset_obj or PRESETS[DEFAULT_PRESET], allow_pickle)
     if tokenizer is not None:
         source.tokenizer = load_tokenizer(tokenizer)
-        source.fingerprint = _hash_strings(source.fingerprint, _hash_files([tokenizer / "vocab.json", tokenizer / "merges.txt"]))
+        source.fingerprint = hash_strings(source.fingerprint, hash_files([tokenizer / "vocab.json", tokenizer / "merges.txt"]))
+    if vae_decoder is not None:
+        from .vae_decoders import with_tiny_decoder
+
+        source = with_tiny_decoder(source, vae_decoder, allow_pickle)
     return source
 
 
@@ -100,7 +107,7 @@ def preset_source(preset: Preset) -> ModelSource:
         return _build_components(preset.unet, preset.text_encoder, preset.vae)
 
     tokenizer, tokenizer_digest = _builtin_tokenizer()
-    fingerprint = _hash_strings("preset", json.dumps({**preset.__dict__, "seed": PRESET_SEED}, sort_keys=True), tokenizer_digest)
+    fingerprint = hash_strings("preset", json.dumps({**preset.__dict__, "seed": PRESET_SEED}, sort_keys=True), tokenizer_digest)
     return ModelSource(f"preset {preset.name} (seeded random weights)", fingerprint, dict(preset.unet),
                        dict(preset.text_encoder), dict(preset.vae), dict(preset.scheduler), tokenizer, build)
 
@@ -120,7 +127,7 @@ def load_tokenizer(folder: Path) -> ClipTokenizer:
     vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"
     if not (vocab_file.is_file() and merges_file.is_file()):
         raise UserError(f"tokenizer folder {folder} needs vocab.json and merges.txt (a CLIP tokenizer)")
-    settings = _read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
+    settings = read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
     pad = settings.get("pad_token") or EOS_TOKEN
     pad = pad["content"] if isinstance(pad, dict) else pad
     max_length = min(int(settings.get("model_max_length", 77)), 77)
@@ -140,10 +147,10 @@ def diffusers_folder_source(folder: Path, allow_pickle: bool) -> ModelSource:
     if missing:
         raise UserError(f"{folder} is not a diffusers Stable Diffusion folder (missing {', '.join(missing)}); "
                         "pass a folder with unet/, text_encoder/, vae/ and tokenizer/")
-    weights = {name: _weight_file(folder / name, stem, allow_pickle) for name, stem in DIFFUSERS_COMPONENTS.items()}
-    configs = {name: _read_json(folder / name / "config.json") for name in DIFFUSERS_COMPONENTS}
+    weights = {name: weight_file(folder / name, stem, allow_pickle) for name, stem in DIFFUSERS_COMPONENTS.items()}
+    configs = {name: read_json(folder / name / "config.json") for name in DIFFUSERS_COMPONENTS}
     scheduler_file = folder / "scheduler" / "scheduler_config.json"
-    scheduler = _scheduler_config(_read_json(scheduler_file) if scheduler_file.is_file() else {})
+    scheduler = _scheduler_config(read_json(scheduler_file) if scheduler_file.is_file() else {})
     tokenizer = load_tokenizer(folder / "tokenizer")
     config_files = [folder / name / "config.json" for name in DIFFUSERS_COMPONENTS]
 
@@ -165,12 +172,12 @@ def diffusers_folder_source(folder: Path, allow_pickle: bool) -> ModelSource:
             raise UserError(f"could not load the model in {folder}: {first_line(error)}")
         return TorchComponents(unet, text_encoder, vae)
 
-    fingerprint = _hash_files(sorted(weights.values()) + config_files)
+    fingerprint = hash_files(sorted(weights.values()) + config_files)
     return ModelSource(f"diffusers folder {folder}", fingerprint, configs["unet"], configs["text_encoder"],
                        configs["vae"], scheduler, tokenizer, build)
 
 
-def _weight_file(folder: Path, stem: str, allow_pickle: bool) -> Path:
+def weight_file(folder: Path, stem: str, allow_pickle: bool) -> Path:
     for name in (f"{stem}.safetensors", f"{stem}.fp16.safetensors"):
         if (folder / name).is_file():
             check_safetensors(folder / name)
@@ -236,7 +243,7 @@ def single_file_source(path: Path, preset: Preset, allow_pickle: bool) -> ModelS
         return components
 
     tokenizer, tokenizer_digest = _builtin_tokenizer()
-    fingerprint = _hash_strings(_hash_files([path]), preset.name, tokenizer_digest)
+    fingerprint = hash_strings(hash_files([path]), preset.name, tokenizer_digest)
     return ModelSource(f"single file {path} as {preset.name}", fingerprint, unet_config, dict(preset.text_encoder),
                        dict(preset.vae), dict(preset.scheduler), tokenizer, build)
 
@@ -250,14 +257,14 @@ def _scheduler_config(config: dict[str, Any]) -> dict[str, Any]:
     return {**LCM_SCHEDULER, **{key: config[key] for key in keys if key in config}}
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise UserError(f"{path} is not valid JSON ({first_line(error)}); restore the file from the model's source")
 
 
-def _hash_files(paths: list[Path]) -> str:
+def hash_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.name.encode())
@@ -268,8 +275,8 @@ def _hash_files(paths: list[Path]) -> str:
 def _builtin_tokenizer() -> tuple[ClipTokenizer, str]:
     """The built-in CLIP tokenizer and a digest of its vocabulary, which source fingerprints include."""
     vocab, merges = builtin_vocabulary()
-    return ClipTokenizer(vocab, merges), _hash_strings(json.dumps([vocab, merges], sort_keys=True))
+    return ClipTokenizer(vocab, merges), hash_strings(json.dumps([vocab, merges], sort_keys=True))
 
 
-def _hash_strings(*parts: str) -> str:
+def hash_strings(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
