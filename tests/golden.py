@@ -2,7 +2,7 @@
 
     python -m tests.golden build/golden
 
-Writes a `tiny` bundle, tokenizer cases (the real CLIP vocabulary from ../shared/data when present,
+Writes `tiny` bundles (fp32, Snapdragon, and fp32 with the TAESD decoder), tokenizer cases (the real CLIP vocabulary from ../shared/data when present,
 else the built-in one), seeded noise, the Python sampling plan, and the host runner's image.
 """
 
@@ -58,7 +58,10 @@ def main(out: Path) -> None:
     compile_bundle(source, options, out / "bundle", out / "cache", sys.argv, console)
     snapdragon = BuildOptions(target="snapdragon", height=SIZE, width=SIZE, chipsets=("snapdragon-8-gen-3",))
     compile_bundle(source, snapdragon, out / "snapdragon-bundle", out / "cache", sys.argv, console)
-    for name, image in (("bundle", "host_image.f32"), ("snapdragon-bundle", "host_image_snapdragon.f32")):
+    compile_bundle(resolve_source(None, "tiny", vae_decoder="taesd"), options, out / "tiny-decoder-bundle", out / "cache",
+                   sys.argv, console)
+    for name, image in (("bundle", "host_image.f32"), ("snapdragon-bundle", "host_image_snapdragon.f32"),
+                        ("tiny-decoder-bundle", "host_image_tiny_decoder.f32")):
         pipeline = Text2ImagePipeline.from_bundle(load_bundle(out / name))
         generation = pipeline(PROMPT, Noise.seeded(SEED, pipeline.plan))
         generation.image.transpose(2, 0, 1).astype("<f4").tofile(out / image)

@@ -89,6 +89,14 @@ class GoldenTest {
     }
 
     @Test
+    fun `a bundle with a tiny VAE decoder runs like any other`() {
+        val folderOfBundle = File(folder, "tiny-decoder-bundle")
+        val decoder = Bundle.load(folderOfBundle).manifest.getAsJsonObject("model")["vae_decoder"].asString
+        assertTrue(decoder.startsWith("AutoencoderTiny"), decoder)
+        assertMatchesHostRunner(folderOfBundle, "host_image_tiny_decoder.f32", soc = null, minPsnr = 120.0)
+    }
+
+    @Test
     fun `snapdragon bundle picks the compiled model for the SoC and falls back to the CPU without QNN`() {
         val folderOfBundle = File(folder, "snapdragon-bundle")
         val bundle = Bundle.load(folderOfBundle)
