@@ -51,6 +51,9 @@ class BuildOptions:
         for label, value in (("height", self.height), ("width", self.width)):
             if value < 64 or value % 64:
                 raise UserError(f"{label} {value} is not a positive multiple of 64; use e.g. 512")
+        if not self.guidance_scale >= 1:
+            raise UserError(f"--guidance-scale {self.guidance_scale:g} is below 1; LCM's guidance embedding is of "
+                            "(scale - 1), so use 1 (no guidance) or more (8.5 is the default)")
         if not 1 <= self.steps <= 8:
             raise UserError(f"--steps {self.steps} is outside 1..8; LCM models are distilled for 1 to 8 steps")
 

@@ -59,6 +59,8 @@ class FakeJob(CompileJob):
 
     def download_profile(self, *args, **kwargs) -> dict:
         check_call(InferenceJob.download_profile, self, *args, **kwargs)
+        if self.hub.network_down:
+            raise ConnectionError("Max retries exceeded with url: /api/v1/jobs/ (Failed to establish a new connection)")
         return self.hub.profile_payloads[self.job_id]
 
 

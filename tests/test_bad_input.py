@@ -143,3 +143,43 @@ def test_manifest_breaking_the_schema_is_refused(tmp_path, tiny_bundle, change, 
     change(manifest)
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     assert_clean_error(run_cli("inspect", bundle), "not a valid bundle manifest", location, "rebuild the bundle")
+
+
+def test_noise_file_with_nan_is_refused(tmp_path, tiny_bundle):
+    import numpy as np
+
+    latent = np.zeros([1, 4, 8, 8], np.float32)
+    latent[0, 0, 0, 0] = np.nan
+    np.savez(tmp_path / "noise.npz", latent=latent, step_noise=np.zeros([1, 1, 4, 8, 8], np.float32))
+    assert_clean_error(run_cli("generate", tiny_bundle, "a cat", "--noise", tmp_path / "noise.npz", "-o", tmp_path / "x.png"),
+                       "NaN or infinite")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_seed_the_kotlin_core_cannot_take_is_refused(tmp_path, tiny_bundle):
+    assert_clean_error(run_cli("generate", tiny_bundle, "a cat", "--seed", 2**63, "-o", tmp_path / "x.png"),
+                       "seed 9223372036854775808 is outside", "64-bit signed")
+    assert run_cli("generate", tiny_bundle, "a cat", "--seed", -(2**63), "-o", tmp_path / "y.png").exit_code == 0
+
+
+def test_guidance_scale_below_one_is_refused(tmp_path):
+    assert_clean_error(run_cli("compile", "--preset", "tiny", "--guidance-scale", "0.5", "-o", tmp_path / "o"),
+                       "--guidance-scale 0.5 is below 1")
+
+
+def test_corrupt_aihub_job_ledger_is_one_line(tmp_path, tiny_bundle):
+    for content in ("{not json", "[1, 2]"):
+        (tmp_path / "aihub-jobs.json").write_text(content)
+        assert_clean_error(run_cli("profile", tiny_bundle, "--backend", "aihub", "-o", tmp_path / "p", "--cache-dir", tmp_path),
+                           "aihub-jobs.json is", "delete it to submit the AI Hub jobs again")
+
+
+def test_missing_chipset_schema_is_one_line(monkeypatch, tmp_path):
+    from edgefusion_export.targets import chipsets
+
+    monkeypatch.setattr(chipsets, "SCHEMA", tmp_path / "missing.schema.json")
+    chipsets.load_chipsets.cache_clear()
+    try:
+        assert_clean_error(run_cli("targets"), "chipset profile schema", "is missing", "reinstall")
+    finally:
+        chipsets.load_chipsets.cache_clear()

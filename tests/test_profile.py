@@ -127,6 +127,30 @@ def test_aihub_profile_parses_payloads_with_missing_fields(monkeypatch, snapdrag
     assert all(call["options"].startswith("--max_profiler_iterations") for call in hub.submitted)
 
 
+def test_aihub_profile_download_without_network_is_one_line(monkeypatch, snapdragon_bundle, tmp_path):
+    hub = FakeHub().install(monkeypatch)
+    hub.payloads_by_component = {"unet": FULL, "text_encoder": {}, "vae_decoder": {}}
+    monkeypatch.setenv(aihub.TOKEN_ENV, "t")
+    original = hub.Client
+
+    def client_whose_downloads_fail(*args, **kwargs):
+        hub.network_down = False
+        client = original(*args, **kwargs)
+        submit = client.submit_profile_job
+
+        def submit_then_lose_the_network(*a, **k):
+            job = submit(*a, **k)
+            hub.network_down = True
+            return job
+
+        client.submit_profile_job = submit_then_lose_the_network
+        return client
+
+    hub.Client = client_whose_downloads_fail
+    assert_clean_error(run_cli("profile", snapdragon_bundle, "--backend", "aihub", "-o", tmp_path / "p", "--cache-dir",
+                               tmp_path / "c"), "AI Hub download of the profile of job p0000001 failed", "re-run")
+
+
 def test_estimate_counts_macs_and_takes_the_slower_of_compute_and_memory(tmp_path):
     """Exact figures on a hand-made graph: a 3x3 Conv 8->16 on 10x10 and a MatMul [1,100,16] x [16,32]."""
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ from ..bundle.manifest import Bundle
 from ..components import COMPONENTS
 from ..errors import UserError
 from ..files import sha256_file
-from ..targets.aihub import JobLedger, run_job, upload_copy
+from ..targets.aihub import JobLedger, network, run_job, upload_copy
 from .blocks import block_of
 from .model import ComponentSummary, Profile, Row
 
@@ -62,7 +62,8 @@ def profile_bundle(hub: ModuleType, client: Any, bundle: Bundle, device: str, ch
         purpose = f"profile/{component}/{device}/{sha256_file(model)[:16]}"
         job = run_job(client, ledger, purpose, lambda m=model, c=component, o=options: client.submit_profile_job(
             model=str(m), device=hub.Device(device), name=f"edgefusion profile {c}", options=o), timeout_s)
-        payload = job.download_profile()
+        with network(f"download of the profile of job {job.job_id}"):
+            payload = job.download_profile()
         if not isinstance(payload, dict):
             raise UserError(f"AI Hub job {job.job_id} returned no profile ({job.url}); re-run to retry")
         rows, summary = parse_profile(component, payload, steps)

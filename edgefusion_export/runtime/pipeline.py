@@ -19,6 +19,8 @@ from .images import to_uint8
 from .noise import gaussian_noise
 from .scheduler import SamplingPlan, lcm_step
 from .sessions import HtpTarget, cpu_session, htp_session
+
+SEED_RANGE = (-(2**63), 2**63 - 1)  # the Kotlin core's Long: seeds beyond it would draw other noise there
 from .tokenizer import ClipTokenizer
 
 
@@ -31,6 +33,9 @@ class Noise:
 
     @classmethod
     def seeded(cls, seed: int, plan: SamplingPlan) -> "Noise":
+        if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+            raise UserError(f"seed {seed} is outside {SEED_RANGE[0]}..{SEED_RANGE[1]} (a 64-bit signed integer, what the "
+                            "Kotlin core takes); pick a seed in that range")
         shape = plan.latent_shape
         steps = [gaussian_noise(seed, stream, shape) for stream in range(1, len(plan.steps))]
         return cls(gaussian_noise(seed, 0, shape), np.stack(steps) if steps else np.zeros([0, *shape], np.float32))
@@ -44,6 +49,8 @@ class Noise:
         except (OSError, KeyError, ValueError) as error:
             raise UserError(f"{path} is not a noise file with 'latent' and 'step_noise' arrays ({error}); "
                             "write one with 'generate --save-noise'")
+        if not (np.isfinite(noise.latent).all() and np.isfinite(noise.step_noise).all()):
+            raise UserError(f"{path} holds NaN or infinite values; write a noise file with 'generate --save-noise'")
         expected = (len(plan.steps) - 1, *plan.latent_shape)
         if list(noise.latent.shape) != plan.latent_shape or noise.step_noise.shape != expected:
             raise UserError(f"{path} has latent {list(noise.latent.shape)} and step_noise {list(noise.step_noise.shape)}; "

@@ -62,7 +62,13 @@ class JobLedger:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.jobs: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+        try:
+            self.jobs: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UserError(f"{path} is corrupt ({first_line(error)}); delete it to submit the AI Hub jobs again "
+                            "(the ids of running jobs are then lost)")
+        if not isinstance(self.jobs, dict) or not all(isinstance(v, str) for v in self.jobs.values()):
+            raise UserError(f"{path} is not a job ledger; delete it to submit the AI Hub jobs again")
 
     def get(self, purpose: str) -> str | None:
         return self.jobs.get(purpose)
@@ -77,7 +83,7 @@ class JobLedger:
 
 
 @contextmanager
-def _network(action: str) -> Iterator[None]:
+def network(action: str) -> Iterator[None]:
     """Turn the client's own errors (network, authentication, server) into one-line user errors."""
     try:
         yield
@@ -91,13 +97,13 @@ def _network(action: str) -> Iterator[None]:
 def run_job(client: Any, ledger: JobLedger, purpose: str, submit, timeout_s: int) -> Any:
     """Submit (or resume) a job, wait for it, and return it once it succeeded."""
     job_id = ledger.get(purpose)
-    with _network("job submission" if job_id is None else f"lookup of job {job_id}"):
+    with network("job submission" if job_id is None else f"lookup of job {job_id}"):
         if job_id is None:
             job = submit()
             ledger.record(purpose, job.job_id)
         else:
             job = client.get_job(job_id)
-    with _network(f"wait for job {job.job_id}"):
+    with network(f"wait for job {job.job_id}"):
         try:
             status = job.wait(timeout=timeout_s)
         except TimeoutError:  # the client's own time-out: the job still runs on AI Hub
@@ -137,7 +143,7 @@ def compile_on_aihub(hub: ModuleType, client: Any, model_path: Path, component: 
     if upload is not None:
         upload.unlink()
     target = folder / f"{component}.{chipset.name}.aihub.bin"
-    with _network(f"download of job {job.job_id}"):
+    with network(f"download of job {job.job_id}"):
         downloaded = job.download_target_model(str(target))  # may append the server's extension; None: no model
     if downloaded is None or not Path(downloaded).is_file():
         raise UserError(f"AI Hub job {job.job_id} produced no target model ({job.url}); re-run to retry the download")

@@ -49,6 +49,8 @@ class Chipset:
 @lru_cache(maxsize=None)
 def load_chipsets(folder: Path | None = None) -> dict[str, Chipset]:
     folder = folder or profiles_dir()
+    if not SCHEMA.is_file():
+        raise UserError(f"the chipset profile schema {SCHEMA} is missing; reinstall edgefusion-export")
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     chipsets = {}
     for path in sorted(folder.glob("*.json")):
