@@ -21,6 +21,7 @@ from rich.console import Console
 from . import __version__
 from .bundle.writer import write_bundle
 from .components import COMPONENTS
+from .errors import UserError
 from .options import BuildOptions, check_request
 from .export import onnx_export
 from .export.onnx_export import ExportResult, PrecisionResult, SimplifyResult
@@ -111,6 +112,7 @@ class Build:
     end_to_end: EndToEnd | None = None
     decoders: DecoderComparison | None = None
     started: float = field(default_factory=time.perf_counter)
+    created: datetime = field(default_factory=lambda: build_time())
     precision: str = field(init=False)
     recipe: dict[str, str] = field(init=False)
     base_key: dict[str, Any] = field(init=False)
@@ -171,7 +173,7 @@ class Build:
                               "pad_id": tokenizer.pad_id},
                 **({"fidelity": self.end_to_end.as_dict()} if self.end_to_end else {}),
                 "provenance": {"source_fingerprint": self.source.fingerprint, "tool_versions": tool_versions(),
-                               "command_line": command_line, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
+                               "command_line": command_line, "created": self.created.isoformat(timespec="seconds")}}
 
     def report(self, compiled: TargetBuild) -> dict[str, Any]:
         return {"options": {**asdict(self.options), "precision": self.precision}, "source": self.source.description,
@@ -180,6 +182,16 @@ class Build:
                 "end_to_end": self.end_to_end.as_dict() if self.end_to_end else None,
                 **({"decoder_comparison": self.decoders.as_dict()} if self.decoders else {}),
                 "total_seconds": round(time.perf_counter() - self.started, 1)}
+
+
+def build_time() -> datetime:
+    """Now, or SOURCE_DATE_EPOCH's time when it is set (reproducible builds)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None:
+        return datetime.now(timezone.utc)
+    if not epoch.isdigit():
+        raise UserError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds since 1970; unset it or fix it")
+    return datetime.fromtimestamp(int(epoch), timezone.utc)
 
 
 def example_feeds(export_folder: Path) -> dict[str, np.ndarray]:

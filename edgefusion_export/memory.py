@@ -1,21 +1,26 @@
-"""Peak resident memory of this process over a block of work, sampled in a background thread."""
+"""Peak resident memory of this process and its children over a block of work, sampled in a background thread."""
 
 from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from types import TracebackType
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def resident_bytes() -> int:
-    """Current resident set size (Linux /proc; 0 where unavailable)."""
+def resident_bytes(pid: int | str = "self") -> int:
+    """Current resident set size of a process and all its descendants (Linux /proc; 0 where unavailable)."""
     try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * PAGE_SIZE
-    except OSError:
+        with open(f"/proc/{pid}/statm") as handle:
+            total = int(handle.read().split()[1]) * PAGE_SIZE
+        children = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += (task / "children").read_text().split()
+    except OSError:  # no /proc, or the process ended meanwhile
         return 0
+    return total + sum(resident_bytes(child) for child in children)
 
 
 class PeakMemory:

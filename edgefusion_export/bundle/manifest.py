@@ -15,6 +15,7 @@ from ..files import sha256_file, write_text_atomic
 
 SCHEMA_VERSION = "1.0"
 MANIFEST = "manifest.json"
+REPORT = "build_report.json"  # a record of the build (timings, memory), not a runtime input: not checksummed
 SCHEMA_FILE = Path(__file__).with_name("manifest.schema.json")
 
 
@@ -63,9 +64,9 @@ def confined_path(folder: Path, name: str) -> Path:
 
 
 def file_entries(folder: Path) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every file under `folder` except the manifest itself."""
+    """sha256 and size of every file under `folder` except the manifest and the build report."""
     entries = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() not in (MANIFEST, REPORT)):
         entries[path.relative_to(folder).as_posix()] = {"sha256": sha256_file(path), "size": path.stat().st_size}
     return entries
 

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..files import staged_directory, write_text_atomic
-from .manifest import confined_path, write_manifest
-
-REPORT = "build_report.json"
+from .manifest import REPORT, confined_path, write_manifest
 
 
 def write_bundle(output: Path, files: dict[str, Path], manifest: dict[str, Any], report: dict[str, Any],

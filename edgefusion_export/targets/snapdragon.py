@@ -7,8 +7,10 @@ node fails the build unless `--allow-cpu-fallback`.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,26 +45,20 @@ class NpuCompilation(StageResult):
 
 
 def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_cpu_fallback: bool) -> NpuCompilation:
-    """Compile `model_path` for `chipset` into `folder/<name>.qnn.onnx` and its context binary."""
-    import onnxruntime
-
+    """Compile `model_path` for `chipset` into `folder/<name>.<chipset>.onnx` and its context binary."""
     name = model_path.name.removesuffix(".onnx")
     output = folder / f"{name}.{chipset.name}.onnx"
     for stale in folder.glob(f"{name}.{chipset.name}*"):  # onnxruntime refuses to overwrite a context model
         stale.unlink()
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    options.add_session_config_entry("ep.context_enable", "1")
-    options.add_session_config_entry("ep.context_file_path", str(output))
-    options.add_session_config_entry("ep.context_embed_mode", "0")
-    options.add_provider_for_devices(qnn_devices(), {
-        "backend_type": "htp", "soc_model": str(chipset.qnn_soc_model), "htp_arch": str(chipset.htp_arch_number),
-        "enable_htp_fp16_precision": "1", "htp_graph_finalization_optimization_mode": "3"})
+    provider_options = {**chipset.htp_target.provider_options(), "enable_htp_fp16_precision": "1",
+                        "htp_graph_finalization_optimization_mode": "3"}
     start = time.perf_counter()
-    try:
-        onnxruntime.InferenceSession(str(model_path), options)
-    except Exception as error:  # onnxruntime raises its own Fail/RuntimeException types with QNN's log text
-        raise UserError(f"QNN could not compile {name} for {chipset.marketing_name}: {first_line(error)}")
+    # QNN numbers graphs and tensors per process, so a compile writes other bytes after earlier ones in the same
+    # process (a cached stage changes the count); a fresh process writes the same binary every time.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as fresh_process:
+        error = fresh_process.submit(write_context_model, str(model_path), str(output), provider_options).result()
+    if error is not None:
+        raise UserError(f"QNN could not compile {name} for {chipset.marketing_name}: {error}")
     compilation = inspect_context_model(output)
     compilation.seconds = round(time.perf_counter() - start, 1)
     expected = f"{chipset.soc}/{chipset.hexagon_arch}"
@@ -74,6 +70,24 @@ def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_
                         f"({', '.join(compilation.cpu_nodes[:5])}) on {chipset.marketing_name}; pass --allow-cpu-fallback "
                         "to accept it, or use a W8A16 recipe")
     return compilation
+
+
+def write_context_model(model_path: str, output: str, provider_options: dict[str, str]) -> str | None:
+    """Compile `model_path` into the EPContext model `output` (embed mode 0: the context binary beside it); returns
+    QNN's error, or None."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("ep.context_enable", "1")
+    options.add_session_config_entry("ep.context_file_path", output)
+    options.add_session_config_entry("ep.context_embed_mode", "0")
+    options.add_provider_for_devices(qnn_devices(), provider_options)
+    try:
+        onnxruntime.InferenceSession(model_path, options)
+    except Exception as error:  # onnxruntime raises its own Fail/RuntimeException types with QNN's log text
+        return first_line(error)
+    return None
 
 
 def inspect_context_model(path: Path) -> NpuCompilation:

@@ -42,7 +42,8 @@ class SnapdragonTarget:
                 prefix = f"qnn/{chip.name}"
                 build.files.update({f"{prefix}/{name}": folder / name for name in [offline.file, *offline.context_binaries]})
                 report = {"offline": offline.as_dict()}
-                entry = {"offline": {**offline.as_dict(), "file": f"{prefix}/{offline.file}",
+                offline_entry = {key: value for key, value in offline.as_dict().items() if key != "seconds"}  # timings: report
+                entry = {"offline": {**offline_entry, "file": f"{prefix}/{offline.file}",
                                      "context_binaries": [f"{prefix}/{name}" for name in offline.context_binaries]}}
                 if verify:
                     _, verification = cache.run(verify_pass(final, component, chip, folder / offline.file))
