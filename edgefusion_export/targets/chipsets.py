@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -17,7 +18,10 @@ SCHEMA = Path(__file__).with_name("chipset.schema.json")
 
 
 def profiles_dir() -> Path:
-    return Path(os.environ.get("EDGEFUSION_PROFILES") or Path(__file__).resolve().parents[2] / "profiles")
+    """EDGEFUSION_PROFILES, else the profiles shipped with the package (the repository's profiles/ folder)."""
+    if os.environ.get("EDGEFUSION_PROFILES"):
+        return Path(os.environ["EDGEFUSION_PROFILES"])
+    return Path(str(resources.files("edgefusion_export.profiles")))
 
 
 @dataclass(frozen=True)
