@@ -19,6 +19,8 @@ HARD_CASES = [
     " ".join(["word"] * 100),
     "",
     "the thing on the ring and the rest of the painting",  # overlapping merges: their ranks decide
+    "a cat <|endoftext|> dog", "a<|endoftext|>b", "<|startoftext|>x", "a <|ENDOFTEXT|> b",  # special-token text
+    "a  <|endoftext|>  <|endoftext|>b's",
 ]
 
 
@@ -63,3 +65,38 @@ def test_builtin_vocabulary_is_readable_by_transformers(tmp_path):
     assert max(ours("ÿ~ z")) < 49408
     the, thing = vocab["the</w>"], vocab["ing</w>"]
     assert ours("the thing")[1:4] == [the, vocab["th"], thing]  # merge ranks decide: t+he</w>, th+ing</w>
+
+
+def test_a_tokenizer_json_folder_reads_like_transformers(tmp_path):
+    """transformers 5 saves tokenizer.json alone; the loader reads its BPE model (vocabulary and merges)."""
+    from edgefusion_export.sources.loader import load_tokenizer
+
+    folder = shared_data("clip-tokenizer")
+    reference = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    reference.save_pretrained(tmp_path)
+    assert not (tmp_path / "vocab.json").exists() and (tmp_path / "tokenizer.json").is_file()
+    ours, saved = load_tokenizer(tmp_path), CLIPTokenizer.from_pretrained(str(tmp_path))
+    prompts = parti_prompts() + HARD_CASES
+    assert [p for p in prompts if saved(p, padding="max_length", max_length=77, truncation=True)["input_ids"] != ours(p)] == []
+
+
+def test_a_tokenizer_folder_without_a_vocabulary_is_refused(tmp_path):
+    from edgefusion_export.errors import UserError
+    from edgefusion_export.sources.loader import load_tokenizer
+
+    with pytest.raises(UserError, match="needs tokenizer.json, or vocab.json and merges.txt"):
+        load_tokenizer(tmp_path)
+
+
+def test_a_diffusers_folder_with_a_tokenizer_json_compiles(tiny_folder, cache_dir, tmp_path):
+    import shutil
+
+    from .conftest import compile_args, run_cli
+
+    folder = shutil.copytree(tiny_folder, tmp_path / "model")
+    reference = CLIPTokenizer(str(folder / "tokenizer" / "vocab.json"), str(folder / "tokenizer" / "merges.txt"))
+    shutil.rmtree(folder / "tokenizer")
+    reference.save_pretrained(folder / "tokenizer")  # what the installed transformers writes: tokenizer.json only
+    assert sorted(path.name for path in (folder / "tokenizer").iterdir()) == ["tokenizer.json", "tokenizer_config.json"]
+    result = run_cli(*compile_args(tmp_path / "bundle", cache_dir, "--model", folder))
+    assert result.exit_code == 0, result.output

@@ -19,6 +19,7 @@ WHITESPACE = regex.compile(r"\s+")
 END_OF_WORD = "</w>"
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"
+SPECIAL_TOKENS = regex.compile(f"({regex.escape(BOS_TOKEN)}|{regex.escape(EOS_TOKEN)})")  # matched as typed, like transformers
 
 
 @lru_cache(maxsize=1)
@@ -82,12 +83,17 @@ class ClipTokenizer:
         return symbols
 
     def tokenize(self, text: str) -> list[int]:
-        """Token ids of `text` without BOS/EOS, truncation or padding."""
-        text = WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip().lower()
+        """Token ids of `text` without BOS/EOS, truncation or padding. Special-token text in a prompt is that token,
+        and the text between such tokens is tokenized piece by piece, as `transformers.CLIPTokenizer` does."""
         ids: list[int] = []
-        for word in WORD_PATTERN.findall(text):
-            encoded = "".join(self._byte_encoder[b] for b in word.encode("utf-8"))
-            ids.extend(self.vocab[symbol] for symbol in self.bpe(encoded))
+        for index, piece in enumerate(SPECIAL_TOKENS.split(text)):
+            if index % 2:
+                ids.append(self.vocab[piece])
+                continue
+            normalized = WHITESPACE.sub(" ", unicodedata.normalize("NFC", piece)).strip().lower()
+            for word in WORD_PATTERN.findall(normalized):
+                encoded = "".join(self._byte_encoder[b] for b in word.encode("utf-8"))
+                ids.extend(self.vocab[symbol] for symbol in self.bpe(encoded))
         return ids
 
     def __call__(self, text: str) -> list[int]:

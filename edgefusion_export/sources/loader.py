@@ -123,19 +123,27 @@ def _build_components(unet_config: dict, text_config: dict, vae_config: dict) ->
 
 
 def load_tokenizer(folder: Path) -> ClipTokenizer:
-    """A CLIP tokenizer folder (vocab.json, merges.txt, optional tokenizer_config.json)."""
-    vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"
-    if not (vocab_file.is_file() and merges_file.is_file()):
-        raise UserError(f"tokenizer folder {folder} needs vocab.json and merges.txt (a CLIP tokenizer)")
+    """A CLIP tokenizer folder in either layout transformers writes: vocab.json + merges.txt, or tokenizer.json alone
+    (transformers 5: its BPE model holds the vocabulary and the merges); tokenizer_config.json is optional."""
+    vocab_file, merges_file, single_file = folder / "vocab.json", folder / "merges.txt", folder / "tokenizer.json"
     settings = read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
     pad = settings.get("pad_token") or EOS_TOKEN
     pad = pad["content"] if isinstance(pad, dict) else pad
     max_length = min(int(settings.get("model_max_length", 77)), 77)
     try:
-        vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
-        return ClipTokenizer.from_files(vocab_file, merges_file, max_length, vocab[pad])
-    except (KeyError, ValueError) as error:
+        if vocab_file.is_file() and merges_file.is_file():
+            vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
+            return ClipTokenizer.from_files(vocab_file, merges_file, max_length, vocab[pad])
+        if single_file.is_file():
+            model = read_json(single_file)["model"]
+            if model.get("type") != "BPE":
+                raise ValueError(f"its model is {model.get('type')}, not BPE")
+            vocab = dict(model["vocab"])
+            merges = [tuple(pair.split(" ") if isinstance(pair, str) else pair) for pair in model["merges"]]
+            return ClipTokenizer(vocab, merges, max_length, vocab[pad])
+    except (KeyError, ValueError, TypeError) as error:
         raise UserError(f"tokenizer in {folder} is not a CLIP BPE vocabulary ({error}); use the model's own tokenizer/ folder")
+    raise UserError(f"tokenizer folder {folder} needs tokenizer.json, or vocab.json and merges.txt (a CLIP tokenizer)")
 
 
 def diffusers_folder_source(folder: Path, allow_pickle: bool) -> ModelSource:

@@ -33,17 +33,31 @@ class ClipTokenizer(
         return ids.toIntArray()
     }
 
-    /** Token ids of [text] without BOS/EOS, truncation or padding. */
+    /**
+     * Token ids of [text] without BOS/EOS, truncation or padding. Special-token text in a prompt is that token, and
+     * the text between such tokens is tokenized piece by piece, as transformers' CLIPTokenizer does.
+     */
     fun tokenize(text: String): List<Int> {
+        val ids = ArrayList<Int>()
+        var start = 0
+        val special = SPECIAL.matcher(text)
+        while (special.find()) {
+            tokenizePiece(text.substring(start, special.start()), ids)
+            ids.add(vocab[special.group()] ?: throw BundleException("the vocabulary has no ${special.group()}; the bundle's tokenizer is damaged"))
+            start = special.end()
+        }
+        tokenizePiece(text.substring(start), ids)
+        return ids
+    }
+
+    private fun tokenizePiece(text: String, ids: MutableList<Int>) {
         val cleaned = WHITESPACE.matcher(Normalizer.normalize(text, Normalizer.Form.NFC)).replaceAll(" ")
             .trim { it.isWhitespace() }.lowercase(Locale.ROOT)
-        val ids = ArrayList<Int>()
         val matcher = WORD.matcher(cleaned)
         while (matcher.find()) {
             val encoded = matcher.group().toByteArray(Charsets.UTF_8).joinToString("") { byteEncoder[it.toInt() and 0xFF] }
             for (symbol in bpe(encoded)) ids.add(vocab[symbol] ?: throw BundleException("token '$symbol' is not in the vocabulary; the bundle's tokenizer is damaged"))
         }
-        return ids
     }
 
     private fun bpe(word: String): List<String> = cache.getOrPut(word) {
@@ -73,6 +87,7 @@ class ClipTokenizer(
         const val EOS = "<|endoftext|>"
         private const val END_OF_WORD = "</w>"
         private val WHITESPACE: Pattern = Pattern.compile("\\s+", Pattern.UNICODE_CHARACTER_CLASS)
+        private val SPECIAL: Pattern = Pattern.compile(Pattern.quote(BOS) + "|" + Pattern.quote(EOS)) // matched as typed
         private val WORD: Pattern = Pattern.compile(
             "'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+",
             Pattern.CASE_INSENSITIVE or Pattern.UNICODE_CASE or Pattern.UNICODE_CHARACTER_CLASS,
