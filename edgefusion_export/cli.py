@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import UserError
+from .bundle.selection import SHIP_CHOICES
 from .options import BuildOptions, FidelityGates, QuantizeSettings
 from .targets.aihub import DEFAULT_TIMEOUT_S
 
@@ -68,6 +69,8 @@ def main() -> None:
                    "(default: when that takes under 2 minutes per chipset, e.g. small models; opt in at 512x512).")
 @click.option("--min-npu-sqnr", default=BuildOptions.min_npu_sqnr, show_default=True, type=float,
               help="Gate: SQNR (dB) of each emulated NPU model against the CPU.")
+@click.option("--ship", type=click.Choice(SHIP_CHOICES), default=BuildOptions.ship, show_default=True,
+              help="What the bundle holds: the compiled NPU models (snapdragon), the portable ONNX, or both.")
 @user_errors
 def compile_command(model: Path | None, preset: str | None, tokenizer: Path | None, vae_decoder: str | None,
                     allow_pickle: bool, target: str,
@@ -75,7 +78,7 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
                     cache_dir: Path | None, force: bool, calibration_prompts: Path | None, calibration_size: int,
                     min_sqnr: float, max_float_fraction: float, min_psnr: float, min_prompt_sensitivity: float,
                     fidelity_images: int, chipsets: tuple[str, ...], allow_cpu_fallback: bool, aihub: bool,
-                    verify_npu: bool | None, min_npu_sqnr: float) -> None:
+                    verify_npu: bool | None, min_npu_sqnr: float, ship: str) -> None:
     """Export, check, quantize and bundle a model for a target."""
     from .compiler import compile_bundle, default_cache_dir
     from .options import check_request
@@ -86,7 +89,7 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
                            calibration_size=calibration_size, quantize=QuantizeSettings(min_sqnr, max_float_fraction),
                            fidelity=FidelityGates(min_psnr, min_prompt_sensitivity), fidelity_images=fidelity_images,
                            chipsets=chipsets, allow_cpu_fallback=allow_cpu_fallback, aihub=aihub,
-                           verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr)
+                           verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr, ship=ship)
     check_request(options, output)
     source = resolve_source(model, preset, tokenizer, allow_pickle, vae_decoder)
     compile_bundle(source, options, output, cache_dir or default_cache_dir(), sys.argv, console)
@@ -166,9 +169,10 @@ def inspect(bundle: Path, no_verify: bool) -> None:
     table = Table("component", "file", "MB", "precision", "vs torch dB", "held-out dB", title="Components")
     tensors = Table("component", "io", "tensor", "dtype", "shape", title="Inputs and outputs")
     for name, component in manifest["components"].items():
-        size = sum(entry["size"] for file, entry in manifest["files"].items() if file.startswith(component["file"]))
+        portable = component.get("file", "(compiled only)")
+        size = sum(entry["size"] for file, entry in manifest["files"].items() if file.startswith(portable))
         held_out = component.get("fidelity", {}).get("sqnr_db")
-        table.add_row(name, component["file"], f"{size / 2**20:.1f}", component["precision"],
+        table.add_row(name, portable, f"{size / 2**20:.1f}", component["precision"],
                       f"{component['parity']['sqnr_db']:.1f}" if "parity" in component else "-",
                       f"{held_out:.1f}" if held_out is not None else "-")
         for direction in ("inputs", "outputs"):
@@ -265,12 +269,15 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
 @main.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("android_app", type=click.Path(path_type=Path), default="android_app")
+@click.option("--chipset", "chipsets", multiple=True, help="Install only this chipset's NPU models (repeatable; default: all).")
+@click.option("--ship", type=click.Choice(SHIP_CHOICES), default="both", show_default=True,
+              help="Install the compiled NPU models, the portable ONNX, or both.")
 @user_errors
-def package(bundle: Path, android_app: Path) -> None:
-    """Install a bundle into the Android demo app's assets."""
+def package(bundle: Path, android_app: Path, chipsets: tuple[str, ...], ship: str) -> None:
+    """Install a bundle, or the part of it the target phone needs, into the Android demo app's assets."""
     from .bundle.android import install_into_app
 
-    target = install_into_app(bundle, android_app)
+    target = install_into_app(bundle, android_app, ship, chipsets)
     console.print(f"installed {bundle} into {target}\nnext: open {android_app} in Android Studio, connect a "
                   "Snapdragon phone and Run 'app' (or: cd android_app && ./gradlew installDebug)")
 

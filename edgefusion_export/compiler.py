@@ -19,6 +19,7 @@ import numpy as np
 from rich.console import Console
 
 from . import __version__
+from .bundle.selection import select
 from .bundle.writer import write_bundle
 from .components import COMPONENTS
 from .errors import UserError
@@ -45,6 +46,7 @@ CALIBRATION_SEED = 1_000_000  # calibration prompts use seeds from here, held-ou
 HELD_OUT_SEED_OFFSET = 1000
 FIDELITY_SEED_OFFSET = 2000
 FIDELITY_IMAGE = "fidelity.png"
+TOKENIZER_FILES = ("tokenizer/vocab.json", "tokenizer/merges.txt")
 
 
 def tool_versions() -> dict[str, str]:
@@ -86,7 +88,9 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
     if source.own_vae is not None:
         _, build.decoders = build.cache.run(decoder_comparison_pass(build))
     compiled = TARGETS[options.target].compile(build.final_models(), options, build.cache)
-    report = write_bundle(output, build.bundle_files(compiled), build.manifest(compiled, command_line),
+    files = build.bundle_files(compiled)
+    manifest, shipped = select(build.manifest(compiled, command_line), [*files, *TOKENIZER_FILES], options.ship)
+    report = write_bundle(output, {name: files[name] for name in shipped if name in files}, manifest,
                           build.report(compiled), lambda staging: source.tokenizer.save(staging / "tokenizer"))
     console.print(f"[green]bundle written[/green] {output}  ({report['total_seconds']} s, "
                   f"{sum(report['sizes_mb'].values()):.1f} MB)")
@@ -168,7 +172,7 @@ class Build:
                           "vae_decoder": self.source.vae_description},
                 "target": compiled.manifest, "components": components,
                 "sampling": {"scheduler": "lcm", "num_steps": self.options.steps, **self.plan.to_json(), "noise": NOISE_SCHEME},
-                "tokenizer": {"type": "clip-bpe", "vocab_file": "tokenizer/vocab.json", "merges_file": "tokenizer/merges.txt",
+                "tokenizer": {"type": "clip-bpe", "vocab_file": TOKENIZER_FILES[0], "merges_file": TOKENIZER_FILES[1],
                               "max_length": tokenizer.max_length, "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id,
                               "pad_id": tokenizer.pad_id},
                 **({"fidelity": self.end_to_end.as_dict()} if self.end_to_end else {}),

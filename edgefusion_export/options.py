@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .bundle.selection import SHIP_CHOICES
 from .errors import UserError
 from .quantize import calibration
 from .quantize.fidelity import FidelityGates
@@ -33,6 +34,7 @@ class BuildOptions:
     aihub: bool = False
     verify_npu: bool | None = None  # None: when HTP emulation of one image's calls is quick enough
     min_npu_sqnr: float = MIN_NPU_SQNR_DB
+    ship: str = "both"  # what the bundle holds: compiled NPU models, the portable ONNX, or both (bundle.selection)
 
     @property
     def resolved_precision(self) -> str:
@@ -47,6 +49,8 @@ class BuildOptions:
             raise UserError("--calibration-size must be at least 1")
         if self.calibration_prompts is not None:
             calibration.read_prompts(self.calibration_prompts)
+        if self.ship not in SHIP_CHOICES:
+            raise UserError(f"--ship {self.ship!r} is not one of {', '.join(SHIP_CHOICES)}")
         TARGETS[self.target].check(self)
         for label, value in (("height", self.height), ("width", self.width)):
             if value < 64 or value % 64:

@@ -185,3 +185,32 @@ def test_fake_rejects_calls_the_real_client_would_reject(fake_hub):
         client.submit_compile_job(model="m.onnx", device=fake_hub.Device("x"), target_runtime="qnn")
     with pytest.raises(TypeError):
         fake_hub.Client(token="t")
+
+
+def test_a_compiled_only_bundle_ships_no_portable_model(snapdragon_bundle, cache_dir, tmp_path):
+    result = run_cli(*compile_args(tmp_path / "bundle", cache_dir, "--preset", "tiny", "--target", "snapdragon",
+                                   *[arg for name in CHIPSETS for arg in ("--chipset", name)], "--ship", "compiled"))
+    assert result.exit_code == 0, result.output
+    manifest = load_bundle(tmp_path / "bundle").manifest
+    assert all("file" not in component and len(component["compiled"]) == 3 for component in manifest["components"].values())
+    assert not any(name.endswith((".onnx", ".onnx.data")) and not name.startswith("qnn/") for name in manifest["files"])
+    full = sum(entry["size"] for entry in load_bundle(snapdragon_bundle).manifest["files"].values())
+    assert sum(entry["size"] for entry in manifest["files"].values()) < full
+    assert_clean_error(run_cli("generate", tmp_path / "bundle", "a cat", "-o", tmp_path / "x.png"),
+                       "compiled NPU models only", "--backend npu-emulator", "--ship both")
+    assert_clean_error(run_cli("compile", "--preset", "tiny", "--ship", "compiled", "-o", tmp_path / "cpu"),
+                       "--ship compiled apply to --target snapdragon only")
+
+
+def test_package_installs_only_what_the_phone_needs(snapdragon_bundle, tmp_path):
+    app = tmp_path / "android_app"
+    (app / "app").mkdir(parents=True)
+    (app / "settings.gradle.kts").write_text('include(":core", ":app")\n')
+    result = run_cli("package", snapdragon_bundle, app, "--chipset", "snapdragon-8-gen-2", "--ship", "compiled")
+    assert result.exit_code == 0, result.output
+    installed = load_bundle(app / "app" / "src" / "main" / "assets" / "bundle").manifest
+    assert [chip["name"] for chip in installed["target"]["chipsets"]] == ["snapdragon-8-gen-2"]
+    assert {name.split("/")[1] for name in installed["files"] if name.startswith("qnn/")} == {"snapdragon-8-gen-2"}
+    assert all(set(component["compiled"]) == {"snapdragon-8-gen-2"} for component in installed["components"].values())
+    assert_clean_error(run_cli("package", snapdragon_bundle, app, "--chipset", "snapdragon-8-gen-1"),
+                       "no NPU models for snapdragon-8-gen-1")

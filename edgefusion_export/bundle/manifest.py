@@ -44,13 +44,17 @@ def validate_manifest(manifest: dict[str, Any], where: Path) -> None:
 
 def referenced_files(manifest: dict[str, Any]) -> list[str]:
     """Every path the manifest points at."""
-    names = list(manifest["files"])
+    return list(manifest["files"]) + used_files(manifest)
+
+
+def used_files(manifest: dict[str, Any]) -> list[str]:
+    """The files the manifest's components and tokenizer use (external weight data aside)."""
+    names = [manifest["tokenizer"]["vocab_file"], manifest["tokenizer"]["merges_file"]]
     for component in manifest["components"].values():
-        names.append(component["file"])
+        names += [component["file"]] if "file" in component else []
         for compiled in component.get("compiled", {}).values():
             names += [compiled["offline"]["file"], *compiled["offline"]["context_binaries"]]
             names += [compiled["aihub"]["file"]] if "aihub" in compiled else []
-    names += [manifest["tokenizer"]["vocab_file"], manifest["tokenizer"]["merges_file"]]
     return names
 
 
@@ -91,7 +95,12 @@ class Bundle:
         return confined_path(self.folder, name)
 
     def component_path(self, component: str) -> Path:
-        return self.path(self.manifest["components"][component]["file"])
+        """The portable ONNX of `component`."""
+        entry = self.manifest["components"][component]
+        if "file" not in entry:
+            raise UserError(f"this bundle ships {component} as compiled NPU models only, without the portable ONNX; "
+                            "run it with 'generate --backend npu-emulator', or rebuild it with --ship both")
+        return self.path(entry["file"])
 
 
 def load_bundle(folder: Path, verify: bool = True) -> Bundle:
@@ -124,7 +133,9 @@ def _check_external_data(bundle: Bundle) -> None:
     import onnx
     from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors
 
-    for component in bundle.manifest["components"]:
+    for component, entry in bundle.manifest["components"].items():
+        if "file" not in entry:
+            continue
         path = bundle.component_path(component)
         model = onnx.load(str(path), load_external_data=False)
         for tensor in _get_all_tensors(model):

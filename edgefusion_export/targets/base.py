@@ -21,6 +21,7 @@ class TargetOptions(Protocol):
     aihub: bool
     verify_npu: bool | None
     min_npu_sqnr: float
+    ship: str
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ class CpuTarget:
     default_precision = "fp32"
 
     def check(self, options: TargetOptions) -> None:
-        if options.chipsets or options.aihub or options.verify_npu:
-            raise UserError("--chipset, --aihub and --verify-npu apply to --target snapdragon only")
+        if options.chipsets or options.aihub or options.verify_npu or options.ship == "compiled":
+            raise UserError("--chipset, --aihub, --verify-npu and --ship compiled apply to --target snapdragon only")
 
     def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:
         return TargetBuild(manifest={"name": self.name})

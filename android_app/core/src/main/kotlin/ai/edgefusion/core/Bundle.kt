@@ -10,9 +10,12 @@ class BundleException(message: String) : Exception(message)
 
 data class TensorSpec(val name: String, val shape: List<Long>, val dtype: String)
 
-/** [compiled]: chipset name -> the NPU-compiled (EPContext) model file for that chipset. */
+/**
+ * [file]: the portable ONNX, null in a bundle that ships compiled models only;
+ * [compiled]: chipset name -> the NPU-compiled (EPContext) model file for that chipset.
+ */
 data class Component(
-    val file: String,
+    val file: String?,
     val precision: String,
     val inputs: List<TensorSpec>,
     val outputs: List<TensorSpec>,
@@ -47,7 +50,7 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
     val components: Map<String, Component> = manifest.getAsJsonObject("components").entrySet().associate { (name, value) ->
         val component = value.asJsonObject
         name to Component(
-            component["file"].asString,
+            component["file"]?.asString,
             component["precision"].asString,
             tensors(component, "inputs"),
             tensors(component, "outputs"),
@@ -135,7 +138,7 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
                 throw BundleException("bundle uses noise scheme ${bundle.sampling.noiseScheme}; update the app")
             }
             val files = manifest.getAsJsonObject("files")
-            val referenced = bundle.components.values.flatMap { listOf(it.file) + it.compiled.values } +
+            val referenced = bundle.components.values.flatMap { listOfNotNull(it.file) + it.compiled.values } +
                 listOf(bundle.tokenizer.vocabFile, bundle.tokenizer.mergesFile)
             for (name in referenced) {
                 bundle.file(name)

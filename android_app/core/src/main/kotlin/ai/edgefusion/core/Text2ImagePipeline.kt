@@ -42,12 +42,12 @@ class Text2ImagePipeline(
     )
     val choices = mutableListOf<ProviderChoice>()
     private val sessions: Map<String, OrtSession> = bundle.components.mapValues { (name, component) ->
-        openSession(name, bundle.file(component.file).path, providers, qnnBackendPath)
+        openSession(name, component.file?.let { bundle.file(it).path }, providers, qnnBackendPath)
     }
     private val plan = bundle.sampling
     private val latentSize = plan.latentShape.fold(1L) { a, b -> a * b }.toInt()
 
-    private fun openSession(component: String, portable: String, providers: List<String>, qnnBackendPath: String): OrtSession {
+    private fun openSession(component: String, portable: String?, providers: List<String>, qnnBackendPath: String): OrtSession {
         val failures = mutableListOf<String>()
         for (provider in providers) {
             try {
@@ -67,6 +67,10 @@ class Text2ImagePipeline(
                     options.addQnn(mapOf("backend_path" to qnnBackendPath))
                     compiled.path
                 } else {
+                    if (portable == null) {
+                        failures.add("$provider skipped: the bundle ships no portable model")
+                        continue
+                    }
                     portable
                 }
                 val session = environment.createSession(path, options)
@@ -76,7 +80,13 @@ class Text2ImagePipeline(
                 failures.add("$provider unavailable: ${error.message?.lineSequence()?.first()}")
             }
         }
-        throw BundleException("no execution provider could load $component (${failures.joinToString("; ")}); use a bundle built for this device")
+        val fix = if (portable == null) {
+            "this bundle ships compiled NPU models for ${bundle.chipsets.joinToString { "${it.name} (${it.soc})" }} only; rebuild it " +
+                "with --chipset for this phone's SoC (${soc ?: "unknown"}), or with --ship both for a CPU fallback"
+        } else {
+            "use a bundle built for this device"
+        }
+        throw BundleException("no execution provider could load $component (${failures.joinToString("; ")}); $fix")
     }
 
     fun encodePrompt(prompt: String): FloatArray {

@@ -89,6 +89,17 @@ class GoldenTest {
     }
 
     @Test
+    fun `a compiled-only bundle loads and says what to rebuild where its models cannot run`() {
+        val bundle = Bundle.load(File(folder, "compiled-only-bundle"))
+        assertTrue(bundle.components.values.all { it.file == null && it.compiled.isNotEmpty() })
+        for (soc in listOf("SM8650", "SM7325")) {
+            val error = org.junit.jupiter.api.assertThrows<BundleException> { Text2ImagePipeline(bundle, soc = soc) }
+            assertTrue("ships compiled NPU models for snapdragon-8-gen-3 (SM8650) only" in error.message!!, error.message)
+            assertTrue("--chipset for this phone's SoC ($soc)" in error.message!! && "--ship both" in error.message!!, error.message)
+        }
+    }
+
+    @Test
     fun `a bundle with a tiny VAE decoder runs like any other`() {
         val folderOfBundle = File(folder, "tiny-decoder-bundle")
         val decoder = Bundle.load(folderOfBundle).manifest.getAsJsonObject("model")["vae_decoder"].asString
