@@ -30,7 +30,7 @@ from .export.wrappers import component_io, latent_shape
 from .quantize import calibration, fidelity
 from .quantize.calibration import CalibrationResult
 from .quantize.fidelity import EndToEnd
-from .quantize.recipes import QUANTIZED, RECIPES, QuantizeResult, check_fidelity, quantize_component
+from .quantize.recipes import AUTO_FALLBACK_RECIPES, QUANTIZED, RECIPES, QuantizeResult, check_fidelity, quantize_component
 from .runtime.pipeline import Text2ImagePipeline
 from .runtime.scheduler import SamplingPlan
 from .sources.loader import ModelSource
@@ -273,18 +273,19 @@ def w8a16_pass(build: Build, component: str, precision: str) -> Pass[QuantizeRes
 
 
 def reduce_precision(build: Build, component: str) -> tuple[Path, StageResult]:
-    """The component at its recipe's precision; w8a16-mixed runs its fallback only when plain W8A16 misses the gate."""
+    """The component at its recipe's precision. When plain W8A16 misses the gate, w8a16-mixed, and the recipes that
+    fall back by themselves (edgefusion), keep the most sensitive layers in float."""
     precision = build.recipe[component]
     if precision == "fp32":
         return build.floats[component], PrecisionResult("fp32", build.simplified[component].parity)
     if precision == "fp16":
         return build.cache.run(fp16_pass(build, component))
     folder, result = build.cache.run(w8a16_pass(build, component, "w8a16"))
-    if precision == "w8a16-mixed":
-        if result.fidelity["sqnr_db"] >= build.options.quantize.min_sqnr_db:
-            result = replace(result, precision="w8a16-mixed")
-        else:
+    if precision == "w8a16-mixed" or build.precision in AUTO_FALLBACK_RECIPES:
+        if result.fidelity["sqnr_db"] < build.options.quantize.min_sqnr_db:
             folder, result = build.cache.run(w8a16_pass(build, component, "w8a16-mixed"))
+        elif precision == "w8a16-mixed":
+            result = replace(result, precision="w8a16-mixed")
     check_fidelity(component, result, build.options.quantize)
     return folder, result
 

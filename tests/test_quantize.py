@@ -160,3 +160,20 @@ def test_custom_calibration_prompt_file(tiny_bundle, cache_dir, tmp_path):
     assert calibrate["info"]["calibration_prompts"] == rows[0::2]
     assert calibrate["info"]["evaluation_prompts"] == rows[1::2][:4]
     assert report["options"]["calibration_prompts"] == str(prompts)
+
+
+def test_the_edgefusion_recipe_falls_back_by_itself_when_plain_w8a16_misses_the_gate(tiny_bundle, cache_dir, tmp_path):
+    """The default Snapdragon recipe keeps the most sensitive UNet layers in float instead of stopping at the gate."""
+    plain = run_cli(*compile_args(tmp_path / "plain", cache_dir, "--preset", "tiny", "--target", "snapdragon"))
+    assert plain.exit_code == 0, plain.output
+    plain_sqnr = load_bundle(tmp_path / "plain").manifest["components"]["unet"]["fidelity"]["sqnr_db"]
+    target = f"{plain_sqnr + 0.2:.2f}"  # just out of plain W8A16 reach (one or two float layers give +0.2-0.4 dB here)
+    result = run_cli(*compile_args(tmp_path / "bundle", cache_dir, "--preset", "tiny", "--target", "snapdragon",
+                                   "--min-sqnr", target))
+    assert result.exit_code == 0, result.output
+    unet = load_bundle(tmp_path / "bundle").manifest["components"]["unet"]
+    assert unet["precision"] == "w8a16-mixed" and unet["kept_float"]
+    assert unet["fidelity"]["sqnr_db"] >= float(target) > unet["attempts"][0]["sqnr_db"]
+    said = " ".join(result.stderr.split())  # the console wraps long lines
+    assert f"{len(unet['kept_float'])} layers kept float (" in said and f"plain W8A16 reached {plain_sqnr:.1f} dB" in said
+    assert unet["compiled"]["snapdragon-8-gen-3"]["offline"]["partitions"] == 1  # float layers stay on the NPU

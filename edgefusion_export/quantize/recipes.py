@@ -24,6 +24,7 @@ RECIPES: dict[str, dict[str, str]] = {
     for recipe in ("fp32", "fp16", "w8a16", "edgefusion", "w8a16-mixed")
 }
 QUANTIZED = ("w8a16", "w8a16-mixed")
+AUTO_FALLBACK_RECIPES = ("edgefusion",)  # keep the most sensitive layers in float when plain W8A16 misses the gate
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,10 @@ class QuantizeResult(StageResult):
     def summary(self) -> str:
         per_step = ", ".join(f"t={t} {v:.1f}" for t, v in self.fidelity["per_timestep_sqnr_db"].items())
         text = f"held-out SQNR {self.fidelity['sqnr_db']:.1f} dB" + (f" ({per_step})" if per_step else "")
-        return text + (f"  {len(self.kept_float)} layers kept float" if self.kept_float else "")
+        if not self.kept_float:
+            return text
+        layers = ", ".join(item["node"].rpartition("/")[0] or item["node"] for item in self.kept_float)
+        return f"{text}  {len(self.kept_float)} layers kept float ({layers}), plain W8A16 reached {self.attempts[0]['sqnr_db']:.1f} dB"
 
 
 @dataclass(frozen=True)
