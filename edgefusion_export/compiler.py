@@ -268,7 +268,7 @@ def w8a16_pass(build: Build, component: str, precision: str) -> Pass[QuantizeRes
         return replace(result, parity=parity.as_dict())
 
     key = {"float": str(build.floats[component]), "precision": precision, "calibration": build.recording_key,
-           "settings": settings, "format": CACHE_FORMAT}
+           "settings": settings, "ranges": build.options.quantize.activation_ranges, "format": CACHE_FORMAT}
     return Pass(f"{precision} {component}", key, produce, QuantizeResult)
 
 

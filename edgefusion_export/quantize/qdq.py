@@ -23,6 +23,7 @@ from ..metrics import cosine_similarity, sqnr_db
 
 MASK_FLOOR = -100.0  # softmax weight e^-100 is 0 in fp16 and fp32, and the range stays quantizable
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
+ACTIVATION_RANGES = ("minmax", "percentile")
 
 
 def bound_attention_masks(model: onnx.ModelProto) -> int:
@@ -68,12 +69,14 @@ def prepare(float_path: Path, folder: Path) -> tuple[Path, int]:
 
 
 def quantize_w8a16(prepared: Path, samples: list[dict[str, np.ndarray]], output: Path,
-                   keep_float: list[str] | None = None) -> Path:
-    """Calibrate on `samples` and write the QDQ model; nodes in `keep_float` stay in float."""
-    from onnxruntime.quantization import QuantType, quantize
+                   keep_float: list[str] | None = None, activation_ranges: str = "minmax") -> Path:
+    """Calibrate on `samples` and write the QDQ model; nodes in `keep_float` stay in float. `activation_ranges`:
+    "minmax" (each activation's observed range) or "percentile" (99.999th percentile of its magnitudes)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantType, quantize
     from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
 
-    config = get_qnn_qdq_config(str(prepared), _Reader(samples), activation_type=QuantType.QUInt16,
+    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[activation_ranges]
+    config = get_qnn_qdq_config(str(prepared), _Reader(samples), calibrate_method=method, activation_type=QuantType.QUInt16,
                                 weight_type=QuantType.QUInt8, per_channel=True, nodes_to_exclude=keep_float or [])
     config.use_external_data_format = True
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,7 @@ class QuantizeResult(StageResult):
 class QuantizeSettings:
     min_sqnr_db: float = 30.0
     max_float_fraction: float = 0.25  # of the component's weight parameters kept in float by the fallback
+    activation_ranges: str = "minmax"  # how calibration sets 16-bit activation ranges: qdq.ACTIVATION_RANGES
 
 
 def quantize_component(float_path: Path, calibration: list[dict[str, np.ndarray]], evaluation: list[dict[str, np.ndarray]],
@@ -69,7 +70,7 @@ def quantize_component(float_path: Path, calibration: list[dict[str, np.ndarray]
         def attempt(kept: list[tuple[str, float]]) -> tuple[qdq.Fidelity, Path]:
             path = work / f"attempt{len(kept)}" / float_path.name
             path.parent.mkdir()
-            qdq.quantize_w8a16(prepared, calibration, path, [name for name, _ in kept])
+            qdq.quantize_w8a16(prepared, calibration, path, [name for name, _ in kept], settings.activation_ranges)
             return qdq.evaluate(float_path, path, evaluation), path
 
         fidelity, path = attempt([])

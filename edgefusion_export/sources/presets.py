@@ -120,7 +120,7 @@ TINY_VAE = {
 
 @dataclass(frozen=True)
 class Preset:
-    """An architecture: one config per component, plus the seed of its random weights."""
+    """An architecture: one config per component (its random weights are seeded with PRESET_SEED)."""
 
     name: str
     description: str
