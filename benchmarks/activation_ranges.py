@@ -1,6 +1,7 @@
 """Held-out SQNR of the W8A16 UNet with min-max and percentile activation ranges, on the tiny preset, an
 architecture the project has not seen (64x64) and bk-sdm-tiny (512x512); print JSON. bk-sdm-tiny needs about
-18 GB per quantization and a few minutes each; `--skip-full` leaves it out.
+18 GB for the min-max quantization, and its percentile calibration ran out of a 24 GB machine (onnxruntime's
+histogram calibration keeps every activation; killed at 23.1 GB): `--skip-full` leaves it out.
 
     .venv/bin/python benchmarks/activation_ranges.py [--skip-full] [--work DIR]
 """
