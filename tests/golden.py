@@ -61,7 +61,7 @@ def main(out: Path) -> None:
     compile_bundle(source, snapdragon, out / "snapdragon-bundle", out / "cache", sys.argv, console)
     compile_bundle(resolve_source(None, "tiny", vae_decoder="taesd"), options, out / "tiny-decoder-bundle", out / "cache",
                    sys.argv, console)
-    write_selection(load_bundle(out / "snapdragon-bundle"), out / "compiled-only-bundle", "compiled")  # what an app ships
+    write_selection(load_bundle(out / "snapdragon-bundle"), out / "snapdragon-compiled-only", "compiled")  # what an app ships
     for name, image in (("bundle", "host_image.f32"), ("snapdragon-bundle", "host_image_snapdragon.f32"),
                         ("tiny-decoder-bundle", "host_image_tiny_decoder.f32")):
         pipeline = Text2ImagePipeline.from_bundle(load_bundle(out / name))

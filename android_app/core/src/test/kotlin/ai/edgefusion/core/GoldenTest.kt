@@ -90,7 +90,7 @@ class GoldenTest {
 
     @Test
     fun `a compiled-only bundle loads and says what to rebuild where its models cannot run`() {
-        val bundle = Bundle.load(File(folder, "compiled-only-bundle"))
+        val bundle = Bundle.load(File(folder, "snapdragon-compiled-only"))
         assertTrue(bundle.components.values.all { it.file == null && it.compiled.isNotEmpty() })
         for (soc in listOf("SM8650", "SM7325")) {
             val error = org.junit.jupiter.api.assertThrows<BundleException> { Text2ImagePipeline(bundle, soc = soc) }
