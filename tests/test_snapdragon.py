@@ -214,3 +214,16 @@ def test_package_installs_only_what_the_phone_needs(snapdragon_bundle, tmp_path)
     assert all(set(component["compiled"]) == {"snapdragon-8-gen-2"} for component in installed["components"].values())
     assert_clean_error(run_cli("package", snapdragon_bundle, app, "--chipset", "snapdragon-8-gen-1"),
                        "no NPU models for snapdragon-8-gen-1")
+    again = tmp_path / "again"
+    (again / "app").mkdir(parents=True)
+    (again / "settings.gradle.kts").write_text('include(":core", ":app")\n')
+    installed_bundle = app / "app" / "src" / "main" / "assets" / "bundle"
+    assert run_cli("package", installed_bundle, again, "--ship", "compiled").exit_code == 0  # already compiled-only
+    assert load_bundle(again / "app" / "src" / "main" / "assets" / "bundle").manifest["files"] == installed["files"]
+    assert_clean_error(run_cli("package", installed_bundle, again, "--ship", "portable"),
+                       "--ship portable needs a bundle with the portable ONNX")
+    portable = run_cli("package", snapdragon_bundle, again, "--ship", "portable")
+    assert portable.exit_code == 0, portable.output
+    shipped = load_bundle(again / "app" / "src" / "main" / "assets" / "bundle").manifest
+    assert not any(name.startswith("qnn/") for name in shipped["files"]) and "unet.onnx.data" in shipped["files"]
+    assert shipped["target"] == {"name": "snapdragon"} and all("compiled" not in c for c in shipped["components"].values())

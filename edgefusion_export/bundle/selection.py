@@ -26,29 +26,35 @@ def select(manifest: dict[str, Any], available: Iterable[str], ship: str = "both
     if unknown:
         raise UserError(f"this bundle has no NPU models for {', '.join(unknown)}; it was compiled for "
                         f"{', '.join(chips) or 'no chipset'}")
-    keep_chips = list(chipsets) or chips
-    selected = copy.deepcopy({key: value for key, value in manifest.items() if key not in ("files", "schema_version")})
     if ship == "compiled" and not chips:
         raise UserError("--ship compiled needs a bundle with compiled NPU models (--target snapdragon)")
-    selected["target"] = {**selected["target"], **({"chipsets": [c for c in selected["target"]["chipsets"] if c["name"] in keep_chips]} if chips else {})}
+    if ship == "portable" and not all("file" in component for component in manifest["components"].values()):
+        raise UserError("--ship portable needs a bundle with the portable ONNX; this one ships compiled NPU models only")
+    keep = set(chipsets or chips) if ship != "portable" else set()
+    selected = copy.deepcopy({key: value for key, value in manifest.items() if key not in ("files", "schema_version")})
+    if chips:
+        selected["target"]["chipsets"] = [chip for chip in selected["target"]["chipsets"] if chip["name"] in keep]
     for component in selected["components"].values():
         if ship == "compiled":
-            component.pop("file")
-        if "compiled" in component:
-            component["compiled"] = {name: entry for name, entry in component["compiled"].items()
-                                     if ship != "portable" and name in keep_chips}
-            if not component["compiled"]:
-                component.pop("compiled")
-    if ship == "portable" and chips:
-        selected["target"] = {key: value for key, value in selected["target"].items() if key == "name"}
-    model_files = set(used_files(manifest))
-    model_prefixes = [component["file"] for component in manifest["components"].values() if "file" in component]
-    used = set(used_files(selected))
-    portable = [component["file"] for component in selected["components"].values() if "file" in component]
-    names = [name for name in available
-             if name in used or any(name.startswith(file) for file in portable)  # a model file that ships
-             or not (name in model_files or name.startswith("qnn/") or any(name.startswith(f) for f in model_prefixes))]
-    return selected, names
+            component.pop("file", None)
+        compiled = {name: entry for name, entry in component.pop("compiled", {}).items() if name in keep}
+        component.update({"compiled": compiled} if compiled else {})
+    if chips and not keep:
+        selected["target"] = {"name": selected["target"]["name"]}
+    model_files, model_prefixes = _model_files(manifest)
+    shipped_files, shipped_prefixes = _model_files(selected)
+
+    def ships(name: str) -> bool:
+        if name in model_files or name.startswith(("qnn/", *model_prefixes)):
+            return name in shipped_files or name.startswith(tuple(shipped_prefixes))
+        return True  # records such as fidelity.png ship as they are
+
+    return selected, [name for name in available if ships(name)]
+
+
+def _model_files(manifest: dict[str, Any]) -> tuple[set[str], list[str]]:
+    """The files a manifest uses, and its portable models' names (their external data files start with them)."""
+    return set(used_files(manifest)), [c["file"] for c in manifest["components"].values() if "file" in c]
 
 
 def write_selection(bundle: Bundle, target: Path, ship: str = "both", chipsets: tuple[str, ...] = ()) -> Path:
