@@ -19,6 +19,7 @@ import torch
 
 from ..errors import UserError
 from ..graphs import load_full, save_model
+from ..runtime.sessions import cpu_session
 from ..stages import StageResult
 from ..metrics import cosine_similarity, sqnr_db
 from ..sources.loader import ModelSource
@@ -190,10 +191,8 @@ def to_fp16(source_path: Path, folder: Path) -> Path:
 
 def check_parity(path: Path, parity_data: Path, precision: str, component: str) -> Parity:
     """Run the graph in onnxruntime on the stored example inputs; fail the build if it drifts from torch."""
-    import onnxruntime
-
     data = np.load(parity_data)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = cpu_session(path)
     feeds = {node.name: data[node.name] for node in session.get_inputs()}
     output = session.run(None, feeds)[0]
     reference = data["reference"]

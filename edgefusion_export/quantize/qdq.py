@@ -20,6 +20,7 @@ from onnx import numpy_helper
 
 from ..graphs import load_full, save_model, static_shapes
 from ..metrics import cosine_similarity, sqnr_db
+from ..runtime.sessions import cpu_session
 
 MASK_FLOOR = -100.0  # softmax weight e^-100 is 0 in fp16 and fp32, and the range stays quantizable
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
@@ -115,10 +116,7 @@ def evaluate(float_path: Path, quantized_path: Path, samples: list[dict[str, np.
 
     UNet samples are also grouped by timestep; the overall SQNR is the worst group's.
     """
-    import onnxruntime
-
-    reference = onnxruntime.InferenceSession(str(float_path), providers=["CPUExecutionProvider"])
-    quantized = onnxruntime.InferenceSession(str(quantized_path), providers=["CPUExecutionProvider"])
+    reference, quantized = cpu_session(float_path), cpu_session(quantized_path)
     groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     for feed in samples:
         key = str(int(feed["timestep"][0])) if "timestep" in feed else "all"
@@ -147,8 +145,6 @@ def layer_sensitivity(float_path: Path, quantized_path: Path, samples: list[dict
     skipped to bound memory); a layer's contribution is how much the quantized model's noise-to-signal ratio
     grows from its noisiest input to its output, accumulated over `samples` one at a time.
     """
-    import onnxruntime
-
     float_model = onnx.load(str(float_path), load_external_data=False)
     shapes = {name: int(np.prod(dims)) for name, dims in static_shapes(float_model, float_only=True).items()}
     layers = weighted_nodes(float_model)
@@ -165,7 +161,7 @@ def layer_sensitivity(float_path: Path, quantized_path: Path, samples: list[dict
         exposed = path.with_name(f"exposed-{path.name}")  # beside the model, so its external data resolves
         onnx.save(model, str(exposed))
         try:
-            sessions[label] = onnxruntime.InferenceSession(str(exposed), providers=["CPUExecutionProvider"])
+            sessions[label] = cpu_session(exposed)
         finally:
             exposed.unlink()
     signal = dict.fromkeys(watched, 0.0)

@@ -57,12 +57,19 @@ def with_tiny_decoder(source: ModelSource, choice: str, allow_pickle: bool = Fal
             except (OSError, ValueError, RuntimeError) as error:
                 raise UserError(f"could not load the AutoencoderTiny in {folder}: {first_line(error)}")
 
+    replaced: dict[str, torch.nn.Module] = {}  # the model's own VAE from the last load, until asked for
+
     def load() -> TorchComponents:
-        return dataclasses.replace(source._loader(), vae=build())
+        components = source._loader()
+        replaced["vae"] = components.vae
+        return dataclasses.replace(components, vae=build())
+
+    def own_vae() -> torch.nn.Module:
+        vae = replaced.pop("vae", None)
+        return vae if vae is not None else source._loader().vae
 
     return dataclasses.replace(source, vae_config=config, _loader=load, _loaded=None,
-                               vae_description=description, vae_fingerprint=fingerprint,
-                               own_vae=lambda: source._loader().vae)
+                               vae_description=description, vae_fingerprint=fingerprint, own_vae=own_vae)
 
 
 def _tiny_decoder_folder(folder: Path, allow_pickle: bool) -> tuple[dict[str, Any], Path]:
