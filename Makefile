@@ -21,16 +21,17 @@ demo: $(STAMP)
 	$(BIN)/edgefusion-export generate $(DEMO_OUT)/bundle "a photo of a red fox in the snow" --seed 42 -o $(DEMO_OUT)/image.png
 
 GOLDEN := build/golden
-MVN := mvn -B --no-transfer-progress -f android_app/core/pom.xml
+MVN := mvn -B --no-transfer-progress -f android_app/pom.xml
 
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m tests.golden $(GOLDEN)
-	$(MVN) test -Dgolden.dir=$(CURDIR)/$(GOLDEN)
+	$(MVN) test -Dgolden.dir=$(CURDIR)/$(GOLDEN) \
+		-Dqnn.ep.library=$$($(BIN)/python -c 'import onnxruntime_qnn; print(onnxruntime_qnn.get_library_path())')
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/compile.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) build android_app/core/target
+	rm -rf $(VENV) $(DEMO_OUT) build android_app/core/target android_app/app/target

@@ -1,7 +1,12 @@
+import java.util.Properties
+
 plugins {
     id("com.android.application")
     id("org.jetbrains.kotlin.android")
 }
+
+// The QNN release the app ships, stated once; app/pom.xml's tests fail when it differs from the compiler's QNN.
+val qnn = Properties().apply { file("src/main/resources/qnn-runtime.properties").inputStream().use { load(it) } }
 
 android {
     namespace = "ai.edgefusion.demo"
@@ -23,14 +28,17 @@ android {
     // Bundles are large and already compressed where it matters; keep them memory-mappable.
     androidResources { noCompress += listOf("onnx", "data", "bin") }
     packaging { jniLibs { useLegacyPackaging = true } }
+    testOptions { unitTests.all { it.systemProperty("golden.dir", rootDir.resolve("../build/golden").path) } }
 }
 
 dependencies {
     implementation(project(":core"))
-    // Includes the QNN execution provider and Qualcomm's HTP libraries for Snapdragon devices.
-    implementation("com.microsoft.onnxruntime:onnxruntime-android-qnn:1.23.2")
-    implementation("androidx.appcompat:appcompat:1.7.0")
-    implementation("androidx.documentfile:documentfile:1.0.1")
+    implementation("com.microsoft.onnxruntime:onnxruntime-android:${qnn.getProperty("onnxruntime.android.artifact")}")
+    // The QNN execution provider plugin and the QNN libraries (libQnnHtp.so, per-arch skels) it runs the bundle on.
+    implementation("com.qualcomm.qti:onnxruntime-android-qnn:${qnn.getProperty("onnxruntime.qnn.artifact")}")
+    implementation("com.qualcomm.qti:qnn-runtime:${qnn.getProperty("qnn.runtime.artifact")}")
     implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.9.0")
-    implementation("androidx.lifecycle:lifecycle-runtime-ktx:2.8.7")
+    testImplementation("junit:junit:4.13.2")
+    testImplementation("org.robolectric:robolectric:4.16")
+    testImplementation("com.microsoft.onnxruntime:onnxruntime:${qnn.getProperty("onnxruntime.android.artifact")}")
 }

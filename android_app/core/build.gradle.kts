@@ -8,12 +8,14 @@ kotlin { jvmToolchain(17) }
 
 dependencies {
     implementation("com.google.code.gson:gson:2.13.2")
-    compileOnly("com.microsoft.onnxruntime:onnxruntime:1.23.2")
-    testImplementation("com.microsoft.onnxruntime:onnxruntime:1.23.2")
+    compileOnly("com.microsoft.onnxruntime:onnxruntime:1.29.0")
+    testImplementation("com.microsoft.onnxruntime:onnxruntime:1.29.0")
     testImplementation("org.junit.jupiter:junit-jupiter:5.14.3")
 }
 
 tasks.test {
     useJUnitPlatform()
     systemProperty("golden.dir", rootDir.resolve("../build/golden").path)
+    // onnxruntime-qnn's provider library (`make test` passes the venv's): the JVM runs the compiled models in HTP emulation.
+    systemProperty("qnn.ep.library", findProperty("qnn.ep.library") ?: "")
 }

@@ -59,6 +59,7 @@ def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_
         error = fresh_process.submit(write_context_model, str(model_path), str(output), provider_options).result()
     if error is not None:
         raise UserError(f"QNN could not compile {name} for {chipset.marketing_name}: {error}")
+    match_ir_version(output, model_path)
     compilation = inspect_context_model(output)
     compilation.seconds = round(time.perf_counter() - start, 1)
     expected = f"{chipset.soc}/{chipset.hexagon_arch}"
@@ -88,6 +89,15 @@ def write_context_model(model_path: str, output: str, provider_options: dict[str
     except Exception as error:  # onnxruntime raises its own Fail/RuntimeException types with QNN's log text
         return first_line(error)
     return None
+
+
+def match_ir_version(compiled: Path, portable: Path) -> None:
+    """Write the EPContext model at the portable model's IR version. onnxruntime stamps its own newest one (14 for
+    1.32), which an app's older onnxruntime refuses ("Unsupported model IR version") although the wrapper uses
+    nothing newer than the model it was compiled from."""
+    model = onnx.load(str(compiled), load_external_data=False)
+    model.ir_version = onnx.load(str(portable), load_external_data=False).ir_version
+    onnx.save_model(model, str(compiled))
 
 
 def inspect_context_model(path: Path) -> NpuCompilation:

@@ -4,7 +4,8 @@ import ai.edgefusion.core.Bundle
 import ai.edgefusion.core.BundleException
 import android.content.Context
 import android.net.Uri
-import androidx.documentfile.provider.DocumentFile
+import android.provider.DocumentsContract
+import android.provider.DocumentsContract.Document
 import java.io.File
 
 /** Puts a bundle on local storage (onnxruntime needs file paths) and loads it with checksum verification. */
@@ -21,11 +22,10 @@ class BundleStore(private val context: Context) {
         return Bundle.load(root)
     }
 
-    /** A bundle folder the person picked with the system file picker. */
+    /** A bundle folder the person picked with ACTION_OPEN_DOCUMENT_TREE. */
     fun fromTree(tree: Uri): Bundle {
-        val folder = DocumentFile.fromTreeUri(context, tree) ?: throw BundleException("cannot open the picked folder; pick it again")
         root.deleteRecursively()
-        copyDocumentTree(folder, root)
+        copyDocumentTree(tree, DocumentsContract.getTreeDocumentId(tree), root)
         return Bundle.load(root)
     }
 
@@ -40,16 +40,24 @@ class BundleStore(private val context: Context) {
         children.forEach { copyAssetTree("$path/$it", File(target, it)) }
     }
 
-    private fun copyDocumentTree(folder: DocumentFile, target: File) {
+    private fun copyDocumentTree(tree: Uri, folderId: String, target: File) {
         target.mkdirs()
-        for (child in folder.listFiles()) {
-            val name = child.name ?: continue
-            if (name.contains('/') || name == ".." ) continue
-            if (child.isDirectory) {
-                copyDocumentTree(child, File(target, name))
-            } else {
-                context.contentResolver.openInputStream(child.uri)?.use { input ->
-                    File(target, name).outputStream().use { input.copyTo(it) }
+        val columns = arrayOf(Document.COLUMN_DOCUMENT_ID, Document.COLUMN_DISPLAY_NAME, Document.COLUMN_MIME_TYPE)
+        val children = DocumentsContract.buildChildDocumentsUriUsingTree(tree, folderId)
+        val cursor = context.contentResolver.query(children, columns, null, null)
+            ?: throw BundleException("cannot list the picked folder; pick it again")
+        cursor.use {
+            while (it.moveToNext()) {
+                val (id, name, mime) = Triple(it.getString(0), it.getString(1), it.getString(2))
+                // Anything unsafe is left behind; Bundle.load then names the missing file.
+                if (name.contains('/') || name == "." || name == "..") continue
+                val file = File(target, name)
+                if (mime == Document.MIME_TYPE_DIR) {
+                    copyDocumentTree(tree, id, file)
+                } else {
+                    val uri = DocumentsContract.buildDocumentUriUsingTree(tree, id)
+                    val input = context.contentResolver.openInputStream(uri) ?: throw BundleException("cannot read $name in the picked folder")
+                    input.use { stream -> file.outputStream().use { stream.copyTo(it) } }
                 }
             }
         }

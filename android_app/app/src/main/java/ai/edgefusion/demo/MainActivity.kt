@@ -2,9 +2,13 @@ package ai.edgefusion.demo
 
 import ai.edgefusion.core.Bundle
 import ai.edgefusion.core.Generation
+import ai.edgefusion.core.ProviderChoice
+import ai.edgefusion.core.QnnProvider
 import ai.edgefusion.core.Text2ImagePipeline
+import android.app.Activity
+import android.content.Intent
 import android.graphics.Bitmap
-import android.net.Uri
+import android.os.Build
 import android.os.Bundle as SavedState
 import android.text.InputType
 import android.widget.Button
@@ -12,15 +16,18 @@ import android.widget.EditText
 import android.widget.ImageView
 import android.widget.LinearLayout
 import android.widget.TextView
-import androidx.activity.result.contract.ActivityResultContracts
-import androidx.appcompat.app.AppCompatActivity
-import androidx.lifecycle.lifecycleScope
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.MainScope
+import kotlinx.coroutines.cancel
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 
-/** Prompt, seed, Generate, the image and per-stage timings. All inference runs off the main thread. */
-class MainActivity : AppCompatActivity() {
+/**
+ * Prompt, seed, Generate, the image and, per component, the execution provider and its time. Views are built in
+ * code on the platform Activity (no androidx); all inference runs off the main thread. Tests find views by tag.
+ */
+class MainActivity : Activity() {
+    private val scope = MainScope()
     private lateinit var prompt: EditText
     private lateinit var seed: EditText
     private lateinit var generate: Button
@@ -28,18 +35,14 @@ class MainActivity : AppCompatActivity() {
     private lateinit var status: TextView
     private var pipeline: Text2ImagePipeline? = null
 
-    private val pickFolder = registerForActivityResult(ActivityResultContracts.OpenDocumentTree()) { uri: Uri? ->
-        if (uri != null) open { BundleStore(this).fromTree(uri) }
-    }
-
     override fun onCreate(savedInstanceState: SavedState?) {
         super.onCreate(savedInstanceState)
-        prompt = EditText(this).apply { hint = "Prompt"; setText("a photo of a red fox in the snow") }
-        seed = EditText(this).apply { hint = "Seed"; inputType = InputType.TYPE_CLASS_NUMBER; setText("42") }
-        generate = Button(this).apply { text = "Generate"; isEnabled = false; setOnClickListener { onGenerate() } }
-        val pick = Button(this).apply { text = "Open bundle folder"; setOnClickListener { pickFolder.launch(null) } }
-        image = ImageView(this).apply { adjustViewBounds = true }
-        status = TextView(this)
+        prompt = EditText(this).apply { tag = "prompt"; hint = "Prompt"; setText("a photo of a red fox in the snow") }
+        seed = EditText(this).apply { tag = "seed"; hint = "Seed"; inputType = InputType.TYPE_CLASS_NUMBER; setText("42") }
+        generate = Button(this).apply { tag = "generate"; text = "Generate"; isEnabled = false; setOnClickListener { onGenerate() } }
+        val pick = Button(this).apply { tag = "pick"; text = "Open bundle folder"; setOnClickListener { pickFolder() } }
+        image = ImageView(this).apply { tag = "image"; adjustViewBounds = true }
+        status = TextView(this).apply { tag = "status" }
         setContentView(LinearLayout(this).apply {
             orientation = LinearLayout.VERTICAL
             setPadding(32, 32, 32, 32)
@@ -48,11 +51,24 @@ class MainActivity : AppCompatActivity() {
         open { BundleStore(this).fromAssets() }
     }
 
+    // Qualified: inside a View's listener an unqualified call would bind to View's hidden method of the same name.
+    private fun pickFolder() = this@MainActivity.startActivityForResult(Intent(Intent.ACTION_OPEN_DOCUMENT_TREE), PICK_BUNDLE)
+
+    @Deprecated("The platform Activity's result callback; the app has no androidx.activity")
+    override fun onActivityResult(requestCode: Int, resultCode: Int, data: Intent?) {
+        super.onActivityResult(requestCode, resultCode, data)
+        val tree = data?.data
+        if (requestCode == PICK_BUNDLE && resultCode == RESULT_OK && tree != null) open { BundleStore(this).fromTree(tree) }
+    }
+
     private fun open(load: () -> Bundle) {
         status.text = "Loading bundle..."
-        lifecycleScope.launch {
+        generate.isEnabled = false
+        scope.launch {
             try {
-                val opened = withContext(Dispatchers.IO) { Text2ImagePipeline(load(), listOf("qnn", "cpu"), nativeLibraryDir(), socModel()) }
+                val opened = withContext(Dispatchers.IO) {
+                    Text2ImagePipeline(load(), listOf("qnn", "cpu"), qnnProvider(), socModel(), QnnRuntime.sdkVersion)
+                }
                 pipeline?.close()
                 pipeline = opened
                 generate.isEnabled = true
@@ -69,11 +85,11 @@ class MainActivity : AppCompatActivity() {
         val seedValue = seed.text.toString().toLongOrNull() ?: 0L
         generate.isEnabled = false
         status.text = "Generating..."
-        lifecycleScope.launch {
+        scope.launch {
             try {
                 val result = withContext(Dispatchers.Default) { current.generate(text, seedValue) }
                 image.setImageBitmap(result.toBitmap())
-                status.text = result.timingsMs.entries.joinToString("\n") { (stage, ms) -> "%-14s %8.1f ms".format(stage, ms) }
+                status.text = timingLines(result, current.choices)
             } catch (error: Exception) {
                 status.text = "Generation failed: ${error.message}"
             } finally {
@@ -82,16 +98,28 @@ class MainActivity : AppCompatActivity() {
         }
     }
 
-    private fun nativeLibraryDir(): String = applicationInfo.nativeLibraryDir + "/libQnnHtp.so"
+    // com.qualcomm.qti:onnxruntime-android-qnn's provider library; it finds qnn-runtime's libQnnHtp.so beside it.
+    private fun qnnProvider() = QnnProvider(applicationInfo.nativeLibraryDir + "/libonnxruntime_providers_qnn.so")
 
-    private fun socModel(): String? =
-        if (android.os.Build.VERSION.SDK_INT >= 31) android.os.Build.SOC_MODEL else null
+    private fun socModel(): String? = if (Build.VERSION.SDK_INT >= 31) Build.SOC_MODEL else null
 
     override fun onDestroy() {
+        scope.cancel()
         pipeline?.close()
         super.onDestroy()
     }
+
+    private companion object {
+        const val PICK_BUNDLE = 1
+    }
 }
+
+/** One line per timed stage: "unet_step_1  QNN  45.1 ms"; a stage's provider is its component's. */
+internal fun timingLines(result: Generation, choices: List<ProviderChoice>): String =
+    result.timingsMs.entries.joinToString("\n") { (stage, ms) ->
+        val provider = choices.firstOrNull { stage.startsWith(it.component) }?.provider?.uppercase() ?: ""
+        "%-14s %-4s %8.1f ms".format(stage, provider, ms)
+    }
 
 private fun Generation.toBitmap(): Bitmap =
     Bitmap.createBitmap(argbPixels(), width, height, Bitmap.Config.ARGB_8888)

@@ -31,7 +31,7 @@ class Generation(val width: Int, val height: Int, val rgb: FloatArray, val timin
 class Text2ImagePipeline(
     private val bundle: Bundle,
     providers: List<String> = listOf("qnn", "cpu"),
-    qnnBackendPath: String = "libQnnHtp.so",
+    private val qnn: QnnProvider = QnnProvider(),
     private val soc: String? = null,
     private val qnnRuntimeVersion: String? = null,
 ) : AutoCloseable {
@@ -42,12 +42,12 @@ class Text2ImagePipeline(
     )
     val choices = mutableListOf<ProviderChoice>()
     private val sessions: Map<String, OrtSession> = bundle.components.mapValues { (name, component) ->
-        openSession(name, component.file?.let { bundle.file(it).path }, providers, qnnBackendPath)
+        openSession(name, component.file?.let { bundle.file(it).path }, providers)
     }
     private val plan = bundle.sampling
     private val latentSize = plan.latentShape.fold(1L) { a, b -> a * b }.toInt()
 
-    private fun openSession(component: String, portable: String?, providers: List<String>, qnnBackendPath: String): OrtSession {
+    private fun openSession(component: String, portable: String?, providers: List<String>): OrtSession {
         val failures = mutableListOf<String>()
         for (provider in providers) {
             try {
@@ -64,7 +64,7 @@ class Text2ImagePipeline(
                             "update the app's QNN runtime")
                         continue
                     }
-                    options.addQnn(mapOf("backend_path" to qnnBackendPath))
+                    options.addExecutionProvider(qnn.devices(environment), qnn.options)
                     compiled.path
                 } else {
                     if (portable == null) {

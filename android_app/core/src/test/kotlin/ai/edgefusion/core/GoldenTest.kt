@@ -64,11 +64,13 @@ class GoldenTest {
         assertEquals(python.getAsJsonArray("latent_shape").map { it.asLong }, plan.latentShape)
     }
 
-    private fun assertMatchesHostRunner(bundle: File, image: String, soc: String?, minPsnr: Double): List<ProviderChoice> {
+    private fun assertMatchesHostRunner(
+        bundle: File, image: String, soc: String?, minPsnr: Double, qnn: QnnProvider = QnnProvider(),
+    ): List<ProviderChoice> {
         val shape = golden.getAsJsonArray("image_shape").map { it.asInt }
         val bytes = File(folder, image).readBytes()
         val expected = FloatArray(bytes.size / 4).also { ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(it) }
-        Text2ImagePipeline(Bundle.load(bundle), providers = listOf("qnn", "cpu"), soc = soc).use { pipeline ->
+        Text2ImagePipeline(Bundle.load(bundle), providers = listOf("qnn", "cpu"), qnn = qnn, soc = soc).use { pipeline ->
             val generation = pipeline.generate(golden["prompt"].asString, golden["seed"].asLong)
             assertEquals(shape[1], generation.height)
             assertEquals(shape[2], generation.width)
@@ -76,7 +78,6 @@ class GoldenTest {
             val psnr = 10 * log10(1.0 / mse)
             println("Kotlin core vs Python host runner on ${bundle.name}: PSNR ${"%.1f".format(psnr)} dB; providers ${pipeline.choices}")
             assertTrue(psnr >= minPsnr, "PSNR $psnr dB (at least $minPsnr)")
-            assertTrue(pipeline.choices.all { it.provider == "cpu" }) // no QNN on a desktop JVM: the fallback works
             assertEquals(generation.width * generation.height, generation.argbPixels().size)
             return pipeline.choices
         }
@@ -85,7 +86,7 @@ class GoldenTest {
     @Test
     fun `end to end image matches the host runner`() {
         val choices = assertMatchesHostRunner(bundleFolder, "host_image.f32", soc = null, minPsnr = 120.0) // measured 139.9 dB
-        assertTrue(choices.all { "no NPU model" in it.reason })
+        assertTrue(choices.all { it.provider == "cpu" && "no NPU model" in it.reason })
     }
 
     @Test
@@ -118,7 +119,16 @@ class GoldenTest {
             assertEquals(null, bundle.compiledModel(component, "SM7325"))
         }
         val choices = assertMatchesHostRunner(folderOfBundle, "host_image_snapdragon.f32", soc = "SM8650", minPsnr = 60.0) // QDQ: 70.4 dB
-        assertTrue(choices.all { "QNN execution provider is not supported" in it.reason }, choices.toString())
+        assertTrue(choices.all { it.provider == "cpu" && "libonnxruntime_providers_qnn.so" in it.reason }, choices.toString())
+    }
+
+    @Test
+    fun `the compiled models run on QNN's HTP backend and draw the host runner's image`() {
+        val library = System.getProperty("qnn.ep.library")?.takeIf { it.isNotEmpty() } ?: error("pass -Dqnn.ep.library=PATH of onnxruntime-qnn's provider library (make test does)")
+        // The x86_64 HTP backend emulates the chipset the binaries were compiled for: the 8 Gen 3's v75 (QNN soc_model 57).
+        val qnn = QnnProvider(library, mapOf("backend_type" to "htp", "htp_arch" to "75", "soc_model" to "57"))
+        val choices = assertMatchesHostRunner(File(folder, "snapdragon-bundle"), "host_image_snapdragon.f32", "SM8650", minPsnr = 65.0, qnn) // 68.4 dB
+        assertEquals(listOf("qnn"), choices.map { it.provider }.distinct())
     }
 
     @Test
