@@ -15,6 +15,7 @@ from .errors import UserError
 from .bundle.selection import SHIP_CHOICES
 from .options import BuildOptions, FidelityGates, QuantizeSettings
 from .targets.aihub import DEFAULT_TIMEOUT_S
+from .targets.base import QNN_OPTIMIZATION_CHOICES
 
 console = Console(stderr=True, highlight=False)
 
@@ -69,6 +70,10 @@ def main() -> None:
                    "(default: when that takes under 2 minutes per chipset, e.g. small models; opt in at 512x512).")
 @click.option("--min-npu-sqnr", default=BuildOptions.min_npu_sqnr, show_default=True, type=float,
               help="Gate: SQNR (dB) of each emulated NPU model against the CPU.")
+@click.option("--qnn-optimization", type=click.Choice(QNN_OPTIMIZATION_CHOICES), default=BuildOptions.qnn_optimization,
+              show_default=True, help="QNN graph finalization mode (1 fastest to compile, 3 most optimized) for every "
+                                      "component; auto: 3, or 1 for graphs with convolution activations over 32 MiB "
+                                      "(the VAE decoder at 512x512).")
 @click.option("--ship", type=click.Choice(SHIP_CHOICES), default=BuildOptions.ship, show_default=True,
               help="What the bundle holds: the compiled NPU models (snapdragon), the portable ONNX, or both.")
 @user_errors
@@ -78,7 +83,7 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
                     cache_dir: Path | None, force: bool, calibration_prompts: Path | None, calibration_size: int,
                     min_sqnr: float, max_float_fraction: float, min_psnr: float, min_prompt_sensitivity: float,
                     fidelity_images: int, chipsets: tuple[str, ...], allow_cpu_fallback: bool, aihub: bool,
-                    verify_npu: bool | None, min_npu_sqnr: float, ship: str) -> None:
+                    verify_npu: bool | None, min_npu_sqnr: float, qnn_optimization: str, ship: str) -> None:
     """Export, check, quantize and bundle a model for a target."""
     from .compiler import compile_bundle, default_cache_dir
     from .options import check_request
@@ -89,7 +94,7 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
                            calibration_size=calibration_size, quantize=QuantizeSettings(min_sqnr, max_float_fraction),
                            fidelity=FidelityGates(min_psnr, min_prompt_sensitivity), fidelity_images=fidelity_images,
                            chipsets=chipsets, allow_cpu_fallback=allow_cpu_fallback, aihub=aihub,
-                           verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr, ship=ship)
+                           verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr, qnn_optimization=qnn_optimization, ship=ship)
     check_request(options, output)
     source = resolve_source(model, preset, tokenizer, allow_pickle, vae_decoder)
     compile_bundle(source, options, output, cache_dir or default_cache_dir(), sys.argv, console)

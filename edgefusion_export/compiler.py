@@ -37,7 +37,7 @@ from .sources.loader import ModelSource
 from .sources.sampling import lcm_sampling_plan
 from .stages import Pass, StageCache, StageResult
 from .targets import TARGETS
-from .targets.base import FinalModels, TargetBuild
+from .targets.base import FinalModels, Target, TargetBuild
 
 TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxruntime", "onnxruntime-qnn", "onnxsim", "qai-hub")
 NOISE_SCHEME = "splitmix64-box-muller-v1"
@@ -71,23 +71,27 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
     build = Build(source, options, StageCache(cache_dir, console, options.force), cache_dir)
     console.print(f"[bold]edgefusion-export[/bold] {source.description} -> {output} (target {options.target}, "
                   f"{build.precision}, {options.steps} steps, {options.height}x{options.width})")
+    target = TARGETS[options.target]
     for component in COMPONENTS:
         build.exports[component], _ = build.cache.run(export_pass(build, component))
         build.floats[component], build.simplified[component] = build.cache.run(simplify_pass(build, component))
+        if build.recipe[component] not in QUANTIZED:  # final without calibration: the target can start on it
+            finish_component(build, target, component)
     source.release()
     build.plan = lcm_sampling_plan(source.scheduler_config, options.steps, options.guidance_scale,
                                    source.guidance_embedding_dim, latent_shape(source, options.height, options.width),
                                    float(source.vae_config.get("scaling_factor", 0.18215)))
-    if any(precision in QUANTIZED for precision in build.recipe.values()):
+    quantized = [component for component in COMPONENTS if build.recipe[component] in QUANTIZED]
+    if quantized:
         build.recordings, _ = build.cache.run(calibrate_pass(build))
-    for component in COMPONENTS:
-        build.finals[component], build.results[component] = reduce_precision(build, component)
+    for component in quantized:
+        finish_component(build, target, component)
     if build.precision != "fp32":
         build.fidelity_folder, build.end_to_end = build.cache.run(fidelity_pass(build))
         fidelity.check(build.end_to_end, options.fidelity)
     if source.own_vae is not None:
         _, build.decoders = build.cache.run(decoder_comparison_pass(build))
-    compiled = TARGETS[options.target].compile(build.final_models(), options, build.cache)
+    compiled = target.compile(build.final_models(), options, build.cache)
     files = build.bundle_files(compiled)
     manifest, shipped = select(build.manifest(compiled, command_line), [*files, *TOKENIZER_FILES], options.ship)
     report = write_bundle(output, {name: files[name] for name in shipped if name in files}, manifest,
@@ -182,7 +186,7 @@ class Build:
     def report(self, compiled: TargetBuild) -> dict[str, Any]:
         return {"options": {**asdict(self.options), "precision": self.precision}, "source": self.source.description,
                 "stages": [asdict(record) for record in self.cache.records],
-                "components": {c: result.as_dict() for c, result in self.results.items()}, "npu": compiled.report,
+                "components": {c: self.results[c].as_dict() for c in COMPONENTS}, "npu": compiled.report,
                 "end_to_end": self.end_to_end.as_dict() if self.end_to_end else None,
                 **({"decoder_comparison": self.decoders.as_dict()} if self.decoders else {}),
                 "total_seconds": round(time.perf_counter() - self.started, 1)}
@@ -269,7 +273,14 @@ def w8a16_pass(build: Build, component: str, precision: str) -> Pass[QuantizeRes
 
     key = {"float": str(build.floats[component]), "precision": precision, "calibration": build.recording_key,
            "settings": settings, "ranges": build.options.quantize.activation_ranges, "format": CACHE_FORMAT}
-    return Pass(f"{precision} {component}", key, produce, QuantizeResult)
+    # 5-7 GB at 512x512 (quantization and held-out runs): not beside a background QNN compile under 12 GiB
+    return Pass(f"{precision} {component}", key, produce, QuantizeResult, exclusive=True)
+
+
+def finish_component(build: Build, target: Target, component: str) -> None:
+    """The component at its recipe's precision, handed to the target to start on."""
+    build.finals[component], build.results[component] = reduce_precision(build, component)
+    target.start(component, build.model(build.finals, component), build.base_key, build.options, build.cache)
 
 
 def reduce_precision(build: Build, component: str) -> tuple[Path, StageResult]:
@@ -298,11 +309,10 @@ def fidelity_pass(build: Build) -> Pass[EndToEnd]:
 
     def produce(folder: Path) -> EndToEnd:
         floats = {c: build.model(build.floats, c) for c in COMPONENTS}
-        reference = Text2ImagePipeline(floats, build.plan, build.source.tokenizer)
-        reduced = Text2ImagePipeline(finals, build.plan, build.source.tokenizer)
         _, prompts = build.prompts(max(build.options.evaluation_size, 2))
-        return fidelity.compare(reference, reduced, prompts, CALIBRATION_SEED + FIDELITY_SEED_OFFSET,
-                                build.options.fidelity_images, folder / FIDELITY_IMAGE)
+        return fidelity.compare(lambda: Text2ImagePipeline(floats, build.plan, build.source.tokenizer),
+                                lambda: Text2ImagePipeline(finals, build.plan, build.source.tokenizer), prompts,
+                                CALIBRATION_SEED + FIDELITY_SEED_OFFSET, build.options.fidelity_images, folder / FIDELITY_IMAGE)
 
     return Pass("fidelity end-to-end", key, produce, EndToEnd)
 

@@ -11,7 +11,7 @@ from .quantize import calibration
 from .quantize.fidelity import FidelityGates
 from .quantize.recipes import RECIPES, QuantizeSettings
 from .targets import TARGETS
-from .targets.base import MIN_NPU_SQNR_DB
+from .targets.base import MIN_NPU_SQNR_DB, QNN_OPTIMIZATION_CHOICES
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class BuildOptions:
     verify_npu: bool | None = None  # None: when HTP emulation of one image's calls is quick enough
     min_npu_sqnr: float = MIN_NPU_SQNR_DB
     ship: str = "both"  # what the bundle holds: compiled NPU models, the portable ONNX, or both (bundle.selection)
+    qnn_optimization: str = "auto"  # QNN graph finalization mode 1-3 for every component, or auto: per component
 
     @property
     def resolved_precision(self) -> str:
@@ -49,6 +50,8 @@ class BuildOptions:
             raise UserError("--calibration-size must be at least 1")
         if self.calibration_prompts is not None:
             calibration.read_prompts(self.calibration_prompts)
+        if self.qnn_optimization not in QNN_OPTIMIZATION_CHOICES:
+            raise UserError(f"--qnn-optimization {self.qnn_optimization!r} is not one of {', '.join(QNN_OPTIMIZATION_CHOICES)}")
         if self.ship not in SHIP_CHOICES:
             raise UserError(f"--ship {self.ship!r} is not one of {', '.join(SHIP_CHOICES)}")
         TARGETS[self.target].check(self)

@@ -3,13 +3,17 @@
 A `Pass` is declared data: its name, its cache key, the producer that writes the artifact, and the type of the
 result it reports. `StageCache.run` returns the artifact folder and the typed result, producing them only when
 no finished folder exists for that key; folders appear atomically, so an interrupted pass leaves nothing behind.
+`StageCache.start` produces a pass in the background (one at a time) while the chain goes on; `run` of the same
+pass then waits for it, and an `exclusive` pass (one that needs the memory to itself) runs once they are done.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
@@ -46,6 +50,7 @@ class Pass(Generic[Result]):
     key: dict[str, Any]  # everything the artifact depends on
     produce: Callable[[Path], Result]  # writes the artifact into the folder it is given
     result: type[Result]
+    exclusive: bool = False  # needs the machine's memory to itself: background passes finish first
 
 
 @dataclass
@@ -65,23 +70,72 @@ class StageCache:
         self.console = console
         self.force = force
         self.records: list[StageRecord] = []
+        self._background: dict[Path, Future] = {}
+        self._queue: list[tuple[Pass, Path, Future]] = []
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def folder(self, step: Pass) -> Path:
+        digest = hashlib.sha256(json.dumps(step.key, sort_keys=True).encode()).hexdigest()[:20]
+        return self.root / step.name.replace(" ", "-") / digest
 
     def run(self, step: Pass[Result]) -> tuple[Path, Result]:
-        """The artifact folder and result of `step`, produced unless already cached."""
-        digest = hashlib.sha256(json.dumps(step.key, sort_keys=True).encode()).hexdigest()[:20]
-        folder = self.root / step.name.replace(" ", "-") / digest
-        result_file = folder / RESULT_FILE
+        """The artifact folder and result of `step`, produced unless already cached (or waited for when started)."""
+        folder = self.folder(step)
+        with self._lock:
+            started = self._background.pop(folder, None)
+        if started is not None:
+            return folder, started.result()
         start = time.perf_counter()
-        if result_file.is_file() and not self.force:
-            result = step.result.from_dict(json.loads(result_file.read_text()))
+        if (folder / RESULT_FILE).is_file() and not self.force:
+            result = step.result.from_dict(json.loads((folder / RESULT_FILE).read_text()))
             self._record(step.name, start, True, result, resident_bytes() / 2**20)
             return folder, result
-        with self.console.status(f"{step.name} ..."), PeakMemory() as peak:
+        if step.exclusive:
+            self.wait_for_background()
+        with self.console.status(f"{step.name} ..."):
+            return folder, self._produce(step, folder)
+
+    def wait_for_background(self) -> None:
+        """Until every started pass has finished (their results stay to be picked up by `run`)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join()
+
+    def start(self, step: Pass) -> None:
+        """Produce `step` in the background unless it is cached or already started. Only one background pass runs
+        at a time (on the core the chain leaves idle: QNN's graph preparation is single-threaded)."""
+        folder = self.folder(step)
+        if ((folder / RESULT_FILE).is_file() and not self.force) or folder in self._background:
+            return
+        future: Future = Future()
+        with self._lock:
+            self._background[folder] = future
+            self._queue.append((step, folder, future))
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="background-passes", daemon=True)
+                self._worker.start()
+        self.console.print(f"  [bold]{step.name:<24}[/bold] started in the background")
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    return
+                step, folder, future = self._queue.pop(0)
+            try:
+                future.set_result(self._produce(step, folder))
+            except BaseException as error:  # handed to the chain, which raises it where it waits
+                future.set_exception(error)
+
+    def _produce(self, step: Pass[Result], folder: Path) -> Result:
+        start = time.perf_counter()
+        with PeakMemory() as peak:
             with staged_directory(folder) as staging:
                 result = step.produce(staging)
                 (staging / RESULT_FILE).write_text(json.dumps({**result.as_dict(), "key": step.key}, indent=2))
         self._record(step.name, start, False, result, peak.mb)
-        return folder, result
+        return result
 
     def _record(self, name: str, start: float, cached: bool, result: StageResult, peak_mb: float) -> None:
         seconds = time.perf_counter() - start

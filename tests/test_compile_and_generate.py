@@ -101,6 +101,11 @@ def test_snapdragon_target_defaults_to_the_edgefusion_recipe_and_says_what_it_bu
     report = json.loads((output / "build_report.json").read_text())
     cached = {s["name"]: s["cached"] for s in report["stages"] if s["name"].startswith(("export", "simplify"))}
     assert all(cached[f"{stage} {name}"] for stage in ("export", "simplify") for name in ("text_encoder", "vae_decoder"))
+    # the FP16 components' QNN compiles start as soon as they are final, in the background, before calibration
+    started = [line.split()[0:3] for line in result.output.splitlines() if "started in the background" in line]
+    assert started == [["qnn", "text_encoder", "snapdragon-8-gen-3"], ["qnn", "vae_decoder", "snapdragon-8-gen-3"],
+                       ["qnn", "unet", "snapdragon-8-gen-3"]]
+    assert result.output.index("qnn vae_decoder snapdragon-8-gen-3") < result.output.index("calibrate")
     # the W8A16 UNet is traced with the channels-last GroupNorm; the fp32 and FP16 graphs keep torch's form
     ops = {bundle: {name: {node.op_type for node in onnx.load(str(bundle / f"{name}.onnx"), load_external_data=False).graph.node}
                     for name in ("unet", "vae_decoder")} for bundle in (output, tiny_bundle)}

@@ -13,7 +13,7 @@ from edgefusion_export.errors import UserError
 from edgefusion_export.export.npu_rewrites import make_npu_friendly
 from edgefusion_export.targets import aihub
 from edgefusion_export.targets.chipsets import chipset, load_chipsets
-from edgefusion_export.targets.snapdragon import compile_for_chipset
+from edgefusion_export.targets.snapdragon import compile_for_chipset, finalization_mode
 
 from .conftest import CHIPSETS, compile_args, run_cli
 from .fake_qai_hub import FakeHub
@@ -67,6 +67,22 @@ def group_norm_model(path, with_unsupported_op: bool = False):
     return path
 
 
+def conv_model(path, channels: int, size: int):
+    weight = numpy_helper.from_array(np.zeros((channels, channels, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(path))
+    return path
+
+
+def test_qnn_optimization_auto_spares_mode_3_for_graphs_with_huge_convolutions(tmp_path):
+    vae_512 = conv_model(tmp_path / "big.onnx", 128, 512)  # 64 MiB per FP16 activation, like the VAE's last blocks
+    vae_256 = conv_model(tmp_path / "small.onnx", 128, 256)  # 16 MiB
+    assert finalization_mode(vae_512, "auto") == "1" and finalization_mode(vae_256, "auto") == "3"
+    assert finalization_mode(vae_512, "3") == "3" and finalization_mode(vae_256, "2") == "2"
+
+
 def test_group_norm_is_rewritten_with_parity_and_then_compiles_to_one_partition(tmp_path):
     original = group_norm_model(tmp_path / "gn.onnx")
     with pytest.raises(UserError, match="QNN could not compile gn"):
@@ -100,6 +116,8 @@ def test_chipset_options_are_checked(tmp_path):
                                "-o", tmp_path / "o"), "unknown chipset", "snapdragon-8-gen-3")
     assert_clean_error(run_cli("compile", "--preset", "tiny", "--chipset", "snapdragon-8-gen-3", "-o", tmp_path / "o"),
                        "--target snapdragon only")
+    assert_clean_error(run_cli("compile", "--preset", "tiny", "--qnn-optimization", "1", "-o", tmp_path / "o"),
+                       "--qnn-optimization", "--target snapdragon only")
 
 
 @pytest.fixture

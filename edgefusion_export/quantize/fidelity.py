@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -54,24 +55,25 @@ def prompt_sensitivity(pipeline: Text2ImagePipeline, prompts: list[str], noise: 
     return float(np.mean(changes))
 
 
-def compare(reference: Text2ImagePipeline, reduced: Text2ImagePipeline, prompts: list[str], seed: int,
-            images: int, save_to: Path | None = None) -> EndToEnd:
-    """Images of both pipelines for the first `images` prompts (same seeds), and conditioning strength.
+def draw(pipeline: Text2ImagePipeline, prompts: list[str], seed: int, images: int) -> tuple[list[np.ndarray], float]:
+    """The images of the first `images` prompts (seeds seed, seed+1, ...) and the pipeline's prompt sensitivity."""
+    drawn = [pipeline(prompt, Noise.seeded(seed + index, pipeline.plan)).image for index, prompt in enumerate(prompts[:images])]
+    return drawn, round(prompt_sensitivity(pipeline, prompts, Noise.seeded(seed, pipeline.plan)), 4)
+
+
+def compare(reference: Callable[[], Text2ImagePipeline], reduced: Callable[[], Text2ImagePipeline], prompts: list[str],
+            seed: int, images: int, save_to: Path | None = None) -> EndToEnd:
+    """Images of both pipelines for the first `images` prompts (same seeds), and conditioning strength. The
+    pipelines are opened one after the other (the float UNet and VAE alone take gigabytes at 512x512).
 
     With `save_to`, writes a PNG with one row per prompt: the float image left, the reduced one right.
     """
-    psnrs, ssims, rows = [], [], []
-    for index, prompt in enumerate(prompts[:images]):
-        noise = Noise.seeded(seed + index, reference.plan)
-        expected, actual = reference(prompt, noise).image, reduced(prompt, noise).image
-        psnrs.append(round(psnr_db(expected, actual), 2))
-        ssims.append(round(ssim(expected, actual), 4))
-        rows.append(np.concatenate([expected, actual], axis=1))
-    if save_to is not None and rows:
-        save_png(to_uint8(np.concatenate(rows, axis=0)), save_to)
-    noise = Noise.seeded(seed, reference.plan)
-    return EndToEnd(psnrs, ssims, round(prompt_sensitivity(reference, prompts, noise), 4),
-                    round(prompt_sensitivity(reduced, prompts, noise), 4))
+    expected, sensitivity_float = draw(reference(), prompts, seed, images)
+    actual, sensitivity_reduced = draw(reduced(), prompts, seed, images)
+    if save_to is not None and expected:
+        save_png(to_uint8(np.concatenate([np.concatenate(pair, axis=1) for pair in zip(expected, actual)], axis=0)), save_to)
+    return EndToEnd([round(psnr_db(e, a), 2) for e, a in zip(expected, actual)],
+                    [round(ssim(e, a), 4) for e, a in zip(expected, actual)], sensitivity_float, sensitivity_reduced)
 
 
 def check(result: EndToEnd, gates: FidelityGates) -> None:

@@ -49,6 +49,7 @@ def cpu_session(path: Path, threads: int | None = None, exact: bool = False) -> 
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    options.enable_cpu_mem_arena = False  # 512x512 UNet: 2.3 GB instead of 3.2 GB, VAE decoder 1.4 instead of 2.3; ~4% slower
     if threads:
         options.intra_op_num_threads = threads
     if exact:

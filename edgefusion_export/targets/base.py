@@ -11,6 +11,7 @@ from ..stages import StageCache
 # Default gate of NPU verification: an NPU model within 35 dB of the CPU adds less error than the W8A16
 # quantization itself (held-out 30-43 dB); correct models measure 38-70 dB in emulation here, a broken one ~0 dB.
 MIN_NPU_SQNR_DB = 35.0
+QNN_OPTIMIZATION_CHOICES = ("auto", "1", "2", "3")  # QNN's htp_graph_finalization_optimization_mode, or per component
 
 
 class TargetOptions(Protocol):
@@ -22,6 +23,7 @@ class TargetOptions(Protocol):
     verify_npu: bool | None
     min_npu_sqnr: float
     ship: str
+    qnn_optimization: str
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class Target(Protocol):
 
     def check(self, options: TargetOptions) -> None:
         """Refuse options this target does not take, with a one-line UserError."""
+
+    def start(self, component: str, model: Path, base_key: dict[str, Any], options: TargetOptions, cache: StageCache) -> None:
+        """Start work on one final component in the background (`cache.start`) while the chain goes on."""
 
     def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:
         """Run the target's own passes on the final models."""

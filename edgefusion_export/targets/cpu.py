@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from ..errors import UserError
 from ..stages import StageCache
 from .base import FinalModels, TargetBuild, TargetOptions
@@ -13,8 +16,12 @@ class CpuTarget:
     default_precision = "fp32"
 
     def check(self, options: TargetOptions) -> None:
-        if options.chipsets or options.aihub or options.verify_npu or options.ship == "compiled":
-            raise UserError("--chipset, --aihub, --verify-npu and --ship compiled apply to --target snapdragon only")
+        if options.chipsets or options.aihub or options.verify_npu or options.ship == "compiled" or options.qnn_optimization != "auto":
+            raise UserError("--chipset, --aihub, --verify-npu, --qnn-optimization and --ship compiled apply to "
+                            "--target snapdragon only")
+
+    def start(self, component: str, model: Path, base_key: dict[str, Any], options: TargetOptions, cache: StageCache) -> None:
+        """Nothing to do ahead: the portable ONNX is the product."""
 
     def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:
         return TargetBuild(manifest={"name": self.name})

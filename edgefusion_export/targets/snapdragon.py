@@ -7,10 +7,8 @@ node fails the build unless `--allow-cpu-fallback`.
 
 from __future__ import annotations
 
-import multiprocessing
 import re
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,12 +16,18 @@ import numpy as np
 import onnx
 
 from ..errors import UserError, first_line
+from ..graphs import layer_costs
 from ..metrics import sqnr_db
+from ..processes import in_fresh_process
 from ..runtime.sessions import HtpTarget, cpu_session, htp_session, qnn_devices
 from ..stages import StageResult
 from .chipsets import Chipset
 
 IO_CONVERSIONS = ("QuantizeLinear", "DequantizeLinear", "Cast")
+# QNN graph finalization ("auto"). Measured here (QNN 2.51, bk-sdm-tiny FP16 VAE decoder, 8 Gen 3, compile wall
+# time / peak): 256x256 mode 3 99 s / 4.1 GiB, mode 1 54 s / 2.8 GiB; 512x512 mode 3 827 s / 14.2 GB.
+LARGE_CONV_ACTIVATION_BYTES = 32 * 2**20  # 512x512 VAE decoder: 64 MiB per convolution input/output; 256x256: 16 MiB
+LARGE_GRAPH_MODE = "1"
 
 
 @dataclass
@@ -44,19 +48,30 @@ class NpuCompilation(StageResult):
                 f"conversions, QNN {self.qnn_sdk_version[:5]}, prepared for {', '.join(self.prepared_for)}")
 
 
-def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_cpu_fallback: bool) -> NpuCompilation:
-    """Compile `model_path` for `chipset` into `folder/<name>.<chipset>.onnx` and its context binary."""
+def finalization_mode(model_path: Path, choice: str) -> str:
+    """QNN's graph finalization mode for a model: `choice`, or for "auto" the most optimizing one (3) unless a
+    convolution's activations exceed LARGE_CONV_ACTIVATION_BYTES, where mode 3's compile time and memory grow
+    steeply (see LARGE_GRAPH_MODE)."""
+    if choice != "auto":
+        return choice
+    costs = layer_costs(model_path, "fp16", LARGE_CONV_ACTIVATION_BYTES)  # bytes count only over the limit
+    return LARGE_GRAPH_MODE if any(cost.activation_bytes for cost in costs if cost.op_type == "Conv") else "3"
+
+
+def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_cpu_fallback: bool,
+                        mode: str = "3") -> NpuCompilation:
+    """Compile `model_path` for `chipset` with QNN's graph finalization `mode` into `folder/<name>.<chipset>.onnx`
+    and its context binary."""
     name = model_path.name.removesuffix(".onnx")
     output = folder / f"{name}.{chipset.name}.onnx"
     for stale in folder.glob(f"{name}.{chipset.name}*"):  # onnxruntime refuses to overwrite a context model
         stale.unlink()
     provider_options = {**chipset.htp_target.provider_options(), "enable_htp_fp16_precision": "1",
-                        "htp_graph_finalization_optimization_mode": "3"}
+                        "htp_graph_finalization_optimization_mode": mode}
     start = time.perf_counter()
     # QNN numbers graphs and tensors per process, so a compile writes other bytes after earlier ones in the same
     # process (a cached stage changes the count); a fresh process writes the same binary every time.
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as fresh_process:
-        error = fresh_process.submit(write_context_model, str(model_path), str(output), provider_options).result()
+    error = in_fresh_process(write_context_model, str(model_path), str(output), provider_options)
     if error is not None:
         raise UserError(f"QNN could not compile {name} for {chipset.marketing_name}: {error}")
     match_ir_version(output, model_path)

@@ -30,15 +30,21 @@ class SnapdragonTarget:
         for name in options.chipsets:
             chipset(name)
 
+    def start(self, component: str, model: Path, base_key: dict[str, Any], options: TargetOptions, cache: StageCache) -> None:
+        """QNN's graph preparation is single-threaded and the largest part of a build: begin it as soon as a
+        component is final, on the core the chain leaves idle."""
+        for chip in chipsets(options):
+            cache.start(qnn_pass(model, base_key, component, chip, options))
+
     def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:
-        chips = [chipset(name) for name in options.chipsets or (None,)]
+        chips = chipsets(options)
         verify = should_verify(options, final, cache)
         hub = Hub(final) if options.aihub else None
         build = TargetBuild(compiled={component: {} for component in final.models},
                             report={component: {} for component in final.models})
         for chip in chips:
             for component in final.models:
-                folder, offline = cache.run(qnn_pass(final, component, chip, options.allow_cpu_fallback))
+                folder, offline = cache.run(qnn_pass(final.models[component], final.base_key, component, chip, options))
                 prefix = f"qnn/{chip.name}"
                 build.files.update({f"{prefix}/{name}": folder / name for name in [offline.file, *offline.context_binaries]})
                 report = {"offline": offline.as_dict()}
@@ -59,16 +65,22 @@ class SnapdragonTarget:
         return build
 
 
-def compile_key(final: FinalModels, component: str, chip: Chipset) -> dict[str, Any]:
+def chipsets(options: TargetOptions) -> list[Chipset]:
+    return [chipset(name) for name in options.chipsets or (None,)]
+
+
+def compile_key(base_key: dict[str, Any], model: Path, component: str, chip: Chipset) -> dict[str, Any]:
     """What compiling a component for a chipset depends on (its final model's folder is keyed by content)."""
-    return {**final.base_key, "component": component, "final": str(final.models[component].parent), "chipset": asdict(chip)}
+    return {**base_key, "component": component, "final": str(model.parent), "chipset": asdict(chip)}
 
 
-def qnn_pass(final: FinalModels, component: str, chip: Chipset, allow_cpu_fallback: bool) -> Pass[snapdragon.NpuCompilation]:
-    model = final.models[component]
-    key = {**compile_key(final, component, chip), "allow_cpu_fallback": allow_cpu_fallback}
+def qnn_pass(model: Path, base_key: dict[str, Any], component: str, chip: Chipset,
+             options: TargetOptions) -> Pass[snapdragon.NpuCompilation]:
+    mode = snapdragon.finalization_mode(model, options.qnn_optimization)
+    key = {**compile_key(base_key, model, component, chip), "allow_cpu_fallback": options.allow_cpu_fallback,
+           "finalization_mode": mode}
     return Pass(f"qnn {component} {chip.name}", key,
-                lambda folder: snapdragon.compile_for_chipset(model, chip, folder, allow_cpu_fallback),
+                lambda folder: snapdragon.compile_for_chipset(model, chip, folder, options.allow_cpu_fallback, mode),
                 snapdragon.NpuCompilation)
 
 
@@ -88,7 +100,7 @@ class Hub:
 
     def compile_pass(self, final: FinalModels, component: str, chip: Chipset) -> Pass[aihub.AihubCompilation]:
         model = final.models[component]
-        key = {**compile_key(final, component, chip), "aihub": aihub.COMPILE_OPTIONS}
+        key = {**compile_key(final.base_key, model, component, chip), "aihub": aihub.COMPILE_OPTIONS}
 
         def produce(folder):
             self.hub = self.hub or aihub.load_hub()

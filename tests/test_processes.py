@@ -1,0 +1,40 @@
+"""Fresh processes for heavy steps: results come back, and a killed compiler leaves no worker behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from edgefusion_export.processes import in_fresh_process
+
+ORPHAN_PROBE = """
+import os, threading, time
+from edgefusion_export.processes import in_fresh_process
+if __name__ == "__main__":
+    threading.Thread(target=in_fresh_process, args=(time.sleep, 60), daemon=True).start()
+    time.sleep(60)
+"""
+
+
+def test_a_fresh_process_returns_the_result_from_another_interpreter():
+    assert in_fresh_process(os.getpid) != os.getpid()
+
+
+def test_killing_the_compiler_kills_its_worker(tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text(ORPHAN_PROBE)
+    parent = subprocess.Popen([sys.executable, str(script)])
+    children: list[int] = []
+    for _ in range(100):  # the spawned worker appears within seconds
+        time.sleep(0.1)
+        children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True,
+                                                        text=True).stdout.split()]
+        if len(children) >= 2:  # multiprocessing's resource tracker and the worker
+            break
+    assert children, "no worker was spawned"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    time.sleep(1)
+    survivors = [pid for pid in children if os.path.exists(f"/proc/{pid}") and "spawn_main" in open(f"/proc/{pid}/cmdline").read()]
+    assert survivors == []
