@@ -149,14 +149,14 @@ def test_a_wrong_quantization_scale_in_the_npu_model_fails_the_gate(snapdragon_b
     """The NPU compile receives a UNet with one weight's Q/DQ scale off by 4x; the portable model stays right."""
     compile_for_chipset = snapdragon.compile_for_chipset
 
-    def compile_a_broken_unet(model_path, chip, folder, allow_cpu_fallback):
+    def compile_a_broken_unet(model_path, chip, folder, allow_cpu_fallback, mode):
         if model_path.name == "unet.onnx":
             model = onnx.load(str(model_path))
             scale_one_weight(model, 4.0)
             (tmp_path / "broken").mkdir(exist_ok=True)
             model_path = tmp_path / "broken" / "unet.onnx"
             onnx.save(model, str(model_path))
-        return compile_for_chipset(model_path, chip, folder, allow_cpu_fallback)
+        return compile_for_chipset(model_path, chip, folder, allow_cpu_fallback, mode)
 
     monkeypatch.setattr(snapdragon, "compile_for_chipset", compile_a_broken_unet)
     # --allow-cpu-fallback changes the QNN stages' cache key, so they run again with the broken UNet
