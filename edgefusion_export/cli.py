@@ -71,9 +71,9 @@ def main() -> None:
 @click.option("--min-npu-sqnr", default=BuildOptions.min_npu_sqnr, show_default=True, type=float,
               help="Gate: SQNR (dB) of each emulated NPU model against the CPU.")
 @click.option("--qnn-optimization", type=click.Choice(QNN_OPTIMIZATION_CHOICES), default=BuildOptions.qnn_optimization,
-              show_default=True, help="QNN graph finalization mode (1 fastest to compile, 3 most optimized) for every "
-                                      "component; auto: 3, or 1 for graphs with convolution activations over 32 MiB "
-                                      "(the VAE decoder at 512x512).")
+              show_default=True, help="QNN graph finalization mode (1 fastest to compile, 3 most optimized); auto: 3, "
+                                      "or 1 for float graphs with convolution activations over 32 MiB (the FP16 VAE "
+                                      "decoder at 512x512). Quantized graphs get 2 for 1: mode 1 computes them wrongly.")
 @click.option("--ship", type=click.Choice(SHIP_CHOICES), default=BuildOptions.ship, show_default=True,
               help="What the bundle holds: the compiled NPU models (snapdragon), the portable ONNX, or both.")
 @user_errors

@@ -185,3 +185,4 @@ def test_npu_emulator_needs_a_snapdragon_bundle(tiny_bundle, tmp_path):
                        "no compiled NPU models", "--target snapdragon")
     assert_clean_error(run_cli("generate", tiny_bundle, PROMPT, "--chipset", "snapdragon-8-gen-3", "-o",
                                tmp_path / "x.png"), "--backend npu-emulator only")
+

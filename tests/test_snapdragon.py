@@ -67,11 +67,16 @@ def group_norm_model(path, with_unsupported_op: bool = False):
     return path
 
 
-def conv_model(path, channels: int, size: int):
-    weight = numpy_helper.from_array(np.zeros((channels, channels, 3, 3), np.float32), "w")
-    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
+def conv_model(path, channels: int, size: int, quantized: bool = False):
+    if quantized:  # the weight as a W8A16 recipe writes it: uint8 behind a DequantizeLinear
+        initializers = [numpy_helper.from_array(np.zeros((channels, channels, 3, 3), np.uint8), "w_q"),
+                        numpy_helper.from_array(np.array(0.01, np.float32), "w_scale")]
+        nodes = [helper.make_node("DequantizeLinear", ["w_q", "w_scale"], ["w"], name="dq")]
+    else:
+        initializers, nodes = [numpy_helper.from_array(np.zeros((channels, channels, 3, 3), np.float32), "w")], []
+    nodes.append(helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv"))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(path))
     return path
 
@@ -81,6 +86,8 @@ def test_qnn_optimization_auto_spares_mode_3_for_graphs_with_huge_convolutions(t
     vae_256 = conv_model(tmp_path / "small.onnx", 128, 256)  # 16 MiB
     assert finalization_mode(vae_512, "auto") == "1" and finalization_mode(vae_256, "auto") == "3"
     assert finalization_mode(vae_512, "3") == "3" and finalization_mode(vae_256, "2") == "2"
+    w8a16_512 = conv_model(tmp_path / "quantized.onnx", 128, 512, quantized=True)  # mode 1 breaks quantized graphs
+    assert finalization_mode(w8a16_512, "auto") == "3" and finalization_mode(w8a16_512, "1") == "2"
 
 
 def test_group_norm_is_rewritten_with_parity_and_then_compiles_to_one_partition(tmp_path):

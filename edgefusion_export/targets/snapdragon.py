@@ -25,7 +25,9 @@ from .chipsets import Chipset
 
 IO_CONVERSIONS = ("QuantizeLinear", "DequantizeLinear", "Cast")
 # QNN graph finalization ("auto"). Measured here (QNN 2.51, bk-sdm-tiny FP16 VAE decoder, 8 Gen 3, compile wall
-# time / peak): 256x256 mode 3 99 s / 4.1 GiB, mode 1 54 s / 2.8 GiB; 512x512 mode 3 827 s / 14.2 GB.
+# time / peak): 256x256 mode 3 99 s / 4.1 GiB, mode 1 54 s / 2.8 GiB; 512x512 mode 3 905 s, mode 1 484 s. The FP16
+# text encoder and VAE decoder compute the same numbers with modes 1 and 3 in HTP emulation (tiny, 256x256: 60.1 and
+# 61.7 dB against the CPU either way).
 LARGE_CONV_ACTIVATION_BYTES = 32 * 2**20  # 512x512 VAE decoder: 64 MiB per convolution input/output; 256x256: 16 MiB
 LARGE_GRAPH_MODE = "1"
 
@@ -49,11 +51,16 @@ class NpuCompilation(StageResult):
 
 
 def finalization_mode(model_path: Path, choice: str) -> str:
-    """QNN's graph finalization mode for a model: `choice`, or for "auto" the most optimizing one (3) unless a
-    convolution's activations exceed LARGE_CONV_ACTIVATION_BYTES, where mode 3's compile time and memory grow
-    steeply (see LARGE_GRAPH_MODE)."""
+    """QNN's graph finalization mode for a model. "auto": the most optimizing (3), except for float graphs whose
+    convolution activations exceed LARGE_CONV_ACTIVATION_BYTES, where mode 3's compile time and memory grow
+    steeply (LARGE_GRAPH_MODE). Quantized (QDQ) graphs never get mode 1: its binaries compute wrong numbers for
+    them (tiny W8A16 UNet at 256x256 in HTP emulation: -1.4 dB against the CPU, 50.9 dB with modes 2 and 3;
+    at 64x64 all three agree, so only --verify-npu on the real shapes would catch it)."""
+    quantized = any(node.op_type == "DequantizeLinear" for node in onnx.load(str(model_path), load_external_data=False).graph.node)
     if choice != "auto":
-        return choice
+        return "2" if quantized and choice == "1" else choice
+    if quantized:
+        return "3"
     costs = layer_costs(model_path, "fp16", LARGE_CONV_ACTIVATION_BYTES)  # bytes count only over the limit
     return LARGE_GRAPH_MODE if any(cost.activation_bytes for cost in costs if cost.op_type == "Conv") else "3"
 
