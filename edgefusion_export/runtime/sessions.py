@@ -44,8 +44,10 @@ def qnn_devices() -> list:
     return devices
 
 
-def cpu_session(path: Path, threads: int | None = None, exact: bool = False) -> Any:
-    """A CPU session; `exact` disables graph optimizations, whose fused kernels round QDQ graphs differently."""
+def cpu_session(path: Path, threads: int | None = None, exact: bool = False, priority_order: bool = False) -> Any:
+    """A CPU session; `exact` disables graph optimizations, whose fused kernels round QDQ graphs differently;
+    `priority_order` runs nodes in onnxruntime's priority order, which frees tensors earlier in graphs where many
+    side branches read them (calibration's ReduceMin/ReduceMax on every tensor: 4.4 instead of 11.2 GB)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -54,6 +56,8 @@ def cpu_session(path: Path, threads: int | None = None, exact: bool = False) -> 
         options.intra_op_num_threads = threads
     if exact:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if priority_order:
+        options.execution_order = onnxruntime.ExecutionOrder.PRIORITY_BASED
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -7,6 +7,7 @@ node fails the build unless `--allow-cpu-fallback`.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class NpuCompilation(StageResult):
                 f"conversions, QNN {self.qnn_sdk_version[:5]}, prepared for {', '.join(self.prepared_for)}")
 
 
+@functools.cache  # asked when a compile starts in the background and again when the target collects it
 def finalization_mode(model_path: Path, choice: str) -> str:
     """QNN's graph finalization mode for a model. "auto": the most optimizing (3), except for float graphs whose
     convolution activations exceed LARGE_CONV_ACTIVATION_BYTES, where mode 3's compile time and memory grow
