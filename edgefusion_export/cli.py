@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from .errors import UserError
 from .bundle.selection import SHIP_CHOICES
@@ -284,8 +284,42 @@ def package(bundle: Path, android_app: Path, chipsets: tuple[str, ...], ship: st
 
     target = install_into_app(bundle, android_app, ship, chipsets)
     console.print(f"installed {bundle} into {target}\nnext: open {android_app} in Android Studio, connect a "
-                  "Snapdragon phone and Run 'app' (or: cd android_app && ./gradlew installDebug)")
+                  "Snapdragon phone and Run 'app' (or, with Gradle installed: cd android_app && gradle installDebug)")
 
+
+@main.command()
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="The stage cache (default ~/.cache/edgefusion-export).")
+@click.option("--prune", "prune_days", type=click.FloatRange(min=0), help="Remove the stages no build has used for this many days (0: all).")
+@user_errors
+def cache(cache_dir: Path | None, prune_days: float | None) -> None:
+    """Show what the stage cache holds, per pass, and prune it. Leftovers of killed builds are removed."""
+    from datetime import datetime
+
+    from rich import box
+
+    from .compiler import default_cache_dir
+    from .stages import cached_stages, prune, sweep
+
+    root = cache_dir or default_cache_dir()
+    out = Console(highlight=False)
+    freed = sweep(root)
+    if freed:
+        out.print(f"removed {freed / 2**20:.1f} MB left by killed builds")
+    if prune_days is not None:
+        removed = prune(root, prune_days * 86400)
+        out.print(f"removed {len(removed)} stages ({sum(stage.size for stage in removed) / 2**20:.1f} MB) "
+                  f"unused for {prune_days:g} days")
+    by_pass: dict[str, list] = {}
+    for stage in cached_stages(root):
+        by_pass.setdefault(stage.name, []).append(stage)
+    table = Table(Column("pass", no_wrap=True), Column("entries", justify="right", no_wrap=True), Column("MB", justify="right", no_wrap=True),
+                  Column("last used", no_wrap=True), title=f"stage cache {root}", box=box.SIMPLE, pad_edge=False)
+    for name, entries in by_pass.items():
+        last = datetime.fromtimestamp(max(stage.last_used for stage in entries)).strftime("%Y-%m-%d %H:%M")
+        table.add_row(name, str(len(entries)), f"{sum(stage.size for stage in entries) / 2**20:.1f}", last)
+    out.print(table)
+    total = sum(stage.size for entries in by_pass.values() for stage in entries)
+    out.print(f"{sum(map(len, by_pass.values()))} stages, {total / 2**20:.1f} MB")
 
 if __name__ == "__main__":
     main()

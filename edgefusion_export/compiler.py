@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from . import __version__
+from . import __version__, stages
 from .bundle.selection import select
 from .bundle.writer import write_bundle
 from .components import COMPONENTS
@@ -68,9 +68,18 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
                    command_line: list[str], console: Console) -> dict[str, Any]:
     """Build a bundle at `output` by running the chain of passes; returns the build report."""
     check_request(options, output)
-    build = Build(source, options, StageCache(cache_dir, console, options.force), cache_dir)
+    with StageCache(cache_dir, console, options.force) as cache:
+        return run_chain(Build(source, options, cache, cache_dir), output, command_line, console)
+
+
+def run_chain(build: Build, output: Path, command_line: list[str], console: Console) -> dict[str, Any]:
+    """The passes in order, then the bundle at `output`."""
+    source, options, cache_dir = build.source, build.options, build.cache_dir
     console.print(f"[bold]edgefusion-export[/bold] {source.description} -> {output} (target {options.target}, "
                   f"{build.precision}, {options.steps} steps, {options.height}x{options.width})")
+    freed = stages.sweep(cache_dir)
+    if freed:
+        console.print(f"  removed {freed / 2**20:.1f} MB that a killed build left in the cache {cache_dir}")
     target = TARGETS[options.target]
     for component in COMPONENTS:
         build.exports[component], _ = build.cache.run(export_pass(build, component))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,21 +42,71 @@ def write_text_atomic(path: Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
+# `.<name>.partial-<pid>@<host>+<random>`: a staging folder, named after the process that writes it
+LEFTOVER = re.compile(r"^\..+\.(?:partial|previous)-(\d+)@([^+]*)\+")
+
+
 @contextmanager
 def staged_directory(target: Path) -> Iterator[Path]:
     """Yield an empty staging folder beside `target`; on success it replaces `target` whole.
 
-    On any error the staging folder is removed and an existing `target` is left as it was.
+    On any error the staging folder is removed and an existing `target` is left as it was. Staging folders that a
+    killed run left beside it (a model stage's can hold gigabytes) are removed first.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    remove_abandoned(target.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{_owner()}", dir=target.parent))
     try:
         yield staging
         staging.chmod(0o755)
-        previous = target.with_name(f".{target.name}.previous-{os.getpid()}")
         if target.exists():
-            os.replace(target, previous)
+            remove_folder(target)
         os.replace(staging, target)
-        shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_folder(folder: Path) -> None:
+    """Remove `folder` so that it disappears at once (renamed aside, then deleted)."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.previous-{_owner()}", dir=folder.parent))
+    os.replace(folder, aside / folder.name)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def remove_abandoned(folder: Path) -> int:
+    """Remove the staging folders in `folder` whose process, on this machine, no longer runs; the bytes freed."""
+    freed = 0
+    for path in abandoned(folder):
+        freed += folder_bytes(path)
+        shutil.rmtree(path, ignore_errors=True)
+    return freed
+
+
+def abandoned(folder: Path) -> list[Path]:
+    """Staging folders in `folder` left by a killed run on this machine."""
+    host = socket.gethostname()
+    found = []
+    for name in glob.glob(".*.p*-*", root_dir=folder):
+        match = LEFTOVER.match(name)
+        if match and match[2] == host and not _running(int(match[1])):
+            found.append(folder / name)
+    return found
+
+
+def folder_bytes(folder: Path) -> int:
+    """The size of the files under `folder`."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
+
+
+def _owner() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}+"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -5,23 +5,47 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import os
 import signal
+import tempfile
+import threading
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 PR_SET_PDEATHSIG = 1
+_workers: dict[int, int] = {}  # thread ident -> pid of the fresh process it waits on
 
 
-def in_fresh_process(function: Callable[..., T], *args: Any) -> T:
-    """`function(*args)` in a newly spawned interpreter (function and arguments must pickle)."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=die_with_parent) as process:
-        return process.submit(function, *args).result()
+def in_fresh_process(function: Callable[..., T], *args: Any, temp_parent: Path) -> T:
+    """`function(*args)` in a newly spawned interpreter (function and arguments must pickle). The worker's temporary
+    files (onnxruntime's quantizer writes gigabytes there) go in a folder inside `temp_parent`, a staging folder of
+    the caller's: a killed worker cannot clean up, and what it leaves goes with the staging folder."""
+    with tempfile.TemporaryDirectory(dir=temp_parent, prefix="worker-tmp-") as temp_dir:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=start_worker, initargs=(temp_dir,)) as process:
+            _workers[threading.get_ident()] = process.submit(os.getpid).result()
+            try:
+                return process.submit(function, *args).result()
+            finally:
+                _workers.pop(threading.get_ident(), None)
 
 
-def die_with_parent() -> None:
-    """On Linux, the worker is killed when the compiler is: a killed build leaves no multi-GB compile behind."""
+def kill_worker(thread: threading.Thread) -> None:
+    """Kill the fresh process that `thread` waits on, if any (its `in_fresh_process` raises BrokenProcessPool)."""
+    pid = _workers.get(thread.ident or 0)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def start_worker(temp_dir: str) -> None:
+    """Temporary files in `temp_dir`; on Linux the worker is killed when the compiler is, so a killed build leaves
+    no multi-GB compile running."""
+    os.environ["TMPDIR"] = tempfile.tempdir = temp_dir
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux

@@ -4,13 +4,15 @@ A `Pass` is declared data: its name, its cache key, the producer that writes the
 result it reports. `StageCache.run` returns the artifact folder and the typed result, producing them only when
 no finished folder exists for that key; folders appear atomically, so an interrupted pass leaves nothing behind.
 `StageCache.start` produces a pass in the background (one at a time) while the chain goes on; `run` of the same
-pass then waits for it, and an `exclusive` pass (one that needs the memory to itself) runs once they are done.
+pass then waits for it, and an `exclusive` pass (one that needs the memory to itself) runs once they are done. When
+the chain stops on an error, leaving the cache's `with` block stops the background work at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -20,8 +22,9 @@ from typing import Any, Callable, Generic, TypeVar
 
 from rich.console import Console
 
-from .files import staged_directory
+from .files import folder_bytes, remove_abandoned, remove_folder, staged_directory
 from .memory import PeakMemory, resident_bytes
+from .processes import kill_worker
 
 RESULT_FILE = "stage.json"
 
@@ -75,6 +78,24 @@ class StageCache:
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    def __enter__(self) -> StageCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_background()
+
+    def stop_background(self) -> None:
+        """Drop the queued background passes and kill the running one (a failed build exits now, not after an
+        unwanted multi-minute QNN compile; what it was writing is removed with its staging folder)."""
+        with self._lock:
+            for _, _, future in self._queue:
+                future.cancel()
+            self._queue.clear()
+            self._background.clear()
+        while self._worker is not None and self._worker.is_alive():
+            kill_worker(self._worker)
+            self._worker.join(0.1)
+
     def folder(self, step: Pass) -> Path:
         digest = hashlib.sha256(json.dumps(step.key, sort_keys=True).encode()).hexdigest()[:20]
         return self.root / step.name.replace(" ", "-") / digest
@@ -89,6 +110,7 @@ class StageCache:
         start = time.perf_counter()
         if (folder / RESULT_FILE).is_file() and not self.force:
             result = step.result.from_dict(json.loads((folder / RESULT_FILE).read_text()))
+            os.utime(folder / RESULT_FILE)  # last use, for `edgefusion-export cache --prune`
             self._record(step.name, start, True, result, resident_bytes() / 2**20)
             return folder, result
         if step.exclusive:
@@ -143,3 +165,33 @@ class StageCache:
         status = "cached" if cached else f"{seconds:6.1f} s"
         self.console.print(f"  [bold]{name:<24}[/bold] {status:>9} {peak_mb / 1024:5.1f} GB  {result.summary()}",
                            overflow="fold")
+
+
+@dataclass(frozen=True)
+class CachedStage:
+    name: str  # the pass's folder name, e.g. "export-unet"
+    folder: Path
+    size: int  # bytes
+    last_used: float  # seconds since the epoch
+
+
+def cached_stages(root: Path) -> list[CachedStage]:
+    """The finished artifacts in the cache at `root`."""
+    if not root.is_dir():
+        return []
+    return [CachedStage(step.name, entry, folder_bytes(entry), (entry / RESULT_FILE).stat().st_mtime)
+            for step in sorted(root.iterdir()) if step.is_dir()
+            for entry in sorted(step.iterdir()) if (entry / RESULT_FILE).is_file()]
+
+
+def sweep(root: Path) -> int:
+    """Remove what killed builds left in the cache at `root`; the bytes freed."""
+    return sum(remove_abandoned(step) for step in root.iterdir() if step.is_dir()) if root.is_dir() else 0
+
+
+def prune(root: Path, unused_seconds: float) -> list[CachedStage]:
+    """Remove the artifacts not used for `unused_seconds` (each disappears whole); those removed."""
+    stale = [stage for stage in cached_stages(root) if time.time() - stage.last_used >= unused_seconds]
+    for stage in stale:
+        remove_folder(stage.folder)
+    return stale

@@ -4,7 +4,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from functools import partial
+from pathlib import Path
 
 from edgefusion_export.processes import in_fresh_process
 
@@ -12,19 +15,25 @@ ORPHAN_PROBE = """
 import os, threading, time
 from edgefusion_export.processes import in_fresh_process
 if __name__ == "__main__":
-    threading.Thread(target=in_fresh_process, args=(time.sleep, 60), daemon=True).start()
+    threading.Thread(target=in_fresh_process, args=(time.sleep, 60), kwargs={"temp_parent": "."}, daemon=True).start()
     time.sleep(60)
 """
 
 
-def test_a_fresh_process_returns_the_result_from_another_interpreter():
-    assert in_fresh_process(os.getpid) != os.getpid()
+def test_a_fresh_process_returns_the_result_from_another_interpreter(tmp_path):
+    assert in_fresh_process(os.getpid, temp_parent=tmp_path) != os.getpid()
+
+
+def test_the_workers_temporary_files_stay_in_the_callers_folder_and_go_with_it(tmp_path):
+    made = Path(in_fresh_process(partial(tempfile.mkdtemp, prefix="ort.quant."), temp_parent=tmp_path))  # as onnxruntime's quantizer
+    assert made.parent.parent == tmp_path and made.name.startswith("ort.quant.")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_killing_the_compiler_kills_its_worker(tmp_path):
     script = tmp_path / "probe.py"
     script.write_text(ORPHAN_PROBE)
-    parent = subprocess.Popen([sys.executable, str(script)])
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
     children: list[int] = []
     for _ in range(100):  # the spawned worker appears within seconds
         time.sleep(0.1)

@@ -86,8 +86,10 @@ def quantize_w8a16(prepared: Path, samples: list[dict[str, np.ndarray]], output:
     """
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent) as scratch:
-        ranges = in_fresh_process(calibrate, prepared, samples, activation_ranges, Path(scratch))
-        written = in_fresh_process(write_qdq, prepared, ranges, keep_float or [], activation_ranges, Path(scratch) / output.name)
+        work = Path(scratch)
+        ranges = in_fresh_process(calibrate, prepared, samples, activation_ranges, work, temp_parent=work)
+        written = in_fresh_process(write_qdq, prepared, ranges, keep_float or [], activation_ranges, work / output.name,
+                                   temp_parent=work)
         save_model(onnx.load(str(written), load_external_data=True), output)
     return output
 

@@ -65,7 +65,7 @@ def quantize_component(float_path: Path, calibration: list[dict[str, np.ndarray]
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         work = Path(scratch)
-        prepared, masks = in_fresh_process(qdq.prepare, float_path, work)
+        prepared, masks = in_fresh_process(qdq.prepare, float_path, work, temp_parent=work)
         sizes = qdq.weighted_nodes(onnx.load(str(prepared), load_external_data=False))
 
         def attempt(kept: list[tuple[str, float]]) -> tuple[qdq.Fidelity, Path]:

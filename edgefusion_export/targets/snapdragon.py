@@ -80,7 +80,7 @@ def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_
     start = time.perf_counter()
     # QNN numbers graphs and tensors per process, so a compile writes other bytes after earlier ones in the same
     # process (a cached stage changes the count); a fresh process writes the same binary every time.
-    error = in_fresh_process(write_context_model, str(model_path), str(output), provider_options)
+    error = in_fresh_process(write_context_model, str(model_path), str(output), provider_options, temp_parent=folder)
     if error is not None:
         raise UserError(f"QNN could not compile {name} for {chipset.marketing_name}: {error}")
     match_ir_version(output, model_path)
