@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -46,8 +47,17 @@ def main() -> None:
     parser.add_argument("--precision", help="A recipe; default: fp32 for cpu, the target's default for snapdragon.")
     parser.add_argument("--keep", type=Path, help="Keep the bundle and images in this folder.")
     args = parser.parse_args()
-    console = Console(stderr=True)
     work = args.keep or Path(tempfile.mkdtemp(prefix="edgefusion-bench-"))
+    try:
+        print(json.dumps(measure(args, work), indent=2))
+    finally:
+        if not args.keep:  # a full-size build's cache is several GB
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict:
+    """Compile in `work`, then generate with the bundle and with diffusers."""
+    console = Console(stderr=True)
     source = resolve_source(None, args.preset)
     precision = args.precision or ("fp32" if args.target == "cpu" else None)
     options = BuildOptions(target=args.target, precision=precision, height=args.size, width=args.size)
@@ -67,7 +77,7 @@ def main() -> None:
         reference = diffusers_image(source, work / "bundle" / "tokenizer", PROMPT, SEED, 2, 8.5, args.size, args.size)
         reference_seconds = time.perf_counter() - start
 
-    print(json.dumps({
+    return {
         "preset": args.preset, "size": args.size, "target": args.target, "precision": report["options"]["precision"],
         "compile": {"total_s": round(compile_seconds, 1), "peak_rss_mb": compile_peak.mb,
                     "stages": [{key: stage[key] for key in ("name", "seconds", "peak_rss_mb")} for stage in report["stages"]],
@@ -79,7 +89,7 @@ def main() -> None:
                      "diffusers_peak_rss_mb": reference_peak.mb,
                      "runner_over_diffusers_time": round(runner_seconds / reference_seconds, 3),
                      "psnr_vs_diffusers_db": round(psnr_db(reference, ours.image), 2)},
-    }, indent=2))
+    }
 
 
 def gates(report: dict, bundle: Path) -> dict:

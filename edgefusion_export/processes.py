@@ -43,9 +43,10 @@ def kill_worker(thread: threading.Thread) -> None:
 
 
 def start_worker(temp_dir: str) -> None:
-    """Temporary files in `temp_dir`; on Linux the worker is killed when the compiler is, so a killed build leaves
-    no multi-GB compile running."""
+    """Temporary files in `temp_dir`; stdout is stderr (QNN prints to stdout, which is the command's output); on
+    Linux the worker is killed when the compiler is, so a killed build leaves no multi-GB compile running."""
     os.environ["TMPDIR"] = tempfile.tempdir = temp_dir
+    os.dup2(2, 1)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux

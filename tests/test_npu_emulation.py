@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -178,6 +180,14 @@ def test_generate_with_the_npu_emulator_cli(snapdragon_bundle, tmp_path):
     assert_clean_error(run_cli("generate", snapdragon_bundle, PROMPT, "--backend", "npu-emulator", "--chipset",
                                "snapdragon-8-gen-1", "-o", tmp_path / "x.png"), "no NPU models for snapdragon-8-gen-1",
                        "--chipset snapdragon-8-gen-1")
+
+
+def test_qnn_prints_nothing_on_stdout(snapdragon_bundle, tmp_path):
+    """stdout is the command's output (benchmarks print JSON there); the HTP backend announces itself when it loads."""
+    result = subprocess.run([sys.executable, "-m", "edgefusion_export.cli", "generate", str(snapdragon_bundle), PROMPT,
+                             "--backend", "npu-emulator", "-o", str(tmp_path / "npu.png")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and "LIBNATIVE" in result.stderr
 
 
 def test_npu_emulator_needs_a_snapdragon_bundle(tiny_bundle, tmp_path):

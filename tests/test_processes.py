@@ -30,6 +30,15 @@ def test_the_workers_temporary_files_stay_in_the_callers_folder_and_go_with_it(t
     assert list(tmp_path.iterdir()) == []
 
 
+def test_what_a_worker_prints_natively_goes_to_stderr(tmp_path):
+    """QNN's compile prints to file descriptor 1, which is the command's output (a benchmark's JSON)."""
+    script = "import os, sys\nfrom edgefusion_export.processes import in_fresh_process\n" \
+             "if __name__ == '__main__':\n    in_fresh_process(os.write, 1, b'native\\n', temp_parent=sys.argv[1])\n"
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("", "native\n")
+
+
 def test_killing_the_compiler_kills_its_worker(tmp_path):
     script = tmp_path / "probe.py"
     script.write_text(ORPHAN_PROBE)

@@ -6,10 +6,13 @@ Linux CI runs its HTP tests that way), so an NPU binary can be run and compared 
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import UserError, first_line
 
@@ -72,7 +75,22 @@ def htp_session(path: Path, target: HtpTarget, cpu_fallback: bool = True, extra:
         options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     options.add_provider_for_devices(qnn_devices(), {**target.provider_options(), **(extra or {})})
     try:
-        return onnxruntime.InferenceSession(str(path), options)
+        with native_stdout_to_stderr():
+            return onnxruntime.InferenceSession(str(path), options)
     except Exception as error:  # onnxruntime's own Fail/RuntimeException types carry QNN's log text
         raise UserError(f"the QNN HTP backend could not load {path.name} for {target.name} "
                         f"({first_line(error)}); rebuild the bundle with this onnxruntime-qnn")
+
+
+@contextmanager
+def native_stdout_to_stderr() -> Iterator[None]:
+    """What native code prints goes to stderr (QNN's HTP backend announces itself on stdout when it loads), so that
+    stdout keeps only a command's own output: the JSON of a benchmark, say."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
