@@ -312,14 +312,16 @@ def cache(cache_dir: Path | None, prune_days: float | None) -> None:
     by_pass: dict[str, list] = {}
     for stage in cached_stages(root):
         by_pass.setdefault(stage.name, []).append(stage)
-    table = Table(Column("pass", no_wrap=True), Column("entries", justify="right", no_wrap=True), Column("MB", justify="right", no_wrap=True),
-                  Column("last used", no_wrap=True), title=f"stage cache {root}", box=box.SIMPLE, pad_edge=False)
+    table = Table(Column("pass", no_wrap=True), Column("entries", justify="right", no_wrap=True),
+                  Column("MB", justify="right", no_wrap=True), Column("last used", no_wrap=True),
+                  title=f"stage cache {root}", box=box.SIMPLE, pad_edge=False)
     for name, entries in by_pass.items():
         last = datetime.fromtimestamp(max(stage.last_used for stage in entries)).strftime("%Y-%m-%d %H:%M")
         table.add_row(name, str(len(entries)), f"{sum(stage.size for stage in entries) / 2**20:.1f}", last)
     out.print(table)
     total = sum(stage.size for entries in by_pass.values() for stage in entries)
     out.print(f"{sum(map(len, by_pass.values()))} stages, {total / 2**20:.1f} MB")
+
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
@@ -110,7 +111,8 @@ class StageCache:
         start = time.perf_counter()
         if (folder / RESULT_FILE).is_file() and not self.force:
             result = step.result.from_dict(json.loads((folder / RESULT_FILE).read_text()))
-            os.utime(folder / RESULT_FILE)  # last use, for `edgefusion-export cache --prune`
+            with suppress(OSError):  # a read-only cache serves as well
+                os.utime(folder / RESULT_FILE)  # last use, for `edgefusion-export cache --prune`
             self._record(step.name, start, True, result, resident_bytes() / 2**20)
             return folder, result
         if step.exclusive:
