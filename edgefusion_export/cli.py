@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ console = Console(stderr=True, highlight=False)
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a UserError as one line and exit 2, without a traceback."""
+    """Print a UserError, or a full disk, as one line and exit 2, without a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -29,7 +30,13 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except UserError as error:
             click.echo(f"error: {error}", err=True)
-            sys.exit(2)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            where = f" (writing {error.filename})" if error.filename else ""
+            click.echo(f"error: the disk is full{where}; free space, for instance with 'edgefusion-export cache --prune "
+                       "DAYS', or pass --cache-dir and -o on a larger disk", err=True)
+        sys.exit(2)
 
     return wrapper
 

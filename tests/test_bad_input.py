@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 
 import pytest
 
@@ -183,3 +184,18 @@ def test_missing_chipset_schema_is_one_line(monkeypatch, tmp_path):
         assert_clean_error(run_cli("targets"), "chipset profile schema", "is missing", "reinstall")
     finally:
         chipsets.load_chipsets.cache_clear()
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path):
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a small disk cannot be mounted here: {mounted.stderr.strip()}")
+    try:
+        result = run_cli(*compile_args(disk / "out", disk / "cache", "--preset", "tiny"))
+        assert_clean_error(result, "the disk is full", "--cache-dir", after_progress=True)
+        assert [path.name for path in disk.iterdir()] == ["cache"]
+        assert not [path for path in (disk / "cache").rglob("*") if path.is_file()]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

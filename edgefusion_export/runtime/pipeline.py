@@ -15,6 +15,7 @@ import numpy as np
 
 from ..bundle.manifest import Bundle
 from ..errors import UserError
+from ..files import atomic_path
 from .images import to_uint8
 from .noise import gaussian_noise
 from .scheduler import SamplingPlan, lcm_step
@@ -58,7 +59,9 @@ class Noise:
         return noise
 
     def save(self, path: Path) -> None:
-        np.savez(path, latent=self.latent, step_noise=self.step_noise)
+        """An .npz at exactly `path`, written whole or not at all."""
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+            np.savez(handle, latent=self.latent, step_noise=self.step_noise)
 
 
 @dataclass
