@@ -316,8 +316,9 @@ def cache(cache_dir: Path | None, prune_days: float | None) -> None:
         removed = prune(root, prune_days * 86400)
         out.print(f"removed {len(removed)} stages ({sum(stage.size for stage in removed) / 2**20:.1f} MB) "
                   f"unused for {prune_days:g} days")
+    stages = cached_stages(root)
     by_pass: dict[str, list] = {}
-    for stage in cached_stages(root):
+    for stage in stages:
         by_pass.setdefault(stage.name, []).append(stage)
     table = Table(Column("pass", no_wrap=True), Column("entries", justify="right", no_wrap=True),
                   Column("MB", justify="right", no_wrap=True), Column("last used", no_wrap=True),
@@ -326,8 +327,7 @@ def cache(cache_dir: Path | None, prune_days: float | None) -> None:
         last = datetime.fromtimestamp(max(stage.last_used for stage in entries)).strftime("%Y-%m-%d %H:%M")
         table.add_row(name, str(len(entries)), f"{sum(stage.size for stage in entries) / 2**20:.1f}", last)
     out.print(table)
-    total = sum(stage.size for entries in by_pass.values() for stage in entries)
-    out.print(f"{sum(map(len, by_pass.values()))} stages, {total / 2**20:.1f} MB")
+    out.print(f"{len(stages)} stages, {sum(stage.size for stage in stages) / 2**20:.1f} MB")
 
 
 if __name__ == "__main__":

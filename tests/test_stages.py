@@ -23,7 +23,6 @@ KILLED_MID_STAGE = """
 import os, signal, sys
 from pathlib import Path
 from edgefusion_export.files import staged_directory
-from edgefusion_export.processes import in_fresh_process
 with staged_directory(Path(sys.argv[1])) as staging:
     (staging / "unet.onnx.data").write_bytes(bytes(3 << 20))
     os.kill(os.getpid(), signal.SIGKILL)
