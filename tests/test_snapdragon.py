@@ -95,7 +95,7 @@ def test_group_norm_is_rewritten_with_parity_and_then_compiles_to_one_partition(
     with pytest.raises(UserError, match="QNN could not compile gn"):
         compile_for_chipset(original, chipset(None), tmp_path, allow_cpu_fallback=False)
     model = onnx.load(str(original))
-    assert make_npu_friendly(model) == {"group_norm": 1}
+    assert make_npu_friendly(model) == {"group_norm": 1, "narrow_silu": 0}
     assert "GroupNormalization" not in {node.op_type for node in model.graph.node}
     rewritten = tmp_path / "rewritten.onnx"
     onnx.save(model, str(rewritten))
