@@ -32,7 +32,7 @@ def exported(source, component: str, folder: Path, precision: str) -> Path:
     path = folder / "simplified" / f"{component}.onnx"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        traced = onnx_export.export_component(source, component, 512, 512, folder, precision in QUANTIZED)
+        traced = onnx_export.export_component(source, component, (512, 512), folder, precision in QUANTIZED)
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx_export.simplify(traced, path.parent)
     return path

@@ -52,7 +52,7 @@ def sd15_text_encoder(work: Path, chip) -> dict:
     if not quantized.is_file():
         source = resolve_source(None, "sd-v1.5")
         (folder / "simplified").mkdir(parents=True, exist_ok=True)
-        float_model, _ = simplify(export_component(source, "text_encoder", 512, 512, folder), folder / "simplified")
+        float_model, _ = simplify(export_component(source, "text_encoder", (512, 512), folder), folder / "simplified")
         prompts = read_prompts(None)[:16]
         samples = [{"input_ids": np.array([source.tokenizer(p)], dtype=np.int32)} for p in prompts]
         prepared, _ = qdq.prepare(float_model, folder / "simplified")

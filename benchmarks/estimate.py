@@ -43,7 +43,7 @@ def sd15_costs(work: Path, vtcm_bytes: int) -> dict:
         path = folder / "simplified" / f"{component}.onnx"  # the graph a bundle holds
         if not path.is_file():
             path.parent.mkdir(exist_ok=True)
-            simplify(export_component(source, component, 512, 512, folder), path.parent)
+            simplify(export_component(source, component, (512, 512), folder), path.parent)
         costs[component] = layer_costs(path, "w8a16", vtcm_bytes)
     source.release()
     return costs

@@ -28,7 +28,7 @@ def export(source, component: str, folder: Path, channels_last: bool) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     simplified = folder / "simplified" / f"{component}.onnx"
     if not simplified.is_file():
-        exported = onnx_export.export_component(source, component, 512, 512, folder, channels_last)
+        exported = onnx_export.export_component(source, component, (512, 512), folder, channels_last)
         simplified.parent.mkdir(exist_ok=True)
         onnx_export.simplify(exported, simplified.parent)
     return simplified

@@ -1,7 +1,9 @@
 """`compile`: the chain of passes from a model source to a verified bundle.
 
-Each pass (`stages.Pass`) writes one artifact into a cache folder keyed by everything it depends on, so a re-run
-skips finished work, and is followed by its gate. The target adds its own passes; the bundle appears atomically.
+Each pass (`stages.Pass`) declares what it reads and writes one artifact into a cache folder keyed by those
+inputs, so a re-run skips finished work and redoes exactly what a changed option or input reaches; each is
+followed by its gate. Producers are plain functions of their declared inputs. The target adds its own passes;
+the bundle appears atomically.
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ from .errors import UserError
 from .options import BuildOptions, check_request
 from .export import onnx_export
 from .export.onnx_export import ExportResult, PrecisionResult, SimplifyResult
-from .export.wrappers import component_io, latent_shape
+from .export.wrappers import ImageSize, component_io, latent_shape
 from .quantize import calibration, fidelity
 from .quantize.calibration import CalibrationResult
 from .quantize.fidelity import EndToEnd
-from .quantize.recipes import AUTO_FALLBACK_RECIPES, QUANTIZED, RECIPES, QuantizeResult, check_fidelity, quantize_component
+from .quantize.recipes import AUTO_FALLBACK_RECIPES, QUANTIZED, RECIPES, QuantizeResult, QuantizeSettings, check_fidelity, quantize_component
 from .runtime.pipeline import Text2ImagePipeline
 from .runtime.scheduler import SamplingPlan
-from .sources.loader import ModelSource
+from .runtime.tokenizer import ClipTokenizer
+from .sources.loader import ModelSource, SourcePart
 from .sources.sampling import lcm_sampling_plan
 from .stages import Pass, StageCache, StageResult
 from .targets import TARGETS
@@ -41,7 +44,7 @@ from .targets.base import FinalModels, Target, TargetBuild
 
 TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxruntime", "onnxruntime-qnn", "onnxsim", "qai-hub")
 NOISE_SCHEME = "splitmix64-box-muller-v1"
-CACHE_FORMAT = 6  # bump when a pass changes its output, so cached artifacts are rebuilt
+CACHE_FORMAT = 7  # bump when a pass changes its output, so cached artifacts are rebuilt
 CALIBRATION_SEED = 1_000_000  # calibration prompts use seeds from here, held-out prompts and images further on
 HELD_OUT_SEED_OFFSET = 1000
 FIDELITY_SEED_OFFSET = 2000
@@ -68,7 +71,8 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
                    command_line: list[str], console: Console) -> dict[str, Any]:
     """Build a bundle at `output` by running the chain of passes; returns the build report."""
     check_request(options, output)
-    with StageCache(cache_dir, console, options.force) as cache:
+    versions = {"format": CACHE_FORMAT, "tools": tool_versions()}
+    with StageCache(cache_dir, console, options.force, versions) as cache:
         return run_chain(Build(source, options, cache, cache_dir), output, command_line, console)
 
 
@@ -87,9 +91,6 @@ def run_chain(build: Build, output: Path, command_line: list[str], console: Cons
         if build.recipe[component] not in QUANTIZED:  # final without calibration: the target can start on it
             finish_component(build, target, component)
     source.release()
-    build.plan = lcm_sampling_plan(source.scheduler_config, options.steps, options.guidance_scale,
-                                   source.guidance_embedding_dim, latent_shape(source, options.height, options.width),
-                                   float(source.vae_config.get("scaling_factor", 0.18215)))
     quantized = [component for component in COMPONENTS if build.recipe[component] in QUANTIZED]
     if quantized:
         build.recordings, _ = build.cache.run(calibrate_pass(build))
@@ -112,7 +113,7 @@ def run_chain(build: Build, output: Path, command_line: list[str], console: Cons
 
 @dataclass
 class Build:
-    """The artifacts of one build so far, and the keys its passes share."""
+    """The artifacts of one build so far."""
 
     source: ModelSource
     options: BuildOptions
@@ -121,7 +122,6 @@ class Build:
     exports: dict[str, Path] = field(default_factory=dict)
     floats: dict[str, Path] = field(default_factory=dict)
     simplified: dict[str, SimplifyResult] = field(default_factory=dict)
-    plan: SamplingPlan | None = None
     recordings: Path | None = None
     finals: dict[str, Path] = field(default_factory=dict)
     results: dict[str, PrecisionResult | QuantizeResult] = field(default_factory=dict)
@@ -132,26 +132,32 @@ class Build:
     created: datetime = field(default_factory=lambda: build_time())
     precision: str = field(init=False)
     recipe: dict[str, str] = field(init=False)
-    base_key: dict[str, Any] = field(init=False)
+    plan: SamplingPlan = field(init=False)
 
     def __post_init__(self) -> None:
         self.precision = self.options.resolved_precision
         self.recipe = RECIPES[self.precision]
-        self.base_key = {"format": CACHE_FORMAT, "source": self.source.fingerprint, "height": self.options.height,
-                         "width": self.options.width, "opset": onnx_export.OPSET, "tools": tool_versions()}
+        self.plan = lcm_sampling_plan(self.source.scheduler_config, self.options.steps, self.options.guidance_scale,
+                                      self.source.guidance_embedding_dim, latent_shape(self.source, self.image_size),
+                                      float(self.source.vae_config.get("scaling_factor", 0.18215)))
+
+    @property
+    def image_size(self) -> ImageSize:
+        return self.options.height, self.options.width
+
+    def size_of(self, component: str) -> ImageSize | None:
+        """The image size that `component`'s shapes depend on, or None when they do not."""
+        return self.image_size if COMPONENTS[component].image_sized else None
 
     def model(self, stage: dict[str, Path], component: str) -> Path:
         return stage[component] / f"{component}.onnx"
 
+    def parity_data(self, component: str) -> Path:
+        return self.exports[component] / onnx_export.PARITY_FILE
+
     def prompts(self, evaluation_size: int) -> tuple[list[str], list[str]]:
         return calibration.split_prompts(calibration.read_prompts(self.options.calibration_prompts),
                                          self.options.calibration_size, evaluation_size)
-
-    @property
-    def recording_key(self) -> dict[str, Any]:
-        calibration_prompts, evaluation_prompts = self.prompts(self.options.evaluation_size)
-        return {**self.base_key, "steps": self.options.steps, "guidance": self.options.guidance_scale,
-                "seed": CALIBRATION_SEED, "prompts": calibration.prompts_digest(calibration_prompts + ["--"] + evaluation_prompts)}
 
     def final_models(self) -> FinalModels:
         """What the target compiles, with one held-out image's inputs per component for its checks."""
@@ -161,8 +167,7 @@ class Build:
         else:
             held_out = {c: [example_feeds(self.exports[c])] for c in COMPONENTS}
         return FinalModels({c: self.model(self.finals, c) for c in COMPONENTS}, {c: self.model(self.floats, c) for c in COMPONENTS},
-                           dict(self.recipe), held_out, self.recording_key if self.recordings else "examples", self.base_key,
-                           self.cache_dir)
+                           dict(self.recipe), held_out, self.cache_dir)
 
     def bundle_files(self, compiled: TargetBuild) -> dict[str, Path]:
         files = {artifact.name: artifact for component, folder in self.finals.items() for artifact in sorted(folder.iterdir())
@@ -174,7 +179,7 @@ class Build:
     def manifest(self, compiled: TargetBuild, command_line: list[str]) -> dict[str, Any]:
         components = {}
         for component in COMPONENTS:
-            inputs, outputs = component_io(self.source, component, self.options.height, self.options.width)
+            inputs, outputs = component_io(self.source, component, self.size_of(component))
             components[component] = {"file": f"{component}.onnx", "precision": self.recipe[component],
                                      "inputs": [asdict(spec) for spec in inputs], "outputs": [asdict(spec) for spec in outputs],
                                      **self.results[component].as_dict(),
@@ -219,77 +224,72 @@ def example_feeds(export_folder: Path) -> dict[str, np.ndarray]:
 
 def export_pass(build: Build, component: str) -> Pass[ExportResult]:
     channels_last = build.recipe[component] in QUANTIZED  # the GroupNorm form 16-bit activations need on the HTP
-    key = {**build.base_key, "component": component, "group_norm": "channels-last" if channels_last else "torch"}
-    if component == "vae_decoder" and build.source.vae_fingerprint:
-        key["decoder"] = build.source.vae_fingerprint  # another decoder than the model's own
+    return Pass(f"export {component}", {"model": build.source.part(component), "size": build.size_of(component),
+                                        "channels_last": channels_last}, export, ExportResult)
 
-    def produce(folder: Path) -> ExportResult:
-        options = build.options
-        path = onnx_export.export_component(build.source, component, options.height, options.width, folder, channels_last)
-        return ExportResult(onnx_export.check_parity(path, folder / onnx_export.PARITY_FILE, "fp32", component).as_dict())
 
-    return Pass(f"export {component}", key, produce, ExportResult)
+def export(folder: Path, model: SourcePart, size: ImageSize | None, channels_last: bool) -> ExportResult:
+    path = onnx_export.export_component(model.source, model.component, size, folder, channels_last)
+    return ExportResult(onnx_export.check_parity(path, folder / onnx_export.PARITY_FILE, "fp32", model.component).as_dict())
 
 
 def simplify_pass(build: Build, component: str) -> Pass[SimplifyResult]:
-    exported = build.exports[component]
+    return Pass(f"simplify {component}", {"exported": build.model(build.exports, component),
+                                          "parity_data": build.parity_data(component)}, simplify, SimplifyResult)
 
-    def produce(folder: Path) -> SimplifyResult:
-        path, info = onnx_export.simplify(exported / f"{component}.onnx", folder)
-        parity = onnx_export.check_parity(path, exported / onnx_export.PARITY_FILE, "fp32", component)
-        return SimplifyResult(**info, parity=parity.as_dict())
 
-    return Pass(f"simplify {component}", {"exported": str(exported), "pass": "onnxsim", "format": CACHE_FORMAT},
-                produce, SimplifyResult)
+def simplify(folder: Path, exported: Path, parity_data: Path) -> SimplifyResult:
+    path, info = onnx_export.simplify(exported, folder)
+    return SimplifyResult(**info, parity=onnx_export.check_parity(path, parity_data, "fp32", exported.stem).as_dict())
 
 
 def calibrate_pass(build: Build) -> Pass[CalibrationResult]:
     calibration_prompts, evaluation_prompts = build.prompts(build.options.evaluation_size)
+    return Pass("calibrate", {"floats": {c: build.model(build.floats, c) for c in COMPONENTS}, "plan": build.plan,
+                              "tokenizer": build.source.tokenizer, "calibration_prompts": calibration_prompts,
+                              "evaluation_prompts": evaluation_prompts}, record_calibration, CalibrationResult)
 
-    def produce(folder: Path) -> CalibrationResult:
-        floats = {c: build.model(build.floats, c) for c in COMPONENTS}
-        pipeline = calibration.RecordingPipeline(floats, build.plan, build.source.tokenizer)
-        calibration.record(pipeline, calibration_prompts, CALIBRATION_SEED).save(folder, "calibration")
-        calibration.record(pipeline, evaluation_prompts, CALIBRATION_SEED + HELD_OUT_SEED_OFFSET).save(folder, "evaluation")
-        return CalibrationResult(calibration_prompts, evaluation_prompts, [step.timestep for step in build.plan.steps])
 
-    return Pass("calibrate", build.recording_key, produce, CalibrationResult)
+def record_calibration(folder: Path, floats: dict[str, Path], plan: SamplingPlan, tokenizer: ClipTokenizer,
+                       calibration_prompts: list[str], evaluation_prompts: list[str]) -> CalibrationResult:
+    pipeline = calibration.RecordingPipeline(floats, plan, tokenizer)
+    calibration.record(pipeline, calibration_prompts, CALIBRATION_SEED).save(folder, "calibration")
+    calibration.record(pipeline, evaluation_prompts, CALIBRATION_SEED + HELD_OUT_SEED_OFFSET).save(folder, "evaluation")
+    return CalibrationResult(calibration_prompts, evaluation_prompts, [step.timestep for step in plan.steps])
 
 
 def fp16_pass(build: Build, component: str) -> Pass[PrecisionResult]:
-    exported = build.exports[component]
+    return Pass(f"fp16 {component}", {"float_model": build.model(build.floats, component),
+                                      "parity_data": build.parity_data(component)}, to_fp16, PrecisionResult)
 
-    def produce(folder: Path) -> PrecisionResult:
-        path = onnx_export.to_fp16(build.model(build.floats, component), folder)
-        return PrecisionResult("fp16", onnx_export.check_parity(path, exported / onnx_export.PARITY_FILE, "fp16", component).as_dict())
 
-    return Pass(f"fp16 {component}", {"float": str(build.floats[component]), "precision": "fp16", "format": CACHE_FORMAT},
-                produce, PrecisionResult)
+def to_fp16(folder: Path, float_model: Path, parity_data: Path) -> PrecisionResult:
+    path = onnx_export.to_fp16(float_model, folder)
+    return PrecisionResult("fp16", onnx_export.check_parity(path, parity_data, "fp16", float_model.stem).as_dict())
 
 
 def w8a16_pass(build: Build, component: str, precision: str) -> Pass[QuantizeResult]:
     """Plain W8A16 (shared by every recipe), or w8a16-mixed's fallback to float layers."""
-    float_model, exported = build.model(build.floats, component), build.exports[component]
-    settings = asdict(build.options.quantize) if precision == "w8a16-mixed" else None
-
-    def produce(folder: Path) -> QuantizeResult:
-        recordings = {prefix: calibration.Recording.load(build.recordings, prefix).samples[component]
-                      for prefix in ("calibration", "evaluation")}
-        result = quantize_component(float_model, recordings["calibration"], recordings["evaluation"], folder, precision,
-                                    build.options.quantize)
-        parity = onnx_export.check_parity(folder / float_model.name, exported / onnx_export.PARITY_FILE, "w8a16", component)
-        return replace(result, parity=parity.as_dict())
-
-    key = {"float": str(build.floats[component]), "precision": precision, "calibration": build.recording_key,
-           "settings": settings, "ranges": build.options.quantize.activation_ranges, "format": CACHE_FORMAT}
+    inputs = {"float_model": build.model(build.floats, component), "parity_data": build.parity_data(component),
+              "recordings": build.recordings, "precision": precision,
+              "settings": build.options.quantize.read_by(precision)}
     # 5-7 GB at 512x512 (quantization and held-out runs): not beside a background QNN compile under 12 GiB
-    return Pass(f"{precision} {component}", key, produce, QuantizeResult, exclusive=True)
+    return Pass(f"{precision} {component}", inputs, quantize, QuantizeResult, exclusive=True)
+
+
+def quantize(folder: Path, float_model: Path, parity_data: Path, recordings: Path, precision: str,
+             settings: QuantizeSettings) -> QuantizeResult:
+    component = float_model.stem
+    samples = {prefix: calibration.Recording.load(recordings, prefix).samples[component] for prefix in ("calibration", "evaluation")}
+    result = quantize_component(float_model, samples["calibration"], samples["evaluation"], folder, precision, settings)
+    parity = onnx_export.check_parity(folder / float_model.name, parity_data, "w8a16", component)
+    return replace(result, parity=parity.as_dict())
 
 
 def finish_component(build: Build, target: Target, component: str) -> None:
     """The component at its recipe's precision, handed to the target to start on."""
     build.finals[component], build.results[component] = reduce_precision(build, component)
-    target.start(component, build.model(build.finals, component), build.base_key, build.options, build.cache)
+    target.start(component, build.model(build.finals, component), build.options, build.cache)
 
 
 def reduce_precision(build: Build, component: str) -> tuple[Path, StageResult]:
@@ -311,19 +311,17 @@ def reduce_precision(build: Build, component: str) -> tuple[Path, StageResult]:
 
 
 def fidelity_pass(build: Build) -> Pass[EndToEnd]:
-    finals = {c: build.model(build.finals, c) for c in COMPONENTS}
-    key = {**build.base_key, "finals": sorted(str(path) for path in build.finals.values()),
-           "images": build.options.fidelity_images,
-           "prompts": calibration.prompts_digest(calibration.read_prompts(build.options.calibration_prompts))}
+    _, prompts = build.prompts(max(build.options.evaluation_size, 2))
+    return Pass("fidelity end-to-end", {"floats": {c: build.model(build.floats, c) for c in COMPONENTS},
+                                        "finals": {c: build.model(build.finals, c) for c in COMPONENTS},
+                                        "plan": build.plan, "tokenizer": build.source.tokenizer, "prompts": prompts,
+                                        "images": build.options.fidelity_images}, compare_end_to_end, EndToEnd)
 
-    def produce(folder: Path) -> EndToEnd:
-        floats = {c: build.model(build.floats, c) for c in COMPONENTS}
-        _, prompts = build.prompts(max(build.options.evaluation_size, 2))
-        return fidelity.compare(lambda: Text2ImagePipeline(floats, build.plan, build.source.tokenizer),
-                                lambda: Text2ImagePipeline(finals, build.plan, build.source.tokenizer), prompts,
-                                CALIBRATION_SEED + FIDELITY_SEED_OFFSET, build.options.fidelity_images, folder / FIDELITY_IMAGE)
 
-    return Pass("fidelity end-to-end", key, produce, EndToEnd)
+def compare_end_to_end(folder: Path, floats: dict[str, Path], finals: dict[str, Path], plan: SamplingPlan,
+                       tokenizer: ClipTokenizer, prompts: list[str], images: int) -> EndToEnd:
+    return fidelity.compare(lambda: Text2ImagePipeline(floats, plan, tokenizer), lambda: Text2ImagePipeline(finals, plan, tokenizer),
+                            prompts, CALIBRATION_SEED + FIDELITY_SEED_OFFSET, images, folder / FIDELITY_IMAGE)
 
 
 @dataclass(frozen=True)
@@ -339,23 +337,22 @@ class DecoderComparison(StageResult):
 
 
 def decoder_comparison_pass(build: Build) -> Pass[DecoderComparison]:
-    key = {**build.base_key, "decoder": build.source.vae_fingerprint, "latents": build.recording_key if build.recordings else "examples"}
+    if build.recordings is not None:
+        latents = [feed["latent"] for feed in calibration.Recording.load(build.recordings, "evaluation").samples["vae_decoder"][:2]]
+    else:
+        latents = [example_feeds(build.exports["vae_decoder"])["latent"]]
+    return Pass("compare decoders", {"model": build.source, "latents": latents}, compare_decoders, DecoderComparison)
 
-    def produce(folder: Path) -> DecoderComparison:
-        import torch
 
-        from .export.wrappers import wrap
-        from .metrics import psnr_db
+def compare_decoders(folder: Path, model: ModelSource, latents: list[np.ndarray]) -> DecoderComparison:
+    import torch
 
-        if build.recordings is not None:
-            latents = [feed["latent"] for feed in calibration.Recording.load(build.recordings, "evaluation").samples["vae_decoder"][:2]]
-        else:
-            latents = [example_feeds(build.exports["vae_decoder"])["latent"]]
-        components = build.source.load()
-        decoders = [wrap(components, "vae_decoder"), wrap(replace(components, vae=build.source.own_vae()), "vae_decoder")]
-        with torch.no_grad():
-            images = [[decoder(torch.from_numpy(latent)).numpy() for latent in latents] for decoder in decoders]
-        build.source.release()
-        return DecoderComparison([round(psnr_db(own, tiny), 2) for tiny, own in zip(*images)])
+    from .export.wrappers import wrap
+    from .metrics import psnr_db
 
-    return Pass("compare decoders", key, produce, DecoderComparison)
+    components = model.load()
+    decoders = [wrap(components, "vae_decoder"), wrap(replace(components, vae=model.own_vae()), "vae_decoder")]
+    with torch.no_grad():
+        images = [[decoder(torch.from_numpy(latent)).numpy() for latent in latents] for decoder in decoders]
+    model.release()
+    return DecoderComparison([round(psnr_db(own, tiny), 2) for tiny, own in zip(*images)])

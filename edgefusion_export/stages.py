@@ -1,15 +1,20 @@
-"""Passes and the stage cache: each pass writes one artifact folder, keyed by everything it depends on.
+"""Passes and the stage cache: each pass writes one artifact folder, keyed by what it reads.
 
-A `Pass` is declared data: its name, its cache key, the producer that writes the artifact, and the type of the
-result it reports. `StageCache.run` returns the artifact folder and the typed result, producing them only when
-no finished folder exists for that key; folders appear atomically, so an interrupted pass leaves nothing behind.
-`StageCache.start` produces a pass in the background (one at a time) while the chain goes on; `run` of the same
-pass then waits for it, and an `exclusive` pass (one that needs the memory to itself) runs once they are done. When
-the chain stops on an error, leaving the cache's `with` block stops the background work at once.
+A `Pass` is declared data: its name, its inputs (the artifacts of earlier passes, the option values and other
+values it uses), the producer that writes the artifact from exactly those inputs, and the type of the result it
+reports. Its cache key is derived, never written by hand: the pass's name and the identity of each input, as Olive
+derives a run's id from the pass, its configuration and its input model's id (`identity`). An artifact of the cache
+is identified by its place in the cache, so keys hold no absolute path and a moved cache still serves.
+`StageCache.run` returns the artifact folder and the typed result, producing them only when no finished folder
+exists for that key; folders appear atomically, so an interrupted pass leaves nothing behind. `StageCache.start`
+produces a pass in the background (one at a time) while the chain goes on; `run` of the same pass then waits for
+it, and an `exclusive` pass (one that needs the memory to itself) runs once they are done. When the chain stops on
+an error, leaving the cache's `with` block stops the background work at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,11 +24,12 @@ from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Mapping, TypeVar
 
+import numpy as np
 from rich.console import Console
 
-from .files import folder_bytes, remove_abandoned, remove_folder, staged_directory
+from .files import folder_bytes, remove_abandoned, remove_folder, sha256_file, staged_directory
 from .memory import PeakMemory, resident_bytes
 from .processes import kill_worker
 
@@ -51,10 +57,36 @@ Result = TypeVar("Result", bound=StageResult)
 @dataclass(frozen=True)
 class Pass(Generic[Result]):
     name: str  # e.g. "export unet"; also the artifact folder's name
-    key: dict[str, Any]  # everything the artifact depends on
-    produce: Callable[[Path], Result]  # writes the artifact into the folder it is given
+    inputs: Mapping[str, Any]  # everything the producer reads, handed to it by name; the key is derived from them
+    produce: Callable[..., Result]  # produce(folder, **inputs) writes the artifact into the folder it is given
     result: type[Result]
     exclusive: bool = False  # needs the machine's memory to itself: background passes finish first
+
+
+def identity(value: Any, cache_root: Path) -> Any:
+    """What a pass input contributes to its key: a path inside the cache by its place there (an artifact, whose
+    folder is named by its own key), any other file by its content, arrays by their bytes, objects by their
+    `cache_identity()` (a model source's fingerprint, a tokenizer's digest) or their dataclass fields."""
+    if isinstance(value, Path):
+        resolved = value.resolve()
+        if resolved.is_relative_to(cache_root):
+            return f"cache:{resolved.relative_to(cache_root).as_posix()}"
+        if resolved.is_file():
+            return f"sha256:{sha256_file(resolved)}"
+        raise TypeError(f"pass input {value} is neither a cache artifact nor a file")
+    if isinstance(value, np.ndarray):
+        return f"array:{value.dtype.str}{list(value.shape)}:{hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}"
+    if hasattr(value, "cache_identity"):
+        return identity(value.cache_identity(), cache_root)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return identity(asdict(value), cache_root)
+    if isinstance(value, Mapping):
+        return {str(key): identity(item, cache_root) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [identity(item, cache_root) for item in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"pass input of type {type(value).__name__} has no cache identity")
 
 
 @dataclass
@@ -69,8 +101,9 @@ class StageRecord:
 class StageCache:
     """Finished artifacts, one folder per (pass, key); prints a line per pass with its time, memory and summary."""
 
-    def __init__(self, root: Path, console: Console, force: bool = False) -> None:
-        self.root = root
+    def __init__(self, root: Path, console: Console, force: bool = False, version: Mapping[str, Any] | None = None) -> None:
+        self.root = root.resolve()
+        self.version = dict(version or {})  # what every key holds: the cache format and the tools' versions
         self.console = console
         self.force = force
         self.records: list[StageRecord] = []
@@ -97,8 +130,12 @@ class StageCache:
             kill_worker(self._worker)
             self._worker.join(0.1)
 
+    def key(self, step: Pass) -> dict[str, Any]:
+        """What the artifact of `step` depends on: the pass, the versions every pass depends on, and its inputs."""
+        return {"pass": step.name, **self.version, "inputs": identity(step.inputs, self.root)}
+
     def folder(self, step: Pass) -> Path:
-        digest = hashlib.sha256(json.dumps(step.key, sort_keys=True).encode()).hexdigest()[:20]
+        digest = hashlib.sha256(json.dumps(self.key(step), sort_keys=True).encode()).hexdigest()[:20]
         return self.root / step.name.replace(" ", "-") / digest
 
     def run(self, step: Pass[Result]) -> tuple[Path, Result]:
@@ -156,8 +193,8 @@ class StageCache:
         start = time.perf_counter()
         with PeakMemory() as peak:
             with staged_directory(folder) as staging:
-                result = step.produce(staging)
-                (staging / RESULT_FILE).write_text(json.dumps({**result.as_dict(), "key": step.key}, indent=2))
+                result = step.produce(staging, **step.inputs)
+                (staging / RESULT_FILE).write_text(json.dumps({**result.as_dict(), "key": self.key(step)}, indent=2))
         self._record(step.name, start, False, result, peak.mb)
         return result
 

@@ -38,7 +38,7 @@ def test_a_started_pass_runs_in_the_background_and_run_waits_for_it(tmp_path):
     cache = StageCache(tmp_path, Console(quiet=True))
     release, calls = threading.Event(), []
 
-    def produce(folder):
+    def produce(folder, k):
         calls.append(folder)
         assert release.wait(10)  # blocks until the chain, still running, lets it finish
         (folder / "artifact").write_text("made")
@@ -59,7 +59,7 @@ def test_a_started_pass_runs_in_the_background_and_run_waits_for_it(tmp_path):
 def test_a_failed_background_pass_raises_where_the_chain_waits(tmp_path):
     cache = StageCache(tmp_path, Console(quiet=True))
 
-    def produce(folder):
+    def produce(folder, k):
         raise UserError("QNN could not compile unet")
 
     step = Pass("qnn unet chip", {"k": 2}, produce, Done)
@@ -73,12 +73,12 @@ def test_an_exclusive_pass_waits_for_the_background(tmp_path):
     cache = StageCache(tmp_path, Console(quiet=True))
     events = []
 
-    def background(folder):
+    def background(folder, k):
         threading.Event().wait(0.3)
         events.append("background done")
         return Done(threading.current_thread().name)
 
-    def heavy(folder):
+    def heavy(folder, k):
         events.append("exclusive started")
         return Done(threading.current_thread().name)
 
@@ -90,7 +90,7 @@ def test_an_exclusive_pass_waits_for_the_background(tmp_path):
 def test_a_failed_chain_stops_the_background_work_at_once(tmp_path):
     started = []
 
-    def qnn_compile(folder):
+    def qnn_compile(folder, k):
         started.append(folder)
         in_fresh_process(time.sleep, 60, temp_parent=folder)
         return Done(threading.current_thread().name)
@@ -130,7 +130,7 @@ def test_a_killed_stage_is_swept_when_the_folder_is_next_written_and_live_ones_a
 
 def test_cache_command_reports_sweeps_and_prunes(tmp_path):
     cache = StageCache(tmp_path, Console(quiet=True))
-    used, unused = (Pass("export unet", {"k": k}, lambda folder: Done("x"), Done) for k in (5, 6))
+    used, unused = (Pass("export unet", {"k": k}, lambda folder, k: Done("x"), Done) for k in (5, 6))
     cache.run(unused)
     stale = time.time() - 3 * 86400
     os.utime(cache.folder(unused) / "stage.json", (stale, stale))

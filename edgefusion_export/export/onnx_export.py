@@ -25,7 +25,7 @@ from ..metrics import cosine_similarity, sqnr_db
 from ..sources.loader import ModelSource
 from .group_norm import channels_last_group_norms
 from .npu_rewrites import make_npu_friendly
-from .wrappers import TensorSpec, component_io, wrap
+from .wrappers import ImageSize, TensorSpec, component_io, wrap
 
 OPSET = 18  # opset 17 writes an invalid UNet with the dynamo exporter; 21 emits GroupNormalization
 EXAMPLE_PROMPT = "a photo of an astronaut riding a horse on mars"
@@ -96,14 +96,14 @@ def example_inputs(source: ModelSource, name: str, inputs: list[TensorSpec]) -> 
     return values
 
 
-def export_component(source: ModelSource, name: str, height: int, width: int, folder: Path,
+def export_component(source: ModelSource, name: str, size: ImageSize | None, folder: Path,
                      channels_last_group_norm: bool = False) -> Path:
     """Trace one component to `folder/name.onnx` (weights in external data) and store parity data.
 
     `channels_last_group_norm` traces every GroupNorm in the form QNN's HTP backend computes correctly with 16-bit
     quantized activations (see `group_norm`); torch's own form is cheaper on the NPU and right in float.
     """
-    inputs, outputs = component_io(source, name, height, width)
+    inputs, outputs = component_io(source, name, size)
     module = wrap(source.load(), name)
     arguments = example_inputs(source, name, inputs)
     with torch.no_grad():

@@ -12,12 +12,14 @@ import torch
 from ..sources.loader import ModelSource, TorchComponents
 
 
+ImageSize = tuple[int, int]  # (height, width) in pixels
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
     shape: list[int]
     dtype: str  # numpy dtype name
-
 
 
 class TextEncoder(torch.nn.Module):
@@ -30,7 +32,7 @@ class TextEncoder(torch.nn.Module):
         self.text_encoder = components.text_encoder
 
     @staticmethod
-    def io(source: ModelSource, height: int, width: int) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    def io(source: ModelSource, size: ImageSize | None) -> tuple[list[TensorSpec], list[TensorSpec]]:
         tokens, hidden = source.tokenizer.max_length, source.text_config["hidden_size"]
         return [TensorSpec("input_ids", [1, tokens], "int32")], [TensorSpec("text_embeddings", [1, tokens, hidden], "float32")]
 
@@ -48,13 +50,13 @@ class UNet(torch.nn.Module):
         self.unet = components.unet
 
     @staticmethod
-    def io(source: ModelSource, height: int, width: int) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    def io(source: ModelSource, size: ImageSize | None) -> tuple[list[TensorSpec], list[TensorSpec]]:
         tokens, hidden = source.tokenizer.max_length, source.text_config["hidden_size"]
-        inputs = [TensorSpec("latent", latent_shape(source, height, width), "float32"), TensorSpec("timestep", [1], "float32"),
+        inputs = [TensorSpec("latent", latent_shape(source, size), "float32"), TensorSpec("timestep", [1], "float32"),
                   TensorSpec("text_embeddings", [1, tokens, hidden], "float32")]
         if source.guidance_embedding_dim:
             inputs.append(TensorSpec("guidance_embedding", [1, source.guidance_embedding_dim], "float32"))
-        return inputs, [TensorSpec("noise_prediction", latent_shape(source, height, width), "float32")]
+        return inputs, [TensorSpec("noise_prediction", latent_shape(source, size), "float32")]
 
     def forward(self, latent: torch.Tensor, timestep: torch.Tensor, text_embeddings: torch.Tensor,
                 guidance_embedding: torch.Tensor | None = None) -> torch.Tensor:
@@ -73,8 +75,9 @@ class VaeDecoder(torch.nn.Module):
         self.scaling_factor = float(components.vae.config.scaling_factor)
 
     @staticmethod
-    def io(source: ModelSource, height: int, width: int) -> tuple[list[TensorSpec], list[TensorSpec]]:
-        return [TensorSpec("latent", latent_shape(source, height, width), "float32")], \
+    def io(source: ModelSource, size: ImageSize | None) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        height, width = image_size(size)
+        return [TensorSpec("latent", latent_shape(source, size), "float32")], \
             [TensorSpec("image", [1, 3, height, width], "float32")]
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
@@ -86,13 +89,21 @@ WRAPPERS: dict[str, type[TextEncoder] | type[UNet] | type[VaeDecoder]] = {
     wrapper.component: wrapper for wrapper in (TextEncoder, UNet, VaeDecoder)}
 
 
-def latent_shape(source: ModelSource, height: int, width: int) -> list[int]:
+def image_size(size: ImageSize | None) -> ImageSize:
+    if size is None:
+        raise ValueError("this component's shapes depend on the image size; pass (height, width)")
+    return size
+
+
+def latent_shape(source: ModelSource, size: ImageSize | None) -> list[int]:
+    height, width = image_size(size)
     return [1, source.unet_config.get("in_channels", 4), height // source.vae_scale_factor, width // source.vae_scale_factor]
 
 
-def component_io(source: ModelSource, name: str, height: int, width: int) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """Static input and output specs of one component at batch 1."""
-    return WRAPPERS[name].io(source, height, width)
+def component_io(source: ModelSource, name: str, size: ImageSize | None) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Static input and output specs of one component at batch 1; `size` (height, width) for the components whose
+    shapes depend on the image size (`Component.image_sized`), None for the others."""
+    return WRAPPERS[name].io(source, size)
 
 
 def wrap(components: TorchComponents, name: str) -> torch.nn.Module:

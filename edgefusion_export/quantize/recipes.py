@@ -56,6 +56,11 @@ class QuantizeSettings:
     max_float_fraction: float = 0.25  # of the component's weight parameters kept in float by the fallback
     activation_ranges: str = "minmax"  # how calibration sets 16-bit activation ranges: qdq.ACTIVATION_RANGES
 
+    def read_by(self, precision: str) -> QuantizeSettings:
+        """The settings that quantizing at `precision` reads: plain W8A16 only the activation ranges (the SQNR gate
+        is judged after it), w8a16-mixed's fallback all of them."""
+        return self if precision == "w8a16-mixed" else QuantizeSettings(activation_ranges=self.activation_ranges)
+
 
 def quantize_component(float_path: Path, calibration: list[dict[str, np.ndarray]], evaluation: list[dict[str, np.ndarray]],
                        folder: Path, precision: str, settings: QuantizeSettings) -> QuantizeResult:

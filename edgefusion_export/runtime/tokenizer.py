@@ -7,9 +7,10 @@ map bytes to unicode, apply BPE merges by rank, add BOS/EOS, truncate and pad to
 
 from __future__ import annotations
 
+import hashlib
 import json
 import unicodedata
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import regex
@@ -58,6 +59,15 @@ class ClipTokenizer:
         lines = Path(merges_file).read_text(encoding="utf-8").splitlines()
         merges = [tuple(line.split()) for line in lines if line and not line.startswith("#version")]
         return cls(vocab, merges, max_length, pad_id)
+
+    @cached_property
+    def digest(self) -> str:
+        """sha256 of everything that decides the ids: vocabulary, merges, length and padding."""
+        text = json.dumps([self.vocab, self.merges, self.max_length, self.pad_id], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def cache_identity(self) -> str:
+        return self.digest
 
     def bpe(self, word: str) -> list[str]:
         """Split one byte-encoded word into vocabulary symbols."""

@@ -61,6 +61,15 @@ class ModelSource:
         """Drop the torch modules (the later passes work on ONNX files)."""
         self._loaded = None
 
+    def cache_identity(self) -> dict[str, Any]:
+        """What the model contributes to the key of a pass that reads it: weights, decoder, tokenizer, scheduler."""
+        return {"weights": self.fingerprint, "decoder": self.vae_fingerprint, "tokenizer": self.tokenizer.digest,
+                "scheduler": self.scheduler_config}
+
+    def part(self, component: str) -> SourcePart:
+        """The model as one component's export reads it."""
+        return SourcePart(self, component)
+
     @property
     def guidance_embedding_dim(self) -> int | None:
         """Width of the LCM guidance embedding, or None for LCM-LoRA style models."""
@@ -69,6 +78,20 @@ class ModelSource:
     @property
     def vae_scale_factor(self) -> int:
         return 2 ** (len(self.vae_config["block_out_channels"]) - 1)
+
+
+@dataclass(frozen=True)
+class SourcePart:
+    """One component of a model source, keyed by the weights it is traced from (a replacement VAE decoder keeps
+    the UNet's and text encoder's exports) and the tokenizer that writes its example inputs."""
+
+    source: ModelSource
+    component: str
+
+    def cache_identity(self) -> dict[str, Any]:
+        replaced = COMPONENTS[self.component].source == "vae" and self.source.vae_fingerprint
+        return {"weights": self.source.vae_fingerprint if replaced else self.source.fingerprint,
+                "tokenizer": self.source.tokenizer.digest}
 
 
 def resolve_source(model: Path | None, preset: str | None, tokenizer: Path | None = None,
@@ -281,9 +304,9 @@ def hash_files(paths: list[Path]) -> str:
 
 
 def _builtin_tokenizer() -> tuple[ClipTokenizer, str]:
-    """The built-in CLIP tokenizer and a digest of its vocabulary, which source fingerprints include."""
-    vocab, merges = builtin_vocabulary()
-    return ClipTokenizer(vocab, merges), hash_strings(json.dumps([vocab, merges], sort_keys=True))
+    """The built-in CLIP tokenizer and its digest, which source fingerprints include."""
+    tokenizer = ClipTokenizer(*builtin_vocabulary())
+    return tokenizer, tokenizer.digest
 
 
 def hash_strings(*parts: str) -> str:

@@ -127,9 +127,11 @@ def upload_copy(model_path: Path, folder: Path) -> Path:
 
 
 def compile_on_aihub(hub: ModuleType, client: Any, model_path: Path, component: str, chipset: Chipset,
-                     ledger: JobLedger, folder: Path, timeout_s: int = DEFAULT_TIMEOUT_S) -> AihubCompilation:
-    """Compile one component for the chipset's AI Hub device; download the QNN context binary into `folder`."""
-    digest = hashlib.sha256(sha256_file(model_path).encode() + COMPILE_OPTIONS.encode()).hexdigest()[:16]
+                     ledger: JobLedger, folder: Path, options: str = COMPILE_OPTIONS,
+                     timeout_s: int = DEFAULT_TIMEOUT_S) -> AihubCompilation:
+    """Compile one component for the chipset's AI Hub device with compile `options`; download the QNN context
+    binary into `folder`."""
+    digest = hashlib.sha256(sha256_file(model_path).encode() + options.encode()).hexdigest()[:16]
     purpose = f"compile/{component}/{chipset.name}/{digest}"
     upload = None
 
@@ -137,7 +139,7 @@ def compile_on_aihub(hub: ModuleType, client: Any, model_path: Path, component: 
         nonlocal upload
         upload = upload_copy(model_path, folder)
         return client.submit_compile_job(model=str(upload), device=hub.Device(chipset.aihub_device),
-                                         name=f"edgefusion {component}", options=COMPILE_OPTIONS)
+                                         name=f"edgefusion {component}", options=options)
 
     job = run_job(client, ledger, purpose, submit, timeout_s)
     if upload is not None:
@@ -148,4 +150,4 @@ def compile_on_aihub(hub: ModuleType, client: Any, model_path: Path, component: 
     if downloaded is None or not Path(downloaded).is_file():
         raise UserError(f"AI Hub job {job.job_id} produced no target model ({job.url}); re-run to retry the download")
     Path(downloaded).replace(target)
-    return AihubCompilation(job.job_id, job.url, target.name, chipset.aihub_device, COMPILE_OPTIONS)
+    return AihubCompilation(job.job_id, job.url, target.name, chipset.aihub_device, options)

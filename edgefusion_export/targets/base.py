@@ -34,8 +34,6 @@ class FinalModels:
     float_models: dict[str, Path]
     precisions: dict[str, str]
     held_out: dict[str, list[dict[str, Any]]]  # one held-out image's calls per component
-    held_out_key: Any  # what those inputs depend on, for cache keys
-    base_key: dict[str, Any]  # source, shapes and tool versions, for cache keys
     cache_dir: Path
 
 
@@ -55,7 +53,7 @@ class Target(Protocol):
     def check(self, options: TargetOptions) -> None:
         """Refuse options this target does not take, with a one-line UserError."""
 
-    def start(self, component: str, model: Path, base_key: dict[str, Any], options: TargetOptions, cache: StageCache) -> None:
+    def start(self, component: str, model: Path, options: TargetOptions, cache: StageCache) -> None:
         """Start work on one final component in the background (`cache.start`) while the chain goes on."""
 
     def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:

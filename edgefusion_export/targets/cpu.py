@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 from ..errors import UserError
 from ..stages import StageCache
 from .base import FinalModels, TargetBuild, TargetOptions
@@ -20,7 +18,7 @@ class CpuTarget:
             raise UserError("--chipset, --aihub, --verify-npu, --qnn-optimization and --ship compiled apply to "
                             "--target snapdragon only")
 
-    def start(self, component: str, model: Path, base_key: dict[str, Any], options: TargetOptions, cache: StageCache) -> None:
+    def start(self, component: str, model: Path, options: TargetOptions, cache: StageCache) -> None:
         """Nothing to do ahead: the portable ONNX is the product."""
 
     def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:

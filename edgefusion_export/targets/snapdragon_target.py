@@ -3,7 +3,6 @@ onnxruntime-qnn, and in Qualcomm AI Hub with --aihub), then run in HTP emulation
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,11 @@ class SnapdragonTarget:
         for name in options.chipsets:
             chipset(name)
 
-    def start(self, component: str, model: Path, base_key: dict[str, Any], options: TargetOptions, cache: StageCache) -> None:
+    def start(self, component: str, model: Path, options: TargetOptions, cache: StageCache) -> None:
         """QNN's graph preparation is single-threaded and the largest part of a build: begin it as soon as a
         component is final, on the core the chain leaves idle."""
         for chip in chipsets(options):
-            cache.start(qnn_pass(model, base_key, component, chip, options))
+            cache.start(qnn_pass(model, component, chip, options))
 
     def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:
         chips = chipsets(options)
@@ -44,7 +43,7 @@ class SnapdragonTarget:
                             report={component: {} for component in final.models})
         for chip in chips:
             for component in final.models:
-                folder, offline = cache.run(qnn_pass(final.models[component], final.base_key, component, chip, options))
+                folder, offline = cache.run(qnn_pass(final.models[component], component, chip, options))
                 prefix = f"qnn/{chip.name}"
                 build.files.update({f"{prefix}/{name}": folder / name for name in [offline.file, *offline.context_binaries]})
                 report = {"offline": offline.as_dict()}
@@ -69,26 +68,18 @@ def chipsets(options: TargetOptions) -> list[Chipset]:
     return [chipset(name) for name in options.chipsets or (None,)]
 
 
-def compile_key(base_key: dict[str, Any], model: Path, component: str, chip: Chipset) -> dict[str, Any]:
-    """What compiling a component for a chipset depends on (its final model's folder is keyed by content)."""
-    return {**base_key, "component": component, "final": str(model.parent), "chipset": asdict(chip)}
-
-
-def qnn_pass(model: Path, base_key: dict[str, Any], component: str, chip: Chipset,
-             options: TargetOptions) -> Pass[snapdragon.NpuCompilation]:
-    mode = snapdragon.finalization_mode(model, options.qnn_optimization)
-    key = {**compile_key(base_key, model, component, chip), "allow_cpu_fallback": options.allow_cpu_fallback,
-           "finalization_mode": mode}
-    return Pass(f"qnn {component} {chip.name}", key,
-                lambda folder: snapdragon.compile_for_chipset(model, chip, folder, options.allow_cpu_fallback, mode),
-                snapdragon.NpuCompilation)
+def qnn_pass(model: Path, component: str, chip: Chipset, options: TargetOptions) -> Pass[snapdragon.NpuCompilation]:
+    inputs = {"model": model, "chip": chip, "allow_cpu_fallback": options.allow_cpu_fallback,
+              "mode": snapdragon.finalization_mode(model, options.qnn_optimization)}
+    return Pass(f"qnn {component} {chip.name}", inputs, lambda folder, model, chip, allow_cpu_fallback, mode:
+                snapdragon.compile_for_chipset(model, chip, folder, allow_cpu_fallback, mode), snapdragon.NpuCompilation)
 
 
 def verify_pass(final: FinalModels, component: str, chip: Chipset, compiled: Path) -> Pass[snapdragon.NpuVerification]:
-    key = {**final.base_key, "compiled": str(compiled.parent), "samples": final.held_out_key}
-    return Pass(f"verify-npu {component} {chip.name}", key, lambda _: snapdragon.verify_in_emulation(
-        compiled, final.models[component], final.float_models[component], final.held_out[component], chip.htp_target),
-        snapdragon.NpuVerification)
+    inputs = {"compiled": compiled, "portable": final.models[component], "float_model": final.float_models[component],
+              "samples": final.held_out[component], "target": chip.htp_target}
+    return Pass(f"verify-npu {component} {chip.name}", inputs, lambda _, **checked: snapdragon.verify_in_emulation(**checked),
+                snapdragon.NpuVerification)
 
 
 class Hub:
@@ -99,15 +90,15 @@ class Hub:
         self.hub = self.client = None
 
     def compile_pass(self, final: FinalModels, component: str, chip: Chipset) -> Pass[aihub.AihubCompilation]:
-        model = final.models[component]
-        key = {**compile_key(final.base_key, model, component, chip), "aihub": aihub.COMPILE_OPTIONS}
+        return Pass(f"aihub {component} {chip.name}", {"model": final.models[component], "chip": chip,
+                                                      "options": aihub.COMPILE_OPTIONS}, self.compile, aihub.AihubCompilation)
 
-        def produce(folder):
-            self.hub = self.hub or aihub.load_hub()
-            self.client = self.client or aihub.make_client(self.hub)
-            return aihub.compile_on_aihub(self.hub, self.client, model, component, chip, self.ledger, folder)
-
-        return Pass(f"aihub {component} {chip.name}", key, produce, aihub.AihubCompilation)
+    def compile(self, folder: Path, model: Path, chip: Chipset, options: str) -> aihub.AihubCompilation:
+        """A compile job in AI Hub (the client, a service, is not an input: the job's result depends on the model,
+        the device and the options)."""
+        self.hub = self.hub or aihub.load_hub()
+        self.client = self.client or aihub.make_client(self.hub)
+        return aihub.compile_on_aihub(self.hub, self.client, model, model.stem, chip, self.ledger, folder, options)
 
 
 def should_verify(options: TargetOptions, final: FinalModels, cache: StageCache) -> bool:
