@@ -8,6 +8,7 @@ node fails the build unless `--allow-cpu-fallback`.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from ..stages import StageResult
 from .chipsets import Chipset
 
 IO_CONVERSIONS = ("QuantizeLinear", "DequantizeLinear", "Cast")
+# glibc fills every block malloc hands out with this pattern, so bytes QNN's serializer might leave uninitialized
+# (padding) are the same in every build instead of what the process allocated before.
+DETERMINISTIC_HEAP = {"MALLOC_PERTURB_": "165"}
 # QNN graph finalization ("auto"). Measured here (QNN 2.51, bk-sdm-tiny FP16 VAE decoder, 8 Gen 3, compile wall
 # time / peak): 256x256 mode 3 99 s / 4.1 GiB, mode 1 54 s / 2.8 GiB; 512x512 mode 3 905 s, mode 1 484 s. The FP16
 # text encoder and VAE decoder compute the same numbers with modes 1 and 3 in HTP emulation (tiny, 256x256: 60.1 and
@@ -80,7 +84,8 @@ def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_
     start = time.perf_counter()
     # QNN numbers graphs and tensors per process, so a compile writes other bytes after earlier ones in the same
     # process (a cached stage changes the count); a fresh process writes the same binary every time.
-    error = in_fresh_process(write_context_model, str(model_path), str(output), provider_options, temp_parent=folder)
+    error = in_fresh_process(write_context_model, str(model_path), str(output), provider_options, temp_parent=folder,
+                             environment=DETERMINISTIC_HEAP)
     if error is not None:
         raise UserError(f"QNN could not compile {name} for {chipset.marketing_name}: {error}")
     match_ir_version(output, model_path)
@@ -99,9 +104,13 @@ def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_
 
 def write_context_model(model_path: str, output: str, provider_options: dict[str, str]) -> str | None:
     """Compile `model_path` into the EPContext model `output` (embed mode 0: the context binary beside it); returns
-    QNN's error, or None."""
+    QNN's error, or None. Runs in a fresh process: it changes the working directory."""
     import onnxruntime
 
+    # onnxruntime names the graph in the binary after a hash of the path the model was opened by: by its file
+    # name, the binary is the same wherever the cache is (by its absolute path, 54 bytes differed between caches).
+    os.chdir(Path(model_path).parent)
+    model_path = Path(model_path).name
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     options.add_session_config_entry("ep.context_enable", "1")
