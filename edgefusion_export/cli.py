@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+from rich import box
 from rich.console import Console
-from rich.table import Column, Table
 
 from .errors import UserError
 from .bundle.selection import SHIP_CHOICES
 from .options import BuildOptions, FidelityGates, QuantizeSettings
+from .tables import show, table
 from .targets.aihub import DEFAULT_TIMEOUT_S
 from .targets.base import QNN_OPTIMIZATION_CHOICES
 
@@ -156,13 +157,11 @@ def targets() -> None:
     out = Console(highlight=False)
     for target in TARGETS.values():
         out.print(f"[bold]{target.name}[/bold]: {target.description} (default precision {target.default_precision})")
-    table = Table("chipset", "name", "SoC", "Hexagon", "soc_model", "AI Hub device", "INT8 TOPS", "GB/s",
-                  title="Snapdragon chipsets (--chipset)")
-    for chip in load_chipsets().values():
-        table.add_row(chip.name + (" (default)" if chip.default else ""), chip.marketing_name, chip.soc,
-                      chip.hexagon_arch, str(chip.qnn_soc_model), chip.aihub_device, f"{chip.npu_int8_tops:g}",
-                      f"{chip.memory_bandwidth_gbps:g}")
-    out.print(table)
+    rows = [[chip.name + (" *" if chip.default else ""), chip.soc, chip.hexagon_arch, chip.aihub_device,
+             f"{chip.npu_int8_tops:g}", f"{chip.memory_bandwidth_gbps:g}"] for chip in load_chipsets().values()]
+    show(out, table(["chipset", "SoC", "Hexagon", "AI Hub --device", "INT8 TOPS", "GB/s"], rows,
+                    copyable=["chipset", "SoC", "Hexagon", "AI Hub --device"],
+                    title="Snapdragon chipsets (--chipset; * the default)", box=box.SIMPLE, pad_edge=False))
 
 
 @main.command()
@@ -178,26 +177,25 @@ def inspect(bundle: Path, no_verify: bool) -> None:
     model = manifest["model"]
     out.print(f"[bold]{bundle}[/bold]  {model['description']}  {model['height']}x{model['width']}  "
               f"target {manifest['target']['name']}  schema {manifest['schema_version']}")
-    table = Table("component", "file", "MB", "precision", "vs torch dB", "held-out dB", title="Components")
-    tensors = Table("component", "io", "tensor", "dtype", "shape", title="Inputs and outputs")
+    components, tensors = [], []
     for name, component in manifest["components"].items():
         portable = component.get("file", "(compiled only)")
         size = sum(entry["size"] for file, entry in manifest["files"].items() if file.startswith(portable))
         held_out = component.get("fidelity", {}).get("sqnr_db")
-        table.add_row(name, portable, f"{size / 2**20:.1f}", component["precision"],
-                      f"{component['parity']['sqnr_db']:.1f}" if "parity" in component else "-",
-                      f"{held_out:.1f}" if held_out is not None else "-")
-        for direction in ("inputs", "outputs"):
-            for spec in component[direction]:
-                tensors.add_row(name, direction[:-1], spec["name"], spec["dtype"], str(spec["shape"]))
-    out.print(table)
-    out.print(tensors)
+        components.append([name, portable, f"{size / 2**20:.1f}", component["precision"],
+                           f"{component['parity']['sqnr_db']:.1f}" if "parity" in component else "-",
+                           f"{held_out:.1f}" if held_out is not None else "-"])
+        tensors += [[name, direction[:-1], spec["name"], spec["dtype"], str(spec["shape"])]
+                    for direction in ("inputs", "outputs") for spec in component[direction]]
+    show(out, table(["component", "file", "MB", "precision", "vs torch dB", "held-out dB"], components,
+                    copyable=["component", "file"], title="Components"))
+    show(out, table(["component", "io", "tensor", "dtype", "shape"], tensors, copyable=["component", "tensor", "shape"],
+                    title="Inputs and outputs"))
     sampling = manifest["sampling"]
-    steps = Table("step", "timestep", "alpha_cumprod", "alpha_cumprod_prev", "c_skip", "c_out", title="LCM sampling plan")
-    for index, step in enumerate(sampling["steps"], 1):
-        steps.add_row(str(index), str(step["timestep"]), f"{step['alpha_cumprod']:.6f}", f"{step['alpha_cumprod_prev']:.6f}",
-                      f"{step['c_skip']:.3e}", f"{step['c_out']:.6f}")
-    out.print(steps)
+    show(out, table(["step", "timestep", "alpha_cumprod", "alpha_cumprod_prev", "c_skip", "c_out"],
+                    [[str(index), str(step["timestep"]), f"{step['alpha_cumprod']:.6f}", f"{step['alpha_cumprod_prev']:.6f}",
+                      f"{step['c_skip']:.3e}", f"{step['c_out']:.6f}"] for index, step in enumerate(sampling["steps"], 1)],
+                    title="LCM sampling plan"))
     guidance = "none (LCM-LoRA style)" if sampling["guidance_embedding"] is None else f"{len(sampling['guidance_embedding'])}-d embedding"
     out.print(f"guidance scale {sampling['guidance_scale']} ({guidance}); latent {sampling['latent_shape']}; "
               f"tokenizer {manifest['tokenizer']['type']} max {manifest['tokenizer']['max_length']} tokens; "
@@ -302,8 +300,6 @@ def cache(cache_dir: Path | None, prune_days: float | None) -> None:
     """Show what the stage cache holds, per pass, and prune it. Leftovers of killed builds are removed."""
     from datetime import datetime
 
-    from rich import box
-
     from .compiler import default_cache_dir
     from .stages import cached_stages, prune, sweep
 
@@ -320,13 +316,11 @@ def cache(cache_dir: Path | None, prune_days: float | None) -> None:
     by_pass: dict[str, list] = {}
     for stage in stages:
         by_pass.setdefault(stage.name, []).append(stage)
-    table = Table(Column("pass", no_wrap=True), Column("entries", justify="right", no_wrap=True),
-                  Column("MB", justify="right", no_wrap=True), Column("last used", no_wrap=True),
-                  title=f"stage cache {root}", box=box.SIMPLE, pad_edge=False)
-    for name, entries in by_pass.items():
-        last = datetime.fromtimestamp(max(stage.last_used for stage in entries)).strftime("%Y-%m-%d %H:%M")
-        table.add_row(name, str(len(entries)), f"{sum(stage.size for stage in entries) / 2**20:.1f}", last)
-    out.print(table)
+    rows = [[name, str(len(entries)), f"{sum(stage.size for stage in entries) / 2**20:.1f}",
+             datetime.fromtimestamp(max(stage.last_used for stage in entries)).strftime("%Y-%m-%d %H:%M")]
+            for name, entries in by_pass.items()]
+    show(out, table(["pass", "entries", "MB", "last used"], rows, copyable=["pass"], title=f"stage cache {root}",
+                    box=box.SIMPLE, pad_edge=False))
     out.print(f"{len(stages)} stages, {sum(stage.size for stage in stages) / 2**20:.1f} MB")
 
 

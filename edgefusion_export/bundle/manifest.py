@@ -88,7 +88,7 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
 class Bundle:
     """A verified bundle on disk."""
 
-    folder: Path
+    folder: Path  # absolute: every path the bundle hands out is inside it, whatever the working directory
     manifest: dict[str, Any]
 
     def path(self, name: str) -> Path:
@@ -115,7 +115,7 @@ def load_bundle(folder: Path, verify: bool = True) -> Bundle:
     if not isinstance(manifest, dict):
         raise UserError(f"{manifest_path} is not a bundle manifest; rebuild the bundle")
     validate_manifest(manifest, manifest_path)
-    bundle = Bundle(folder, manifest)
+    bundle = Bundle(folder.resolve(), manifest)
     if verify:
         for name, entry in manifest["files"].items():
             path = bundle.path(name)

@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonschema
 
 from ..files import write_text_atomic
+from ..tables import show, table
 from .model import SCHEMA_FILE, Profile
 
 
@@ -90,13 +91,11 @@ device <b>{escape(profile.device)}</b> &middot; {profile.num_steps} UNet steps p
 
 
 def print_summary(profile: Profile, console) -> None:
-    from rich.table import Table
-
-    table = Table("component", "ms per call", "calls", "ms per image", "slowest block", title=f"{profile.backend} on {profile.device}")
+    rows = []
     for name, summary in profile.components.items():
-        blocks = profile.totals_by("block", name)
-        slowest = next(iter(blocks.items()), ("-", 0.0))
-        table.add_row(name, f"{summary.total_ms:.2f}", str(summary.calls_per_image),
-                      f"{summary.total_ms * summary.calls_per_image:.2f}", f"{slowest[0]} ({slowest[1]:.2f} ms)")
-    table.add_row("[bold]per image[/bold]", "", "", f"[bold]{profile.per_image_ms:.2f}[/bold]", "")
-    console.print(table)
+        slowest = next(iter(profile.totals_by("block", name).items()), ("-", 0.0))
+        rows.append([name, f"{summary.total_ms:.2f}", str(summary.calls_per_image),
+                     f"{summary.total_ms * summary.calls_per_image:.2f}", f"{slowest[0]} ({slowest[1]:.2f} ms)"])
+    rows.append(["[bold]per image[/bold]", "", "", f"[bold]{profile.per_image_ms:.2f}[/bold]", ""])
+    show(console, table(["component", "ms per call", "calls", "ms per image", "slowest block"], rows,
+                        copyable=["component"], title=f"{profile.backend} on {profile.device}"))

@@ -1,0 +1,43 @@
+"""The README's commands as a person types them: from a working directory, with relative paths (and the tiny
+preset at 64x64 instead of the full-size default)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from edgefusion_export.bundle.manifest import load_bundle
+
+from .conftest import TINY_SIZE, run_cli
+
+SIZE = ("--height", str(TINY_SIZE), "--width", str(TINY_SIZE))
+
+
+def run(command: str, *args: str):
+    result = run_cli(*command.split(), *args)
+    assert result.exit_code == 0, f"edgefusion-export {command} {' '.join(args)}\n{result.output}"
+    return result
+
+
+def test_every_command_with_relative_paths(snapdragon_bundle, tiny_folder, cache_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EDGEFUSION_CACHE", str(cache_dir))  # the default cache, warm from the session's builds
+    shutil.copytree(tiny_folder, "models/tiny-diffusers")
+    (tmp_path / "android_app" / "app").mkdir(parents=True)
+    (tmp_path / "android_app" / "settings.gradle.kts").write_text("")
+
+    run("compile --preset tiny --target snapdragon -o out/bundle", *SIZE)
+    run("compile --model models/tiny-diffusers -o out/from-folder", *SIZE)
+    assert "text_encoder.onnx" in run("inspect out/bundle").stdout
+    generated = run("generate out/bundle", "a photo of a red fox in the snow", "--seed", "42", "-o", "fox.png")
+    assert "(unet.onnx)" in generated.stderr and (tmp_path / "fox.png").is_file()
+    emulated = run("generate out/bundle", "a red fox", "--backend", "npu-emulator", "--chipset", "snapdragon-8-gen-3",
+                   "-o", "npu.png")
+    assert "(qnn/snapdragon-8-gen-3/unet.snapdragon-8-gen-3.onnx)" in emulated.stderr
+    run("profile out/bundle -o profile")
+    assert json.loads((tmp_path / "profile" / "profile.json").read_text())["backend"] == "estimate"
+    run("profile out/bundle --backend estimate -o profile-again --baseline profile/profile.json")
+    run("package out/bundle android_app")
+    assert load_bundle(tmp_path / "android_app" / "app" / "src" / "main" / "assets" / "bundle").manifest
+    assert "stages" in run("cache --cache-dir", os.path.relpath(cache_dir)).stdout
