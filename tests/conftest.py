@@ -1,7 +1,12 @@
-"""Shared fixtures: a compiled `tiny` bundle, a tiny diffusers folder, and the shared data (../shared/data)."""
+"""Shared fixtures: a compiled `tiny` bundle, a tiny diffusers folder, and the shared data (../shared/data).
+
+EDGEFUSION_TEST_SHARED_DATA=none hides the shared data, as a fresh clone with nothing beside it has none (or names
+another folder); tests that need it skip, saying why.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +17,8 @@ from edgefusion_export.cli import main
 from edgefusion_export.sources.loader import preset_source
 from edgefusion_export.sources.presets import PRESETS
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA_SWITCH = "EDGEFUSION_TEST_SHARED_DATA"
+SHARED_DATA = Path(os.environ.get(SHARED_DATA_SWITCH) or Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
 TINY_SIZE = 64
 CHIPSETS = ("snapdragon-8-gen-3", "snapdragon-8-gen-2", "snapdragon-8-elite")
 
@@ -20,7 +26,7 @@ CHIPSETS = ("snapdragon-8-gen-3", "snapdragon-8-gen-2", "snapdragon-8-elite")
 def shared_data(*parts: str) -> Path:
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared data {path} is not on this machine")
+        pytest.skip(f"shared data {path} is not on this machine (or hidden by {SHARED_DATA_SWITCH})")
     return path
 
 

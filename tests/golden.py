@@ -1,9 +1,11 @@
 """Emit the golden vectors the Kotlin core's JVM tests read (nothing golden is hand-copied).
 
-    python -m tests.golden build/golden
+    python -m tests.golden build/golden [CACHE]   (the stage cache: build/golden/cache by default)
 
-Writes `tiny` bundles (fp32, Snapdragon, and fp32 with the TAESD decoder), tokenizer cases (the real CLIP vocabulary from ../shared/data when present,
-else the built-in one), seeded noise, the Python sampling plan, and the host runner's image.
+Writes `tiny` bundles (fp32, Snapdragon, and fp32 with the TAESD decoder), tokenizer cases (the built-in vocabulary
+as written to files, which is all a fresh clone has, and the real CLIP vocabulary from ../shared/data when present),
+seeded noise, the Python sampling plan, and the host runner's image. Paths in golden.json are absolute: the Kotlin
+tests read them from another working directory.
 """
 
 from __future__ import annotations
@@ -32,34 +34,33 @@ SEED = 1234
 SIZE = 64
 
 
-def tokenizer_cases(out: Path) -> dict:
-    vocab_folder = SHARED_DATA / "clip-tokenizer"
+def tokenizer_cases(out: Path) -> list[dict]:
+    """Each vocabulary's files and the ids Python gives every case prompt: the built-in one always, CLIP's when
+    ../shared/data has it."""
+    builtin = out.resolve() / "builtin-tokenizer"
+    resolve_source(None, "tiny").tokenizer.save(builtin)
+    vocabularies, prompts = {"built-in vocabulary": builtin}, list(HARD_CASES)
     prompts_file = SHARED_DATA / "prompts" / "parti-prompts-subset.tsv"
-    prompts = list(HARD_CASES)
-    if vocab_folder.is_dir() and prompts_file.is_file():
-        tokenizer = ClipTokenizer.from_files(vocab_folder / "vocab.json", vocab_folder / "merges.txt")
-        lines = prompts_file.read_text(encoding="utf-8").splitlines()[1:]
-        prompts += [line.split("\t")[0] for line in lines]
-        source = "shared CLIP vocabulary"
-    else:
-        tokenizer = resolve_source(None, "tiny").tokenizer
-        vocab_folder = out / "builtin-tokenizer"
-        tokenizer.save(vocab_folder)
-        source = "built-in vocabulary (../shared/data not found)"
-    return {"vocabulary": source, "vocab_file": str(vocab_folder / "vocab.json"),
-            "merges_file": str(vocab_folder / "merges.txt"),
-            "cases": [{"prompt": prompt, "ids": tokenizer(prompt)} for prompt in prompts]}
+    if (SHARED_DATA / "clip-tokenizer").is_dir() and prompts_file.is_file():
+        vocabularies["shared CLIP vocabulary"] = SHARED_DATA / "clip-tokenizer"
+        prompts += [line.split("\t")[0] for line in prompts_file.read_text(encoding="utf-8").splitlines()[1:]]
+    cases = []
+    for name, folder in vocabularies.items():
+        tokenizer = ClipTokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
+        cases.append({"vocabulary": name, "vocab_file": str(folder / "vocab.json"), "merges_file": str(folder / "merges.txt"),
+                      "cases": [{"prompt": prompt, "ids": tokenizer(prompt)} for prompt in prompts]})
+    return cases
 
 
-def main(out: Path) -> None:
+def main(out: Path, cache: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     source = resolve_source(None, "tiny")
     options = BuildOptions(target="cpu", precision="fp32", height=SIZE, width=SIZE)
-    compile_bundle(source, options, out / "bundle", out / "cache", sys.argv, console)
+    compile_bundle(source, options, out / "bundle", cache, sys.argv, console)
     snapdragon = BuildOptions(target="snapdragon", height=SIZE, width=SIZE, chipsets=("snapdragon-8-gen-3",))
-    compile_bundle(source, snapdragon, out / "snapdragon-bundle", out / "cache", sys.argv, console)
-    compile_bundle(resolve_source(None, "tiny", vae_decoder="taesd"), options, out / "tiny-decoder-bundle", out / "cache",
+    compile_bundle(source, snapdragon, out / "snapdragon-bundle", cache, sys.argv, console)
+    compile_bundle(resolve_source(None, "tiny", vae_decoder="taesd"), options, out / "tiny-decoder-bundle", cache,
                    sys.argv, console)
     write_selection(load_bundle(out / "snapdragon-bundle"), out / "snapdragon-compiled-only", "compiled")  # what an app ships
     for name, image in (("bundle", "host_image.f32"), ("snapdragon-bundle", "host_image_snapdragon.f32"),
@@ -74,11 +75,13 @@ def main(out: Path) -> None:
         "noise": [{"seed": seed, "stream": stream, "values": gaussian_noise(seed, stream, [64]).tolist()}
                   for seed, stream in ((0, 0), (SEED, 1), (2**63 - 1, 3))],
         "plan": plan.to_json(),
-        "tokenizer": tokenizer_cases(out),
+        "tokenizers": tokenizer_cases(out),
     }
     (out / "golden.json").write_text(json.dumps(golden, ensure_ascii=False))
-    console.print(f"golden vectors written to {out} ({len(golden['tokenizer']['cases'])} tokenizer cases)")
+    counts = ", ".join(f"{len(spec['cases'])} for the {spec['vocabulary']}" for spec in golden["tokenizers"])
+    console.print(f"golden vectors written to {out} (tokenizer cases: {counts})")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "build/golden"))
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "build/golden")
+    main(folder, Path(sys.argv[2]) if len(sys.argv) > 2 else folder / "cache")
