@@ -8,6 +8,7 @@ import os
 import shutil
 
 from edgefusion_export.bundle.manifest import load_bundle
+from edgefusion_export.targets.chipsets import load_chipsets
 
 from .conftest import TINY_SIZE, run_cli
 
@@ -29,7 +30,7 @@ def test_every_command_with_relative_paths(snapdragon_bundle, tiny_folder, cache
 
     run("compile --preset tiny --target snapdragon -o out/bundle", *SIZE)
     run("compile --model models/tiny-diffusers -o out/from-folder", *SIZE)
-    assert "text_encoder.onnx" in run("inspect out/bundle").stdout
+    run("inspect out/bundle")
     generated = run("generate out/bundle", "a photo of a red fox in the snow", "--seed", "42", "-o", "fox.png")
     assert "(unet.onnx)" in generated.stderr and (tmp_path / "fox.png").is_file()
     emulated = run("generate out/bundle", "a red fox", "--backend", "npu-emulator", "--chipset", "snapdragon-8-gen-3",
@@ -41,3 +42,17 @@ def test_every_command_with_relative_paths(snapdragon_bundle, tiny_folder, cache
     run("package out/bundle android_app")
     assert load_bundle(tmp_path / "android_app" / "app" / "src" / "main" / "assets" / "bundle").manifest
     assert "stages" in run("cache --cache-dir", os.path.relpath(cache_dir)).stdout
+
+
+def test_tables_never_cut_what_a_person_types_or_copies(snapdragon_bundle, monkeypatch):
+    """In an 80-column terminal, or piped: the names `--chipset`, `--device` and the bundle's files need."""
+    monkeypatch.setenv("COLUMNS", "80")
+    listing = run("targets").stdout
+    for chip in load_chipsets().values():
+        assert chip.name in listing and chip.aihub_device in listing and chip.soc in listing
+    inspected = run("inspect", str(snapdragon_bundle)).stdout
+    manifest = load_bundle(snapdragon_bundle).manifest
+    for name, component in manifest["components"].items():
+        assert f" {component['file']} " in inspected
+        for spec in component["inputs"] + component["outputs"]:
+            assert f" {spec['name']} " in inspected and f" {spec['shape']} ".replace("'", "") in inspected
