@@ -97,39 +97,62 @@ def test_bad_profile_options(tiny_bundle, tmp_path):
                        "not a profile.json")
 
 
-FULL = {"execution_summary": {"estimated_inference_time": 80000, "estimated_inference_peak_memory": 300 * 2**20,
-                              "first_load_time": 900000, "warm_load_time": 250000},
-        "execution_detail": [{"name": "unet.down_blocks.0.resnets.0.conv1/Conv_12", "type": "Conv", "compute_unit": "NPU",
-                              "execution_time": 1500, "execution_cycles": 1800000},
-                             {"name": "unet.up_blocks.2.attentions.1/MatMul_900", "type": "MatMul", "compute_unit": "CPU"},
-                             {"name": None, "type": None, "compute_unit": None, "execution_time": None}]}
+def client_profile(times_us: list[int], layers: list[tuple[str, str, str, int]], peak_range: tuple[int, int]) -> dict:
+    """A profile as the installed qai-hub client writes it: its protobuf, converted by the client's own function."""
+    import qai_hub.public_api_pb2 as api_pb
+    from qai_hub.client import _profile_pb_to_python_dict
+
+    detail = api_pb.ProfileDetail(major_version=1, minor_version=8, execution_time=min(times_us), warm_load_time=250000,
+                                  cold_load_time=900000, after_execution_peak_memory=999 * 2**20)
+    detail.all_execution_times.extend(times_us)
+    detail.execution_memory.peak.lower, detail.execution_memory.peak.upper = peak_range
+    for name, op, unit, time_us in layers:
+        detail.layer_details.append(api_pb.LayerDetail(name=name, layer_type_name=op, execution_time=time_us,
+                                                       compute_unit=api_pb.ComputeUnit.Value(f"COMPUTE_UNIT_{unit}")))
+    return _profile_pb_to_python_dict(detail)
 
 
-def test_aihub_profile_parses_payloads_with_missing_fields(monkeypatch, snapdragon_bundle, tmp_path):
+UNET_LAYERS = [("unet.down_blocks.0.resnets.0.conv1/Conv_12", "Conv", "NPU", 1500),
+               ("unet.up_blocks.2.attentions.1/MatMul_900", "MatMul", "CPU", 700),
+               ("unet.up_blocks.2.attentions.1/MatMul_900", "MatMul", "NPU", 300), ("", "Add", "NPU", 20)]
+
+
+def test_aihub_profile_reads_what_the_client_writes(monkeypatch, snapdragon_bundle, tmp_path):
     hub = FakeHub().install(monkeypatch)
-    hub.payloads_by_component = {"unet": FULL, "text_encoder": {"execution_summary": {"estimated_inference_time": 2500}},
-                                 "vae_decoder": {}}
+    hub.payloads_by_component = {"unet": client_profile([90000, 80000], UNET_LAYERS, (10 * 2**20, 300 * 2**20)),
+                                 "text_encoder": client_profile([2500, 2600], [], (2**20, 40 * 2**20)),
+                                 "vae_decoder": client_profile([203000], [("conv_in", "Conv", "NPU", 900)], (0, 2**30))}
     monkeypatch.setenv(aihub.TOKEN_ENV, "t")
     result = run_cli("profile", snapdragon_bundle, "--backend", "aihub", "-o", tmp_path, "--cache-dir", tmp_path / "c")
     assert result.exit_code == 0, result.output
     data = read_profile(tmp_path)
     assert data["device"] == "Samsung Galaxy S24 (Family)"
     unet = data["components"]["unet"]
+    # the minimum over runs, as AI Hub reports it; the upper end of the peak range, not the deprecated field
     assert unet["total_ms"] == 80.0 and unet["load_ms"] == 250.0 and unet["peak_memory_mb"] == 300.0
     assert unet["job_id"] in hub.jobs
     assert data["components"]["text_encoder"]["total_ms"] == 2.5
-    assert data["components"]["vae_decoder"]["total_ms"] == 0
     rows = {row["name"]: row for row in data["rows"] if row["component"] == "unet"}
     assert rows["unet.down_blocks.0.resnets.0.conv1/Conv_12"]["block"] == "down_blocks.0.resnets.0"
     assert rows["unet.up_blocks.2.attentions.1/MatMul_900"]["compute_unit"] == "CPU"
-    assert rows["layer_2"]["compute_unit"] == "UNKNOWN"
-    assert abs(data["per_image_ms"] - (2.5 + 2 * 80.0)) < 1e-6
+    assert rows["unet.up_blocks.2.attentions.1/MatMul_900#2"]["time_ms"] == 0.3  # a repeated name stays its own row
+    assert rows["layer_3"]["op_type"] == "Add"
+    assert abs(data["per_image_ms"] - (2.5 + 2 * 80.0 + 203.0)) < 1e-6
     assert all(call["options"].startswith("--max_profiler_iterations") for call in hub.submitted)
+
+
+def test_a_failed_aihub_profile_job_is_one_line(monkeypatch, snapdragon_bundle, tmp_path):
+    hub = FakeHub().install(monkeypatch)
+    hub.payloads_by_component = {"unet": {}, "text_encoder": client_profile([2500], [], (0, 1)), "vae_decoder": {}}
+    monkeypatch.setenv(aihub.TOKEN_ENV, "t")
+    assert_clean_error(run_cli("profile", snapdragon_bundle, "--backend", "aihub", "-o", tmp_path / "p", "--cache-dir",
+                               tmp_path / "c"), "returned no profile, so it failed on the device")
+    assert not (tmp_path / "p").exists()
 
 
 def test_aihub_profile_download_without_network_is_one_line(monkeypatch, snapdragon_bundle, tmp_path):
     hub = FakeHub().install(monkeypatch)
-    hub.payloads_by_component = {"unet": FULL, "text_encoder": {}, "vae_decoder": {}}
+    hub.payloads_by_component = {component: client_profile([1000], [], (0, 1)) for component in ("unet", "text_encoder", "vae_decoder")}
     monkeypatch.setenv(aihub.TOKEN_ENV, "t")
     original = hub.Client
 

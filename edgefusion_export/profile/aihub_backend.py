@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,15 +23,25 @@ def _number(mapping: dict, key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def _range_high(mapping: dict, key: str) -> float | None:
+    """The upper end of a `[low, high]` byte range (qai-hub 0.56's `*_memory_peak_range` fields)."""
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    return float(value[1]) if isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[1], (int, float)) else None
+
+
 def parse_profile(component: str, payload: dict[str, Any], num_steps: int) -> tuple[list[Row], ComponentSummary]:
-    """Rows and totals from AI Hub's profile format; every field may be missing or null."""
+    """Rows and totals from AI Hub's profile format (qai-hub 0.56: times in microseconds, the inference time the
+    minimum over runs, memory as [low, high] byte ranges, layer names that may repeat or be empty); every field
+    may be missing or null."""
     summary = payload.get("execution_summary") or {}
     details = payload.get("execution_detail") or []
-    rows = []
+    rows, seen = [], Counter()
     for index, layer in enumerate(details):
         if not isinstance(layer, dict):
             continue
         name = layer.get("name") or f"layer_{index}"
+        seen[name] += 1
+        name = name if seen[name] == 1 else f"{name}#{seen[name]}"  # rows stay tellable apart
         time_us = _number(layer, "execution_time")
         rows.append(Row(component, name, layer.get("type") or "?", block_of(component, name),
                         (layer.get("compute_unit") or "unknown").upper(), round((time_us or 0.0) / 1000, 5)))
@@ -39,7 +50,7 @@ def parse_profile(component: str, payload: dict[str, Any], num_steps: int) -> tu
     if not rows and total_us is not None:
         rows.append(Row(component, "(whole model)", "model", "other", "NPU", round(total_ms, 5)))
     load_us = _number(summary, "warm_load_time") or _number(summary, "first_load_time")
-    peak = _number(summary, "estimated_inference_peak_memory")
+    peak = _range_high(summary, "inference_memory_peak_range") or _number(summary, "estimated_inference_peak_memory")
     return rows, ComponentSummary(round(total_ms, 4), COMPONENTS[component].calls_per_image(num_steps),
                                   None if load_us is None else round(load_us / 1000, 2),
                                   None if peak is None else round(peak / 2**20, 2))
@@ -64,8 +75,9 @@ def profile_bundle(hub: ModuleType, client: Any, bundle: Bundle, device: str, ch
             model=str(m), device=hub.Device(device), name=f"edgefusion profile {c}", options=o), timeout_s)
         with network(f"download of the profile of job {job.job_id}"):
             payload = job.download_profile()
-        if not isinstance(payload, dict):
-            raise UserError(f"AI Hub job {job.job_id} returned no profile ({job.url}); re-run to retry")
+        if not isinstance(payload, dict) or not payload:  # the client returns {} for a job that failed on the device
+            raise UserError(f"AI Hub job {job.job_id} returned no profile, so it failed on the device ({job.url}); "
+                            "see the job's page, and re-run to retry")
         rows, summary = parse_profile(component, payload, steps)
         summary.job_id = job.job_id
         profile.rows += rows
