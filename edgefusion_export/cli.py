@@ -12,7 +12,7 @@ import click
 from rich import box
 from rich.console import Console
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .bundle.selection import SHIP_CHOICES
 from .options import BuildOptions, FidelityGates, QuantizeSettings
 from .tables import show, table
@@ -274,6 +274,43 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
         if problems:
             raise UserError(f"{len(problems)} regression(s) against {baseline} (max {allowed:.0%}); see the lines above")
         console.print(f"no regression against {baseline} (max {allowed:.0%})")
+
+
+@main.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--chipset", help="Chipset profile (default: snapdragon-8-gen-3). See 'targets'.")
+@click.option("--precision", type=click.Choice(["float", "w8a8", "w8a16"]),
+              help="What the graph will run at on the NPU (default: a QDQ graph's own, else float).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model on stdout.")
+@user_errors
+def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | None, as_json: bool) -> None:
+    """Projected NPU time of one call of any ONNX model (the 'estimate' backend of 'profile')."""
+    import json
+
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from .graphs import dynamic_inputs, graph_precision
+    from .profile.estimate import estimate_model
+    from .targets.chipsets import chipset as chipset_profile
+
+    chip = chipset_profile(chipset)
+    for model in models:
+        if not model.is_file():
+            raise UserError(f"{model} is not a file; pass ONNX model files")
+        try:
+            dynamic = dynamic_inputs(onnx.load(str(model), load_external_data=False))
+        except (DecodeError, OSError, ValueError) as error:
+            raise UserError(f"{model} is not an ONNX model ({first_line(error)}); pass a .onnx file")
+        runs_at = precision or graph_precision(model)
+        result = {"model": str(model), "chipset": chip.name, "precision": runs_at,
+                  "total_ms": estimate_model(model, runs_at, chip), "dynamic_inputs_as_1": dynamic}
+        if as_json:
+            click.echo(json.dumps(result))
+        else:
+            note = f"; dynamic dimensions of {', '.join(dynamic)} taken as 1" if dynamic else ""
+            click.echo(f"{model}: {result['total_ms']:.2f} ms per call on {chip.marketing_name} at {runs_at} "
+                       f"(analytical estimate{note})")
 
 
 @main.command()

@@ -12,7 +12,21 @@ import onnx
 FREE_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant", "Shape", "QuantizeLinear",
             "DequantizeLinear", "Cast", "CastLike", "EPContext"}
 # Bytes per (weight, activation) value on the NPU at each precision; float graphs run there in fp16.
-NPU_BYTES = {"w8a16": (1, 2), "w8a16-mixed": (1, 2), "fp16": (2, 2), "fp32": (2, 2)}
+NPU_BYTES = {"w8a16": (1, 2), "w8a16-mixed": (1, 2), "w8a8": (1, 1), "fp16": (2, 2), "fp32": (2, 2), "float": (2, 2)}
+ACTIVATION_PRECISIONS = {"uint16": "w8a16", "int16": "w8a16", "uint8": "w8a8", "int8": "w8a8"}
+
+
+def graph_precision(model_path: Path) -> str:
+    """What a graph runs at on the NPU: a QDQ graph's activation type decides (w8a16, w8a8), else float."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    weights = {tensor.name: tensor for tensor in model.graph.initializer}
+    for node in model.graph.node:  # an activation's QuantizeLinear: its zero point's type is the activations'
+        if node.op_type == "QuantizeLinear" and node.input[0] not in weights and len(node.input) > 2:
+            zero_point = weights.get(node.input[2])
+            if zero_point is not None:
+                name = onnx.helper.tensor_dtype_to_np_dtype(zero_point.data_type).name
+                return ACTIVATION_PRECISIONS.get(name, "float")
+    return "float"
 
 
 def load_full(path: Path) -> onnx.ModelProto:
@@ -52,9 +66,25 @@ class LayerCost:
     activation_bytes: int  # activations larger than VTCM, read and written by the layer
 
 
+def dynamic_inputs(model: onnx.ModelProto) -> list[str]:
+    """The graph inputs with a dimension that is not a fixed number; each such dimension is set to 1 (a batch)."""
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    names = []
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if value.name not in initializers and any(not dim.HasField("dim_value") or dim.dim_value <= 0 for dim in dims):
+            for dim in dims:
+                if not dim.HasField("dim_value") or dim.dim_value <= 0:
+                    dim.dim_value = 1
+            names.append(value.name)
+    return names
+
+
 def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[LayerCost]:
-    """MACs and DDR traffic of every non-free node of a graph (weights need not be loaded)."""
+    """MACs and DDR traffic of every non-free node of a graph (weights need not be loaded); a dynamic input
+    dimension counts as 1."""
     model = onnx.load(str(model_path), load_external_data=False)
+    dynamic_inputs(model)
     shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | static_shapes(model)
     weights = {tensor.name for tensor in model.graph.initializer}
     producer = {output: node for node in model.graph.node for output in node.output}

@@ -203,6 +203,29 @@ def test_estimate_counts_macs_and_takes_the_slower_of_compute_and_memory(tmp_pat
     assert layer_time_ms(both, chip, "fp16", calibration) == pytest.approx(max(compute_ms, memory_ms))
 
 
+def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
+    """`estimate --json` on a hand-made Conv 8->16 3x3 at 10x10 with a dynamic batch (taken as 1): the default
+    calibration's figures worked out here, per precision."""
+    weights = [numpy_helper.from_array(np.ones((16, 8, 3, 3), np.float32), "w")]
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 10, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], weights)
+    path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    chip, macs, params = chipset("snapdragon-8-gen-3"), 16 * 100 * 8 * 9, 16 * 8 * 9
+    peak_macs = {"float": chip.npu_fp16_tflops * 1e12 / 2, "w8a8": chip.npu_int8_tops * 1e12 / 2,
+                 "w8a16": chip.npu_int8_tops * 1e12 / 4}
+    weight_bytes = {"float": 2 * params, "w8a8": params, "w8a16": params}  # activations fit in VTCM: no DDR traffic
+    for precision in ("float", "w8a8", "w8a16"):
+        result = run_cli("estimate", path, "--precision", precision, "--json")
+        assert result.exit_code == 0, result.output
+        [line] = result.stdout.splitlines()
+        expected = max(macs / (peak_macs[precision] * 0.85), weight_bytes[precision] / (77e9 * 0.70)) * 1e3 + 0.002
+        assert json.loads(line) == {"model": str(path), "chipset": "snapdragon-8-gen-3", "precision": precision,
+                                    "total_ms": round(expected, 4), "dynamic_inputs_as_1": ["x"]}
+    assert json.loads(run_cli("estimate", path, "--json").stdout)["precision"] == "float"  # not QDQ: float
+
+
 def test_emulator_backend_reports_simulated_cycles_per_op(snapdragon_bundle, tmp_path):
     result = run_cli("profile", snapdragon_bundle, "--backend", "emulator", "--chipset", "snapdragon-8-gen-2",
                      "-o", tmp_path)

@@ -39,6 +39,9 @@ def test_every_command_with_relative_paths(snapdragon_bundle, tiny_folder, cache
     run("profile out/bundle -o profile")
     assert json.loads((tmp_path / "profile" / "profile.json").read_text())["backend"] == "estimate"
     run("profile out/bundle --backend estimate -o profile-again --baseline profile/profile.json")
+    estimated = json.loads(run("estimate out/bundle/unet.onnx --chipset snapdragon-8-gen-3 --json").stdout)
+    assert estimated["model"] == "out/bundle/unet.onnx" and estimated["precision"] == "w8a16"  # read from the QDQ graph
+    assert estimated["total_ms"] > 0
     run("package out/bundle android_app")
     assert load_bundle(tmp_path / "android_app" / "app" / "src" / "main" / "assets" / "bundle").manifest
     assert "stages" in run("cache --cache-dir", os.path.relpath(cache_dir)).stdout

@@ -34,6 +34,8 @@ CALIBRATION = Calibration()
 def layer_time_ms(cost: LayerCost, chipset: Chipset, precision: str, calibration: Calibration = CALIBRATION) -> float:
     if precision.startswith("w8a16"):
         peak_macs = chipset.npu_int8_tops * 1e12 / 2 / 2  # 16-bit activations run at half the int8 MAC rate
+    elif precision == "w8a8":
+        peak_macs = chipset.npu_int8_tops * 1e12 / 2
     else:
         peak_macs = (chipset.npu_fp16_tflops or chipset.npu_int8_tops / 4) * 1e12 / 2
     compute_s = cost.macs / (peak_macs * calibration.compute_efficiency)
@@ -49,6 +51,11 @@ def estimate_component(model_path: Path, component: str, precision: str, chipset
                 round(layer_time_ms(cost, chipset, precision, calibration), 5), cost.macs,
                 cost.weight_bytes + cost.activation_bytes)
             for cost in layer_costs(model_path, precision, vtcm)]
+
+
+def estimate_model(model_path: Path, precision: str, chipset: Chipset) -> float:
+    """Projected milliseconds of one call of any ONNX graph at `precision` (float, w8a8, w8a16) on `chipset`."""
+    return round(sum(row.time_ms for row in estimate_component(model_path, "other", precision, chipset)), 4)
 
 
 def estimate_bundle(bundle: Bundle, chipset: Chipset) -> Profile:
