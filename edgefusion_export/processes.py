@@ -28,7 +28,7 @@ def in_fresh_process(function: Callable[..., T], *args: Any, temp_parent: Path,
     folder of the caller's: a killed worker cannot clean up, and what it leaves goes with the staging folder."""
     with tempfile.TemporaryDirectory(dir=temp_parent, prefix="worker-tmp-") as temp_dir:
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=start_worker, initargs=(temp_dir,)) as process:
+                                 initializer=start_worker, initargs=(temp_dir, os.getpid())) as process:
             with _spawning, _environment(environment or {}):
                 _workers[threading.get_ident()] = process.submit(os.getpid).result()  # the worker starts here
             try:
@@ -61,7 +61,7 @@ def kill_worker(thread: threading.Thread) -> None:
             pass
 
 
-def start_worker(temp_dir: str) -> None:
+def start_worker(temp_dir: str, compiler_pid: int) -> None:
     """Temporary files in `temp_dir`; stdout is stderr (QNN prints to stdout, which is the command's output); on
     Linux the worker is killed when the compiler is, so a killed build leaves no multi-GB compile running."""
     os.environ["TMPDIR"] = tempfile.tempdir = temp_dir
@@ -70,3 +70,5 @@ def start_worker(temp_dir: str) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux
         pass
+    if os.getppid() != compiler_pid:  # the compiler died before the line above: no signal will come
+        os._exit(1)
