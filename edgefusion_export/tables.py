@@ -1,5 +1,5 @@
 """Tables for people: the values a person types or copies (chipset names, file names) are never cut, whatever
-the terminal's width; the other columns wrap between words."""
+the terminal's width; the other columns wrap."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], copyable: Seque
         if header in copyable:
             columns.append(Column(header, no_wrap=True, min_width=max(map(len, cells))))
         else:
-            columns.append(Column(header, overflow="fold", min_width=max(len(word) for cell in cells for word in cell.split() or [""])))
+            columns.append(Column(header, overflow="fold"))
     result = Table(*columns, **options)
     for row in rows:
         result.add_row(*row)
