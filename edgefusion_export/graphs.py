@@ -71,11 +71,10 @@ def dynamic_inputs(model: onnx.ModelProto) -> list[str]:
     initializers = {tensor.name for tensor in model.graph.initializer}
     names = []
     for value in model.graph.input:
-        dims = value.type.tensor_type.shape.dim
-        if value.name not in initializers and any(not dim.HasField("dim_value") or dim.dim_value <= 0 for dim in dims):
-            for dim in dims:
-                if not dim.HasField("dim_value") or dim.dim_value <= 0:
-                    dim.dim_value = 1
+        unknown = [dim for dim in value.type.tensor_type.shape.dim if not dim.HasField("dim_value") or dim.dim_value <= 0]
+        if value.name not in initializers and unknown:
+            for dim in unknown:
+                dim.dim_value = 1
             names.append(value.name)
     return names
 

@@ -108,7 +108,7 @@ class StageCache:
         self.force = force
         self.records: list[StageRecord] = []
         self._background: dict[Path, Future] = {}
-        self._queue: list[tuple[Pass, Path, Future]] = []
+        self._queue: list[tuple[Pass, Path, dict[str, Any], Future]] = []
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -122,7 +122,7 @@ class StageCache:
         """Drop the queued background passes and kill the running one (a failed build exits now, not after an
         unwanted multi-minute QNN compile; what it was writing is removed with its staging folder)."""
         with self._lock:
-            for _, _, future in self._queue:
+            for *_, future in self._queue:
                 future.cancel()
             self._queue.clear()
             self._background.clear()
@@ -135,12 +135,17 @@ class StageCache:
         return {"pass": step.name, **self.version, "inputs": identity(step.inputs, self.root)}
 
     def folder(self, step: Pass) -> Path:
-        digest = hashlib.sha256(json.dumps(self.key(step), sort_keys=True).encode()).hexdigest()[:20]
-        return self.root / step.name.replace(" ", "-") / digest
+        return self._locate(step)[0]
+
+    def _locate(self, step: Pass) -> tuple[Path, dict[str, Any]]:
+        """The artifact folder of `step` and the key that names it (input identities hash files: computed once)."""
+        key = self.key(step)
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        return self.root / step.name.replace(" ", "-") / digest, key
 
     def run(self, step: Pass[Result]) -> tuple[Path, Result]:
         """The artifact folder and result of `step`, produced unless already cached (or waited for when started)."""
-        folder = self.folder(step)
+        folder, key = self._locate(step)
         with self._lock:
             started = self._background.pop(folder, None)
         if started is not None:
@@ -155,7 +160,7 @@ class StageCache:
         if step.exclusive:
             self.wait_for_background()
         with self.console.status(f"{step.name} ..."):
-            return folder, self._produce(step, folder)
+            return folder, self._produce(step, folder, key)
 
     def wait_for_background(self) -> None:
         """Until every started pass has finished (their results stay to be picked up by `run`)."""
@@ -166,13 +171,13 @@ class StageCache:
     def start(self, step: Pass) -> None:
         """Produce `step` in the background unless it is cached or already started. Only one background pass runs
         at a time (on the core the chain leaves idle: QNN's graph preparation is single-threaded)."""
-        folder = self.folder(step)
+        folder, key = self._locate(step)
         if ((folder / RESULT_FILE).is_file() and not self.force) or folder in self._background:
             return
         future: Future = Future()
         with self._lock:
             self._background[folder] = future
-            self._queue.append((step, folder, future))
+            self._queue.append((step, folder, key, future))
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="background-passes", daemon=True)
                 self._worker.start()
@@ -183,18 +188,18 @@ class StageCache:
             with self._lock:
                 if not self._queue:
                     return
-                step, folder, future = self._queue.pop(0)
+                step, folder, key, future = self._queue.pop(0)
             try:
-                future.set_result(self._produce(step, folder))
+                future.set_result(self._produce(step, folder, key))
             except BaseException as error:  # handed to the chain, which raises it where it waits
                 future.set_exception(error)
 
-    def _produce(self, step: Pass[Result], folder: Path) -> Result:
+    def _produce(self, step: Pass[Result], folder: Path, key: dict[str, Any]) -> Result:
         start = time.perf_counter()
         with PeakMemory() as peak:
             with staged_directory(folder) as staging:
                 result = step.produce(staging, **step.inputs)
-                (staging / RESULT_FILE).write_text(json.dumps({**result.as_dict(), "key": self.key(step)}, indent=2))
+                (staging / RESULT_FILE).write_text(json.dumps({**result.as_dict(), "key": key}, indent=2))
         self._record(step.name, start, False, result, peak.mb)
         return result
 
