@@ -1,10 +1,11 @@
-"""Projected 2-step 512x512 image time on a Snapdragon with the model's own VAE decoder and with the TAESD tiny
-decoder (bk-sdm-tiny, edgefusion recipe: text encoder and decoders FP16, UNet W8A16); print JSON.
+"""Projected 2-step 512x512 image time per Snapdragon with the model's own VAE decoder and with the TAESD tiny
+decoder (bk-sdm-tiny, edgefusion recipe: text encoder and decoders FP16, UNet W8A16), each with the estimate's
+held-out error band for that chipset and precision; print JSON.
 
-The `estimate` backend projects device time; the HTP emulator's cycles are not device time (benchmarks/emulator.py
-measures how far off they are), so it is not used here. Peak memory about 8 GB.
+The `estimate` backend projects device time (validated in benchmarks/estimate_validation.py); the HTP emulator's
+cycles are not device time (benchmarks/emulator.py measures how far off they are). Peak memory about 8 GB.
 
-    .venv/bin/python benchmarks/decoders.py [--chipset NAME] [--work DIR]
+    .venv/bin/python benchmarks/decoders.py [--chipset NAME ...] [--work DIR]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from edgefusion_export.components import COMPONENTS
 from edgefusion_export.export import onnx_export
 from edgefusion_export.graphs import layer_costs
 from edgefusion_export.memory import PeakMemory
-from edgefusion_export.profile.estimate import estimate_component
+from edgefusion_export.profile.estimate import LatencyModel, estimate_component
 from edgefusion_export.quantize.recipes import QUANTIZED, RECIPES
 from edgefusion_export.sources.loader import resolve_source
 from edgefusion_export.targets.chipsets import chipset
@@ -40,29 +41,33 @@ def exported(source, component: str, folder: Path, precision: str) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chipset", default="snapdragon-8-gen-3")
+    parser.add_argument("--chipset", action="append", dest="chipsets",
+                        help="repeatable (default: 8 Gen 2, 8 Gen 3, 8 Elite, 8 Elite Gen 5)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-decoders")
     args = parser.parse_args()
-    chip = chipset(args.chipset)
+    chips = [chipset(name) for name in args.chipsets or ["snapdragon-8-gen-2", "snapdragon-8-gen-3",
+                                                          "snapdragon-8-elite", "snapdragon-8-elite-gen-5"]]
     recipe = RECIPES["edgefusion"]
-    result: dict = {"chipset": chip.name, "model": "bk-sdm-tiny", "recipe": "edgefusion", "steps": STEPS, "size": "512x512"}
+    result: dict = {"model": "bk-sdm-tiny", "recipe": "edgefusion", "steps": STEPS, "size": "512x512", "chipsets": {}}
     with PeakMemory() as peak:
         own, tiny = resolve_source(None, "bk-sdm-tiny"), resolve_source(None, "bk-sdm-tiny", vae_decoder="taesd")
-        per_call, gmac = {}, {}
+        graphs, gmac = {}, {}
         for name, source, components in (("own", own, COMPONENTS), ("taesd", tiny, ["vae_decoder"])):
             for component in components:
                 label = component if component != "vae_decoder" else f"vae_decoder ({name})"
-                path = exported(source, component, args.work / label.replace(" ", "-"), recipe[component])
-                rows = estimate_component(path, component, recipe[component], chip)
-                per_call[label] = round(sum(row.time_ms for row in rows), 2)
-                gmac[label] = round(sum(cost.macs for cost in layer_costs(path, recipe[component], 0)) / 1e9, 2)
+                graphs[label] = (component, exported(source, component, args.work / label.replace(" ", "-"), recipe[component]))
+                gmac[label] = round(sum(cost.macs for cost in layer_costs(graphs[label][1], recipe[component], 0)) / 1e9, 2)
             source.release()
-    shared = per_call["text_encoder"] + STEPS * per_call["unet"]
-    result["per_call_ms"] = per_call
+        for chip in chips:
+            per_call = {label: round(sum(row.time_ms for row in estimate_component(path, component, recipe[component], chip)), 2)
+                        for label, (component, path) in graphs.items()}
+            shared = per_call["text_encoder"] + STEPS * per_call["unet"]
+            image_ms = {name: round(shared + per_call[f"vae_decoder ({name})"], 1) for name in ("own", "taesd")}
+            result["chipsets"][chip.name] = {
+                "per_call_ms": per_call, "image_ms": image_ms, "taesd_meets_target": image_ms["taesd"] <= TARGET_MS,
+                "error_band": {precision: LatencyModel.of(chip, precision).describe_band() for precision in ("fp16", "w8a16")}}
     result["gmac_per_call"] = gmac
-    result["image_ms"] = {name: round(shared + per_call[f"vae_decoder ({name})"], 1) for name in ("own", "taesd")}
     result["target_ms"] = TARGET_MS
-    result["taesd_meets_target"] = result["image_ms"]["taesd"] <= TARGET_MS
     result["peak_rss_gb"] = round(peak.mb / 1024, 2)
     print(json.dumps(result, indent=2))
 

@@ -291,7 +291,7 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
     from google.protobuf.message import DecodeError
 
     from .graphs import dynamic_inputs, graph_precision
-    from .profile.estimate import estimate_model
+    from .profile.estimate import LatencyModel, estimate_model
     from .targets.chipsets import chipset as chipset_profile
 
     chip = chipset_profile(chipset)
@@ -303,14 +303,16 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
         except (DecodeError, OSError, ValueError) as error:
             raise UserError(f"{model} is not an ONNX model ({first_line(error)}); pass a .onnx file")
         runs_at = precision or graph_precision(model)
+        latency = LatencyModel.of(chip, runs_at)
         result = {"model": str(model), "chipset": chip.name, "precision": runs_at,
-                  "total_ms": estimate_model(model, runs_at, chip), "dynamic_inputs_as_1": dynamic}
+                  "total_ms": estimate_model(model, runs_at, chip),
+                  "held_out_error": latency.band.__dict__ if latency.band else None, "dynamic_inputs_as_1": dynamic}
         if as_json:
             click.echo(json.dumps(result))
         else:
             note = f"; dynamic dimensions of {', '.join(dynamic)} taken as 1" if dynamic else ""
             click.echo(f"{model}: {result['total_ms']:.2f} ms per call on {chip.marketing_name} at {runs_at} "
-                       f"(analytical estimate{note})")
+                       f"(analytical estimate, {latency.describe_band()}{note})")
 
 
 @main.command()

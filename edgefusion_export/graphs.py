@@ -9,6 +9,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+MAC_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+# What QNN's HTP backend folds into the MAC layer before it (Conv+BatchNorm+ReLU is one op).
+FUSED_ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
+                     "BatchNormalization", "Gelu"}
+VECTOR_KINDS = {"vector", "softmax"}
 FREE_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant", "Shape", "QuantizeLinear",
             "DequantizeLinear", "Cast", "CastLike", "EPContext"}
 # Bytes per (weight, activation) value on the NPU at each precision; float graphs run there in fp16.
@@ -43,11 +48,8 @@ def save_model(model: onnx.ModelProto, path: Path) -> Path:
 
 
 def static_shapes(model: onnx.ModelProto, float_only: bool = False) -> dict[str, list[int]]:
-    """Fully known shapes of the graph's values (inputs, outputs and inferred intermediates), by name.
-
-    Shape inference serialises the model, so pass a graph whose weights stay external when it is over 2 GB.
-    """
-    inferred = onnx.shape_inference.infer_shapes(model)
+    """Fully known shapes of the graph's values (inputs, outputs and inferred intermediates), by name."""
+    inferred = onnx.shape_inference.infer_shapes(_shapes_only(model))
     shapes = {}
     for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
         tensor_type = value.type.tensor_type
@@ -57,6 +59,21 @@ def static_shapes(model: onnx.ModelProto, float_only: bool = False) -> dict[str,
     return shapes
 
 
+def _shapes_only(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph with its large weights as typed inputs: shape inference serialises the model, which protobuf
+    refuses over 2 GB (SD-1.5's UNet in float), and copying gigabytes only to read shapes is waste."""
+    large = [tensor for tensor in model.graph.initializer if tensor.ByteSize() > 2**16]
+    if not large:
+        return model
+    stand_ins = [onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)) for tensor in large]
+    small = [tensor for tensor in model.graph.initializer if tensor.ByteSize() <= 2**16]
+    graph = onnx.helper.make_graph(model.graph.node, model.graph.name, [*model.graph.input, *stand_ins],
+                                   model.graph.output, small, value_info=model.graph.value_info)
+    light = onnx.helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    light.functions.extend(model.functions)
+    return light
+
+
 @dataclass(frozen=True)
 class LayerCost:
     name: str
@@ -64,6 +81,13 @@ class LayerCost:
     macs: int
     weight_bytes: int
     activation_bytes: int  # activations larger than VTCM, read and written by the layer
+    # "dense" (Conv, MatMul, Gemm, ConvTranspose with weights), "dynamic" (a MatMul of two activations, as in
+    # attention), "grouped" (Conv with groups), "softmax", "vector" (other computation), "fused" (an activation
+    # folded into the MAC layer before it), "in_place" (Concat, Split, Slice: written in place)
+    kind: str = "vector"
+    elements: int = 0  # values the layer writes
+    dispatched: bool = True  # False for a layer QNN runs inside another: a fused activation, or a link of an
+                             # elementwise chain (GELU's Div-Erf-Add-Mul-Mul, a decomposed norm)
 
 
 def dynamic_inputs(model: onnx.ModelProto) -> list[str]:
@@ -111,18 +135,51 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
                 return shapes[current]
         return []
 
+    def computed_by(name: str) -> onnx.NodeProto | None:
+        """The node that computes a value, looking back through Q/DQ and casts."""
+        node = producer.get(name)
+        while node is not None and node.op_type in shape_keeping:
+            node = producer.get(node.input[0])
+        return node
+
+    fused: set[str] = set()
+
+    def is_fused(node: onnx.NodeProto) -> bool:
+        """An activation of a MAC layer's output (or of an activation fused into one); SiLU's x * sigmoid(x) too."""
+        if node.op_type in FUSED_ACTIVATIONS:
+            source = computed_by(node.input[0])
+            return source is not None and (source.op_type in MAC_OPS or source.name in fused)
+        if node.op_type == "Mul" and len(node.input) == 2:
+            first, second = (computed_by(name) for name in node.input)
+            for gate, value in ((first, second), (second, first)):
+                if gate is not None and gate.name in fused and gate.op_type == "Sigmoid" and value is not None \
+                        and computed_by(gate.input[0]) is value:
+                    return True
+        return False
+
     weight_bytes, activation_bytes = NPU_BYTES[precision]
+    vector_elements: dict[str, int] = {}
     costs = []
     for node in model.graph.node:
         if node.op_type in FREE_OPS:
             continue
         output = shape_of(node.output[0])
         macs = 0
+        kind = {"Concat": "in_place", "Split": "in_place", "Slice": "in_place", "Softmax": "softmax"}.get(node.op_type, "vector")
+        if is_fused(node):
+            fused.add(node.name)
+            kind = "fused"
         kernel = shape_of(weight_source(node.input[1]) or node.input[1]) if len(node.input) > 1 else None
         if node.op_type == "Conv" and output and kernel:
             macs = int(np.prod(output)) * int(np.prod(kernel[1:]))  # kernel: [Cout, Cin/groups, kh, kw]
+            kind = "dense" if _groups(node) == 1 else "grouped"
+        elif node.op_type == "ConvTranspose" and output and kernel:
+            macs = int(np.prod(shape_of(node.input[0]))) * int(np.prod(kernel[1:]))  # kernel: [Cin, Cout/groups, kh, kw]
+            kind = "dense"
         elif node.op_type in ("MatMul", "Gemm") and output and shape_of(node.input[0]):
-            macs = int(np.prod(output)) * shape_of(node.input[0])[-1]
+            transposed = node.op_type == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute)
+            macs = int(np.prod(output)) * shape_of(node.input[0])[0 if transposed else -1]
+            kind = "dense" if any(weight_source(name) for name in node.input[:2]) else "dynamic"
         weight_traffic = activation_traffic = 0
         for name in node.input:
             source = weight_source(name)
@@ -134,5 +191,16 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
         for name in node.output:
             size = int(np.prod(shape_of(name) or [0])) * activation_bytes
             activation_traffic += size if size > vtcm_bytes else 0
-        costs.append(LayerCost(node.name, node.op_type, macs, weight_traffic, activation_traffic))
+        elements = sum(int(np.prod(shape_of(name) or [0])) for name in node.output)
+        source = computed_by(node.input[0]) if node.input else None
+        chained = kind in VECTOR_KINDS and source is not None and source.name in vector_elements \
+            and vector_elements[source.name] == elements
+        if kind in VECTOR_KINDS:
+            vector_elements[node.name] = elements
+        costs.append(LayerCost(node.name, node.op_type, macs, weight_traffic, activation_traffic, kind, elements,
+                               dispatched=kind != "fused" and not chained))
     return costs
+
+
+def _groups(node: onnx.NodeProto) -> int:
+    return next((attribute.i for attribute in node.attribute if attribute.name == "group"), 1)

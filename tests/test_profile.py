@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgefusion_export.graphs import LayerCost, layer_costs
-from edgefusion_export.profile.estimate import Calibration, layer_time_ms
+from edgefusion_export.profile.estimate import EstimateConstants, LatencyModel, LayerArrays, layer_times_ms
 from edgefusion_export.profile.model import SCHEMA_FILE
 from edgefusion_export.targets import aihub
 from edgefusion_export.targets.chipsets import chipset
@@ -174,56 +174,122 @@ def test_aihub_profile_download_without_network_is_one_line(monkeypatch, snapdra
                                tmp_path / "c"), "AI Hub download of the profile of job p0000001 failed", "re-run")
 
 
-def test_estimate_counts_macs_and_takes_the_slower_of_compute_and_memory(tmp_path):
-    """Exact figures on a hand-made graph: a 3x3 Conv 8->16 on 10x10 and a MatMul [1,100,16] x [16,32]."""
+def test_estimate_counts_macs_by_kind_and_takes_the_slower_of_compute_and_memory(tmp_path):
+    """Exact figures on a hand-made graph: a 3x3 Conv 8->16 on 10x10 with a ReLU (fused into it), a depthwise 3x3
+    Conv, an Add, a Sigmoid and a Mul (one elementwise chain: one dispatch), a MatMul [1,100,16] x [16,32], a MatMul of two activations,
+    a Softmax and a 2x2 stride-2 ConvTranspose 16->4."""
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal((16, 8, 3, 3)).astype(np.float32), "w"),
-               numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32), "m")]
+               numpy_helper.from_array(rng.standard_normal((16, 1, 3, 3)).astype(np.float32), "dw"),
+               numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32), "m"),
+               numpy_helper.from_array(rng.standard_normal((16, 4, 2, 2)).astype(np.float32), "t"),
+               numpy_helper.from_array(np.array([1, 100, 16], np.int64), "shape"),
+               numpy_helper.from_array(np.array([1, 16, 100], np.int64), "shape_t")]
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-             helper.make_node("Reshape", ["c", "shape"], ["r"], name="reshape"),
-             helper.make_node("MatMul", ["r", "m"], ["y"], name="matmul")]
-    weights.append(numpy_helper.from_array(np.array([1, 100, 16], np.int64), "shape"))
+             helper.make_node("Relu", ["c"], ["cr"], name="relu"),
+             helper.make_node("Conv", ["cr", "dw"], ["d"], pads=[1, 1, 1, 1], group=16, name="depthwise"),
+             helper.make_node("Add", ["d", "d"], ["d2"], name="double"),
+             helper.make_node("Sigmoid", ["d2"], ["s"], name="sigmoid"),
+             helper.make_node("Mul", ["s", "s"], ["s2"], name="square"),
+             helper.make_node("Reshape", ["s2", "shape"], ["r"], name="reshape"),
+             helper.make_node("MatMul", ["r", "m"], ["y"], name="matmul"),
+             helper.make_node("Reshape", ["s2", "shape_t"], ["rt"], name="reshape_t"),
+             helper.make_node("MatMul", ["r", "rt"], ["scores"], name="attention"),
+             helper.make_node("Softmax", ["scores"], ["p"], axis=-1, name="softmax"),
+             helper.make_node("ConvTranspose", ["s2", "t"], ["u"], strides=[2, 2], name="up")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 10])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 100, 32])], weights)
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 100, 32]),
+                               helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 100, 100]),
+                               helper.make_tensor_value_info("u", TensorProto.FLOAT, [1, 4, 20, 20])], weights)
     path = tmp_path / "g.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
-    conv, matmul = layer_costs(path, "fp16", vtcm_bytes=0)
-    assert (conv.macs, matmul.macs) == (16 * 10 * 10 * 8 * 3 * 3, 100 * 32 * 16)
+    costs = layer_costs(path, "fp16", vtcm_bytes=0)
+    assert [(c.name, c.kind, c.macs, c.dispatched) for c in costs] == [
+        ("conv", "dense", 16 * 100 * 8 * 9, True), ("relu", "fused", 0, False),
+        ("depthwise", "grouped", 16 * 100 * 9, True), ("double", "vector", 0, True), ("sigmoid", "vector", 0, False),
+        ("square", "vector", 0, False), ("matmul", "dense", 100 * 32 * 16, True),
+        ("attention", "dynamic", 100 * 100 * 16, True), ("softmax", "softmax", 0, True),
+        ("up", "dense", 16 * 100 * 4 * 4, True)]
+    conv, up = costs[0], costs[-1]
+    assert costs[4].elements == 1600 and up.elements == 4 * 400
     assert conv.weight_bytes == 16 * 8 * 3 * 3 * 2 and conv.activation_bytes == (8 + 16) * 100 * 2
 
     chip = chipset("snapdragon-8-gen-3")
-    calibration = Calibration(compute_efficiency=1.0, memory_efficiency=1.0, activation_spill=1.0, op_overhead_us=0.0)
-    compute_ms = 1e9 / (chip.npu_fp16_tflops * 1e12 / 2) * 1000
-    memory_ms = 1e9 / (chip.memory_bandwidth_gbps * 1e9) * 1000
-    compute_bound = LayerCost("a", "Conv", macs=10**9, weight_bytes=0, activation_bytes=0)
-    memory_bound = LayerCost("b", "Conv", macs=0, weight_bytes=10**9, activation_bytes=0)
-    both = LayerCost("c", "Conv", macs=10**9, weight_bytes=10**9, activation_bytes=0)
-    assert layer_time_ms(compute_bound, chip, "fp16", calibration) == pytest.approx(compute_ms)
-    assert layer_time_ms(memory_bound, chip, "fp16", calibration) == pytest.approx(memory_ms)
-    assert layer_time_ms(both, chip, "fp16", calibration) == pytest.approx(max(compute_ms, memory_ms))
+    constants = EstimateConstants(dense_efficiency=0.5, dynamic_efficiency=0.2, grouped_efficiency=0.25,
+                                  vector_gbps=100.0, softmax_gbps=10.0, memory_efficiency=1.0, activation_spill=1.0,
+                                  op_overhead_us=3.0, io_ns_per_value=2.0)
+    model = LatencyModel(chip, "float", constants, None)
+    peak = chip.npu_int8_tops * 1e12 / 2 / 4  # fp16 at a quarter of the int8 MAC rate
+    layers = [LayerCost("a", "Conv", macs=10**9, weight_bytes=0, activation_bytes=0, kind="dense"),
+              LayerCost("b", "Conv", macs=10**9, weight_bytes=0, activation_bytes=0, kind="grouped"),
+              LayerCost("c", "Conv", macs=0, weight_bytes=10**9, activation_bytes=0, kind="dense"),
+              LayerCost("d", "Add", macs=0, weight_bytes=0, activation_bytes=10**8, elements=10**8, dispatched=False),
+              LayerCost("e", "MatMul", macs=10**9, weight_bytes=10**9, activation_bytes=0, kind="dynamic"),
+              LayerCost("f", "Softmax", macs=0, weight_bytes=0, activation_bytes=0, kind="softmax", elements=10**8),
+              LayerCost("g", "Relu", macs=10**9, weight_bytes=10**9, activation_bytes=10**9, kind="fused", dispatched=False)]
+    compute_ms, memory_ms = 1e9 / (peak * 0.5) * 1e3, 1e9 / (chip.memory_bandwidth_gbps * 1e9) * 1e3
+    expected = [compute_ms + 0.003, 2 * compute_ms + 0.003, memory_ms + 0.003,
+                max(2e8 / 100e9 * 1e3, 1e8 / (chip.memory_bandwidth_gbps * 1e9) * 1e3),
+                max(2.5 * compute_ms, memory_ms) + 0.003, 2e8 / 10e9 * 1e3 + 0.003, 0.0, 1000 * 2e-9 * 1e3]
+    assert layer_times_ms(LayerArrays.of(layers, "fp16", io_values=1000), model).tolist() == pytest.approx(expected)
 
 
 def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
-    """`estimate --json` on a hand-made Conv 8->16 3x3 at 10x10 with a dynamic batch (taken as 1): the default
-    calibration's figures worked out here, per precision."""
+    """`estimate --json` on a hand-made Conv 8->16 3x3 at 10x10 with a dynamic batch (taken as 1): the chipset
+    profile's fitted constants applied by hand, per precision, with their held-out error band."""
     weights = [numpy_helper.from_array(np.ones((16, 8, 3, 3), np.float32), "w")]
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 10, 10])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], weights)
     path = tmp_path / "conv.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
-    chip, macs, params = chipset("snapdragon-8-gen-3"), 16 * 100 * 8 * 9, 16 * 8 * 9
-    peak_macs = {"float": chip.npu_fp16_tflops * 1e12 / 2, "w8a8": chip.npu_int8_tops * 1e12 / 2,
-                 "w8a16": chip.npu_int8_tops * 1e12 / 4}
+    chip, macs, params, io = chipset("snapdragon-8-gen-3"), 16 * 100 * 8 * 9, 16 * 8 * 9, (8 + 16) * 100
+    int8_macs = chip.npu_int8_tops * 1e12 / 2
+    peak_macs = {"float": int8_macs / 4, "w8a8": int8_macs, "w8a16": int8_macs / 2}
     weight_bytes = {"float": 2 * params, "w8a8": params, "w8a16": params}  # activations fit in VTCM: no DDR traffic
     for precision in ("float", "w8a8", "w8a16"):
         result = run_cli("estimate", path, "--precision", precision, "--json")
         assert result.exit_code == 0, result.output
         [line] = result.stdout.splitlines()
-        expected = max(macs / (peak_macs[precision] * 0.85), weight_bytes[precision] / (77e9 * 0.70)) * 1e3 + 0.002
+        fitted = chip.estimate[precision]
+        expected = (max(macs / (peak_macs[precision] * fitted["dense_efficiency"]),
+                        weight_bytes[precision] / (chip.memory_bandwidth_gbps * 1e9 * fitted["memory_efficiency"])) * 1e3
+                    + fitted["op_overhead_us"] / 1e3 + io * fitted["io_ns_per_value"] / 1e6)
         assert json.loads(line) == {"model": str(path), "chipset": "snapdragon-8-gen-3", "precision": precision,
-                                    "total_ms": round(expected, 4), "dynamic_inputs_as_1": ["x"]}
+                                    "total_ms": round(expected, 4), "held_out_error": fitted["held_out_error"],
+                                    "dynamic_inputs_as_1": ["x"]}
     assert json.loads(run_cli("estimate", path, "--json").stdout)["precision"] == "float"  # not QDQ: float
+    text = run_cli("estimate", path, "--precision", "w8a16").stdout
+    assert f"held-out median error {chip.estimate['w8a16']['held_out_error']['median']:.0%}" in text
+
+
+def test_a_qdq_graph_is_estimated_as_its_float_graph_at_its_precision(tmp_path):
+    """Q/DQ nodes cost nothing and weights count at their stored bytes, so the validation's float graphs stand for
+    the W8A16 graphs AI Hub ran: a QDQ Conv (uint8 weights, uint16 activations) estimates as the float Conv at w8a16."""
+    rng = np.random.default_rng(0)
+    float_graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 64, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 64, 64])],
+        [numpy_helper.from_array(rng.standard_normal((32, 32, 3, 3)).astype(np.float32), "w")])
+    qdq = [numpy_helper.from_array(rng.integers(0, 255, (32, 32, 3, 3)).astype(np.uint8), "w_q"),
+           numpy_helper.from_array(np.array(0.01, np.float32), "scale"),
+           numpy_helper.from_array(np.array(128, np.uint8), "w_zero"),
+           numpy_helper.from_array(np.array(32768, np.uint16), "a_zero")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "a_zero"], ["x_q"]),
+             helper.make_node("DequantizeLinear", ["x_q", "scale", "a_zero"], ["x_dq"]),
+             helper.make_node("DequantizeLinear", ["w_q", "scale", "w_zero"], ["w"]),
+             helper.make_node("Conv", ["x_dq", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("QuantizeLinear", ["c", "scale", "a_zero"], ["c_q"]),
+             helper.make_node("DequantizeLinear", ["c_q", "scale", "a_zero"], ["y"])]
+    qdq_graph = helper.make_graph(nodes, "g", list(float_graph.input), list(float_graph.output), qdq)
+    paths = {}
+    for name, graph in (("float", float_graph), ("qdq", qdq_graph)):
+        paths[name] = tmp_path / f"{name}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(paths[name]))
+    as_w8a16 = json.loads(run_cli("estimate", paths["float"], "--precision", "w8a16", "--json").stdout)
+    own = json.loads(run_cli("estimate", paths["qdq"], "--json").stdout)
+    assert own["precision"] == "w8a16" and own["total_ms"] == as_w8a16["total_ms"] > 0
 
 
 def test_emulator_backend_reports_simulated_cycles_per_op(snapdragon_bundle, tmp_path):

@@ -109,15 +109,22 @@ def export_component(source: ModelSource, name: str, size: ImageSize | None, fol
     with torch.no_grad():
         reference = module(*arguments).numpy()
     path = folder / f"{name}.onnx"
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), channels_last_group_norms(module) if channels_last_group_norm else nullcontext():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, tuple(arguments), str(path), input_names=[spec.name for spec in inputs],
-                          output_names=[spec.name for spec in outputs], opset_version=OPSET, dynamo=True,
-                          external_data=True, verbose=False)
-    _normalize_names(path)
+    with channels_last_group_norms(module) if channels_last_group_norm else nullcontext():
+        trace(module, arguments, path, [spec.name for spec in inputs], [spec.name for spec in outputs])
     np.savez(folder / PARITY_FILE, **{spec.name: value.numpy() for spec, value in zip(inputs, arguments)},
              reference=reference)
+    return path
+
+
+def trace(module: torch.nn.Module, arguments: list[torch.Tensor], path: Path, input_names: list[str],
+          output_names: list[str]) -> Path:
+    """Any torch module to `path` (static shapes, weights in external data, nodes named after their module)."""
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, tuple(arguments), str(path), input_names=input_names, output_names=output_names,
+                          opset_version=OPSET, dynamo=True, external_data=True, verbose=False)
+    _normalize_names(path)
     return path
 
 

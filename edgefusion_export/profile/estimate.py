@@ -1,56 +1,157 @@
-"""`estimate`: an analytical per-layer latency model of a chipset's Hexagon NPU.
+"""`estimate`: an analytical per-layer latency model of a chipset's Hexagon NPU, with a measured error band.
 
-Each layer is compute-bound or memory-bound: time = max(MACs / achieved MAC rate, DDR bytes / achieved
-bandwidth) + a fixed per-op dispatch cost. MACs come from the ONNX graph's static shapes (Conv, MatMul, Gemm);
-bytes are the weights at their stored precision plus the activations that do not fit in the HTP's on-chip
-memory (VTCM). The three efficiency constants are calibrated against AI Hub's published SD-v1.5 W8A16 times
-on the Galaxy S24 (benchmarks/estimate.py reproduces the fit and reports the error).
+A layer's time is the slower of its compute and its DDR traffic, plus a dispatch cost if it runs as an op of its
+own; a graph adds the conversion of its inputs and outputs. Compute: MACs at an achieved fraction of the
+precision's peak (QNN's HMX cost model: 16-bit activations at half the int8 rate, fp16 at a quarter), with
+their own fractions for MatMuls of two activations (attention) and grouped (depthwise) convolutions; bytes
+written by vector layers and by softmax at their own rates. Traffic: weights at their stored precision plus the
+share of over-VTCM activations that really goes to DDR. Activations fused into the layer before them cost
+nothing; links of an elementwise chain are not dispatched on their own (see `graphs.layer_costs`).
+
+The constants belong to a chipset profile and a precision. benchmarks/estimate_validation.py fits them on AI
+Hub's published times of part of its architectures and measures the error on the others (split by model);
+that held-out error band is stored beside the constants and printed with every projection.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
+import onnx
+
 from ..bundle.manifest import Bundle
-from ..graphs import LayerCost, layer_costs
+from ..errors import UserError
+from ..graphs import NPU_BYTES, LayerCost, dynamic_inputs, layer_costs, static_shapes
 from ..targets.chipsets import Chipset
 from .blocks import block_of
 from .model import Profile, Row
 
+PRECISION_CLASSES = {"float": "float", "fp16": "float", "fp32": "float", "w8a8": "w8a8", "w8a16": "w8a16",
+                     "w8a16-mixed": "w8a16"}
+PEAK_SHARE_OF_INT8 = {"w8a8": 1.0, "w8a16": 0.5, "float": 0.25}
+
+
 @dataclass(frozen=True)
-class Calibration:
-    """Achieved fractions of the chipset's peaks and the per-op dispatch cost (fitted, see module doc)."""
+class EstimateConstants:
+    """How a chipset's NPU achieves its peaks at one precision (fitted per chipset and precision)."""
 
-    compute_efficiency: float = 0.85
-    memory_efficiency: float = 0.70
-    activation_spill: float = 0.20  # share of over-VTCM activation bytes that really goes to DDR (the rest is tiled)
-    op_overhead_us: float = 2.0
+    dense_efficiency: float  # achieved fraction of the precision's peak MAC rate on Conv, MatMul and Gemm
+    dynamic_efficiency: float  # the same on MatMuls of two activations (attention), which need layout changes
+    grouped_efficiency: float  # the same on grouped (depthwise) Conv
+    vector_gbps: float  # GB per second that vector layers (adds, multiplies, norms, transposes) write
+    softmax_gbps: float  # the same for softmax
+    memory_efficiency: float  # achieved fraction of the DDR bandwidth
+    activation_spill: float  # share of over-VTCM activation bytes that really goes to DDR (the rest is tiled)
+    op_overhead_us: float  # dispatch cost of every layer that runs as an op of its own
+    io_ns_per_value: float  # converting the graph's float32 inputs and outputs at its boundary
 
-
-CALIBRATION = Calibration()
-
-
-def layer_time_ms(cost: LayerCost, chipset: Chipset, precision: str, calibration: Calibration = CALIBRATION) -> float:
-    if precision.startswith("w8a16"):
-        peak_macs = chipset.npu_int8_tops * 1e12 / 2 / 2  # 16-bit activations run at half the int8 MAC rate
-    elif precision == "w8a8":
-        peak_macs = chipset.npu_int8_tops * 1e12 / 2
-    else:
-        peak_macs = (chipset.npu_fp16_tflops or chipset.npu_int8_tops / 4) * 1e12 / 2
-    compute_s = cost.macs / (peak_macs * calibration.compute_efficiency)
-    ddr_bytes = cost.weight_bytes + calibration.activation_spill * cost.activation_bytes
-    memory_s = ddr_bytes / (chipset.memory_bandwidth_gbps * 1e9 * calibration.memory_efficiency)
-    return (max(compute_s, memory_s) + calibration.op_overhead_us * 1e-6) * 1000
+    @classmethod
+    def names(cls) -> list[str]:
+        return [field.name for field in fields(cls)]
 
 
-def estimate_component(model_path: Path, component: str, precision: str, chipset: Chipset,
-                       calibration: Calibration = CALIBRATION) -> list[Row]:
-    vtcm = int(chipset.vtcm_mb * 2**20)
-    return [Row(component, cost.name, cost.op_type, block_of(component, cost.name), "NPU",
-                round(layer_time_ms(cost, chipset, precision, calibration), 5), cost.macs,
-                cost.weight_bytes + cost.activation_bytes)
-            for cost in layer_costs(model_path, precision, vtcm)]
+@dataclass(frozen=True)
+class ErrorBand:
+    """Absolute relative error of the estimate on models held out of the fit."""
+
+    median: float
+    p90: float
+    rows: int
+
+    def describe(self) -> str:
+        return f"held-out median error {self.median:.0%}, 90% within {self.p90:.0%} ({self.rows} device times)"
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """One chipset at one precision: its peaks and fitted constants."""
+
+    chipset: Chipset
+    precision: str
+    constants: EstimateConstants
+    band: ErrorBand | None
+
+    @classmethod
+    def of(cls, chipset: Chipset, precision: str) -> LatencyModel:
+        precision_class = PRECISION_CLASSES[precision]
+        entry = chipset.estimate.get(precision_class)
+        if entry is None:
+            raise UserError(f"the chipset profile {chipset.name} has no estimate constants for {precision_class}; "
+                            "fit them with benchmarks/estimate_validation.py --write-profiles")
+        band = ErrorBand(**entry["held_out_error"]) if entry.get("held_out_error") else None
+        return cls(chipset, precision, EstimateConstants(**{name: entry[name] for name in EstimateConstants.names()}), band)
+
+    @property
+    def peak_macs_per_s(self) -> float:
+        return self.chipset.npu_int8_tops * 1e12 / 2 * PEAK_SHARE_OF_INT8[PRECISION_CLASSES[self.precision]]
+
+    def describe_band(self) -> str:
+        return self.band.describe() if self.band else "not validated: no published device times for this chipset"
+
+
+@dataclass(frozen=True)
+class LayerArrays:
+    """A graph's per-layer costs at one precision, as arrays (the fit evaluates hundreds of graphs this way)."""
+
+    dense_macs: np.ndarray
+    dynamic_macs: np.ndarray
+    grouped_macs: np.ndarray
+    vector_bytes: np.ndarray
+    softmax_bytes: np.ndarray
+    weight_bytes: np.ndarray
+    activation_bytes: np.ndarray
+    dispatched: np.ndarray  # 1 for a layer that runs as an op of its own
+    io_values: int  # values of the graph's inputs and outputs
+
+    @classmethod
+    def of(cls, costs: list[LayerCost], precision: str, io_values: int) -> LayerArrays:
+        activation_size = NPU_BYTES[precision][1]
+
+        def column(kinds: set[str], value) -> np.ndarray:
+            return np.array([value(c) if c.kind in kinds else 0 for c in costs], dtype=np.float64)
+
+        computed = {"dense", "dynamic", "grouped", "vector", "softmax", "in_place"}
+        return cls(column({"dense"}, lambda c: c.macs), column({"dynamic"}, lambda c: c.macs),
+                   column({"grouped"}, lambda c: c.macs), column({"vector"}, lambda c: c.elements * activation_size),
+                   column({"softmax"}, lambda c: c.elements * activation_size),
+                   column(computed, lambda c: c.weight_bytes), column(computed, lambda c: c.activation_bytes),
+                   column(computed, lambda c: c.dispatched), io_values)
+
+
+def layer_times_ms(layers: LayerArrays, model: LatencyModel, constants: EstimateConstants | None = None) -> np.ndarray:
+    """Milliseconds per layer, and a last entry for the conversion of the graph's inputs and outputs."""
+    c = constants or model.constants
+    peak = model.peak_macs_per_s
+    compute_s = (layers.dense_macs / (peak * c.dense_efficiency) + layers.dynamic_macs / (peak * c.dynamic_efficiency)
+                 + layers.grouped_macs / (peak * c.grouped_efficiency) + layers.vector_bytes / (c.vector_gbps * 1e9)
+                 + layers.softmax_bytes / (c.softmax_gbps * 1e9))
+    memory_s = ((layers.weight_bytes + c.activation_spill * layers.activation_bytes)
+                / (model.chipset.memory_bandwidth_gbps * 1e9 * c.memory_efficiency))
+    per_layer = np.maximum(compute_s, memory_s) + layers.dispatched * c.op_overhead_us * 1e-6
+    return np.append(per_layer, layers.io_values * c.io_ns_per_value * 1e-9) * 1000
+
+
+def io_values(model_path: Path) -> int:
+    """Values of a graph's inputs and outputs (a dynamic dimension counts as 1)."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    dynamic_inputs(model)
+    shapes = static_shapes(model)
+    return sum(int(np.prod(shapes.get(value.name, [0]))) for value in [*model.graph.input, *model.graph.output])
+
+
+def graph_layers(model_path: Path, precision: str, chipset: Chipset) -> tuple[list[LayerCost], LayerArrays]:
+    costs = layer_costs(model_path, precision, int(chipset.vtcm_mb * 2**20))
+    return costs, LayerArrays.of(costs, precision, io_values(model_path))
+
+
+def estimate_component(model_path: Path, component: str, precision: str, chipset: Chipset) -> list[Row]:
+    costs, layers = graph_layers(model_path, precision, chipset)
+    *times, io_ms = layer_times_ms(layers, LatencyModel.of(chipset, precision))
+    rows = [Row(component, cost.name, cost.op_type, block_of(component, cost.name), "NPU", round(float(time), 5),
+                cost.macs, cost.weight_bytes + cost.activation_bytes) for cost, time in zip(costs, times)]
+    return rows + [Row(component, "graph inputs and outputs", "IO", "io", "NPU", round(float(io_ms), 5))]
 
 
 def estimate_model(model_path: Path, precision: str, chipset: Chipset) -> float:
@@ -59,11 +160,11 @@ def estimate_model(model_path: Path, precision: str, chipset: Chipset) -> float:
 
 
 def estimate_bundle(bundle: Bundle, chipset: Chipset) -> Profile:
-    rows = []
+    rows, notes = [], []
     for component, entry in bundle.manifest["components"].items():
         rows += estimate_component(bundle.component_path(component), component, entry["precision"], chipset)
+        model = LatencyModel.of(chipset, entry["precision"])
+        notes.append(f"{component} ({PRECISION_CLASSES[entry['precision']]}): {model.describe_band()}")
     device = f"{chipset.marketing_name} ({chipset.aihub_device}), analytical estimate"
-    notes = [f"calibration: compute {CALIBRATION.compute_efficiency:.0%} and memory {CALIBRATION.memory_efficiency:.0%} "
-             f"of peak, {CALIBRATION.activation_spill:.0%} of over-VTCM activations spilled to DDR, "
-             f"{CALIBRATION.op_overhead_us:g} us per op; fitted to AI Hub's SD-v1.5 W8A16 Galaxy S24 times"]
+    notes = [f"an estimate, not a measurement; per component: {'; '.join(dict.fromkeys(notes))}"]
     return Profile("estimate", device, str(bundle.folder), bundle.manifest["sampling"]["num_steps"], rows, notes=notes).finish()

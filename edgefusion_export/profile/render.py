@@ -99,3 +99,5 @@ def print_summary(profile: Profile, console) -> None:
     rows.append(["[bold]per image[/bold]", "", "", f"[bold]{profile.per_image_ms:.2f}[/bold]", ""])
     show(console, table(["component", "ms per call", "calls", "ms per image", "slowest block"], rows,
                         copyable=["component"], title=f"{profile.backend} on {profile.device}"))
+    for note in profile.notes:
+        console.print(note)

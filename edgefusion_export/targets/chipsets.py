@@ -33,13 +33,13 @@ class Chipset:
     qnn_soc_model: int
     aihub_device: str
     npu_int8_tops: float
-    npu_fp16_tflops: float
     memory_bandwidth_gbps: float
     vtcm_mb: float
     htp_clock_mhz: float
     min_android_api: int
     example_phones: list[str] = field(default_factory=list)
     default: bool = False
+    estimate: dict[str, dict] = field(default_factory=dict)  # precision -> the latency estimate's fitted constants
 
     @property
     def htp_arch_number(self) -> int:

@@ -1,0 +1,261 @@
+"""The architectures of AI Hub's published latency table, built from their public configurations with random
+weights (a latency model needs only the graph): torchvision, timm, transformers, diffusers, ultralytics, and three
+small networks written out from their papers' definitions. Needs `pip install .[bench]`.
+
+Each entry is keyed by the CSV's (model, component) and gives its family (for reports and the split) and a
+builder returning the module and its example inputs at the shape AI Hub profiled. That is the CSV's input shape
+(taken from info.yaml) except where the model's own `get_input_spec` in qai-hub-models says otherwise:
+Unet-Segmentation runs at 640x1280 and FCN-ResNet50 at 520x520 (their info.yaml says 224x224; at 224 their
+published times would mean 0.4-0.8 TMAC/s where every other large convolution network reaches 4-6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+Built = tuple[nn.Module, list[torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    model: str
+    component: str
+    family: str
+    build: Callable[[], Built]
+    graph: str = ""  # the name of its graph; fine-tunes of one architecture (SD-1.5, ControlNet's and Riffusion's
+                     # copies of it) share one graph, and one side of the split
+
+    @property
+    def graph_name(self) -> str:
+        return self.graph or f"{self.model}.{self.component}"
+
+
+def image(height: int, width: int | None = None) -> list[torch.Tensor]:
+    """One RGB image, [1, 3, height, width]."""
+    return [torch.randn(1, 3, height, width or height)]
+
+
+def torchvision_model(name: str, size: int, **kwargs) -> Callable[[], Built]:
+    def build() -> Built:
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None, **kwargs), image(size)
+    return build
+
+
+def fcn_resnet50() -> Built:
+    import torchvision
+
+    return OutputKey(torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None), "out"), image(520)
+
+
+def timm_model(name: str, size: int) -> Callable[[], Built]:
+    def build() -> Built:
+        import timm
+
+        return timm.create_model(name, pretrained=False), image(size)
+    return build
+
+
+class OutputKey(nn.Module):
+    """One named output of a model that returns a dict or a tuple."""
+
+    def __init__(self, model: nn.Module, key: str | int):
+        super().__init__()
+        self.model, self.key = model, key
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(*inputs)[self.key]
+
+
+def bert_base() -> Built:
+    from transformers import BertConfig, BertModel
+
+    model = BertModel(BertConfig(attn_implementation="eager"), add_pooling_layer=False)
+    return OutputKey(model, 0), [torch.randint(0, 30522, (1, 384)), torch.ones(1, 384, dtype=torch.int64)]
+
+
+def whisper_encoder(d_model: int, layers: int, heads: int) -> Callable[[], Built]:
+    def build() -> Built:
+        from transformers import WhisperConfig
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        config = WhisperConfig(d_model=d_model, encoder_layers=layers, encoder_attention_heads=heads,
+                               encoder_ffn_dim=4 * d_model, attn_implementation="eager")
+        return OutputKey(WhisperEncoder(config), 0), [torch.randn(1, 80, 3000)]
+    return build
+
+
+def segformer_b0() -> Built:
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    model = SegformerForSemanticSegmentation(SegformerConfig(num_labels=150, attn_implementation="eager"))
+    return OutputKey(model, 0), image(512)
+
+
+def yolo(config: str) -> Callable[[], Built]:
+    def build() -> Built:
+        from ultralytics.nn.tasks import DetectionModel
+
+        return OutputKey(DetectionModel(config, verbose=False), 0), image(640)
+    return build
+
+
+class SRVGGNetCompact(nn.Module):
+    """Real-ESRGAN's general x4v3 network: a plain conv stack with PReLU, pixel shuffle, plus the upsampled input."""
+
+    def __init__(self, features: int = 64, convs: int = 32, scale: int = 4):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, features, 3, padding=1), nn.PReLU(features)]
+        for _ in range(convs):
+            layers += [nn.Conv2d(features, features, 3, padding=1), nn.PReLU(features)]
+        layers += [nn.Conv2d(features, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale)]
+        self.body, self.scale = nn.Sequential(*layers), scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + nn.functional.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+class ResidualDenseBlock(nn.Module):
+    def __init__(self, features: int = 64, growth: int = 32):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(features + i * growth, growth if i < 4 else features, 3, padding=1)
+                                   for i in range(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [x]
+        for index, conv in enumerate(self.convs):
+            y = conv(torch.cat(outputs, 1))
+            outputs.append(nn.functional.leaky_relu(y, 0.2) if index < 4 else y)
+        return x + 0.2 * outputs[-1]
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN's generator (also Real-ESRGAN x4plus): 23 residual-in-residual dense blocks, two 2x upsamplings."""
+
+    def __init__(self, features: int = 64, blocks: int = 23):
+        super().__init__()
+        self.first = nn.Conv2d(3, features, 3, padding=1)
+        self.blocks = nn.Sequential(*(nn.Sequential(*(ResidualDenseBlock(features) for _ in range(3)))
+                                      for _ in range(blocks)))
+        self.body = nn.Conv2d(features, features, 3, padding=1)
+        self.up1, self.up2 = nn.Conv2d(features, features, 3, padding=1), nn.Conv2d(features, features, 3, padding=1)
+        self.hr, self.last = nn.Conv2d(features, features, 3, padding=1), nn.Conv2d(features, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = lambda y: nn.functional.leaky_relu(y, 0.2)  # noqa: E731
+        features = self.first(x)
+        body = self.body(self.blocks(features))
+        features = features + body
+        features = act(self.up1(nn.functional.interpolate(features, scale_factor=2, mode="nearest")))
+        features = act(self.up2(nn.functional.interpolate(features, scale_factor=2, mode="nearest")))
+        return self.last(act(self.hr(features)))
+
+
+def double_conv(inputs: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(),
+                         nn.Conv2d(outputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU())
+
+
+class SegmentationUNet(nn.Module):
+    """The original U-Net as in milesial/Pytorch-UNet (31M parameters, transposed-conv upsampling)."""
+
+    def __init__(self, classes: int = 2, widths: tuple[int, ...] = (64, 128, 256, 512, 1024)):
+        super().__init__()
+        self.first = double_conv(3, widths[0])
+        self.down = nn.ModuleList(double_conv(a, b) for a, b in zip(widths, widths[1:]))
+        self.upsample = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(widths, widths[1:]))
+        self.up = nn.ModuleList(double_conv(2 * a, a) for a in widths[:-1])
+        self.out = nn.Conv2d(widths[0], classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.first(x)]
+        for block in self.down:
+            skips.append(block(nn.functional.max_pool2d(skips[-1], 2)))
+        x = skips.pop()
+        for upsample, block in zip(reversed(self.upsample), reversed(self.up)):
+            x = block(torch.cat([skips.pop(), upsample(x)], 1))
+        return self.out(x)
+
+
+def stable_diffusion(component: str, version: str) -> Callable[[], Built]:
+    """SD-1.5's or SD-2.1's components at 512x512 (latent 64x64), from their published configurations."""
+    def build() -> Built:
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        from edgefusion_export.sources.presets import CLIP_VIT_L14_TEXT, SD_V15_UNET, SD_VAE
+
+        text_width = 768 if version == "1.5" else 1024
+        if component == "text_encoder":
+            config = CLIP_VIT_L14_TEXT if version == "1.5" else {
+                **CLIP_VIT_L14_TEXT, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
+                "num_attention_heads": 16, "hidden_act": "gelu", "projection_dim": 1024}
+            model = CLIPTextModel(CLIPTextConfig(**config, attn_implementation="eager"))
+            return OutputKey(model, 0), [torch.randint(0, 49408, (1, 77), dtype=torch.int32)]
+        if component == "vae":
+            return VaeDecoder(AutoencoderKL(**SD_VAE)), [torch.randn(1, 4, 64, 64)]
+        unet_config = {key: value for key, value in SD_V15_UNET.items() if key not in ("time_cond_proj_dim",)}
+        if version == "2.1":
+            unet_config |= {"attention_head_dim": [5, 10, 20, 20], "cross_attention_dim": 1024,
+                            "use_linear_projection": True}
+        unet = UNet2DConditionModel(**unet_config)
+        return (OutputKey(UnetCall(unet), 0),
+                [torch.randn(1, 4, 64, 64), torch.tensor([999.0]), torch.randn(1, 77, text_width)])
+    return build
+
+
+class VaeDecoder(nn.Module):
+    def __init__(self, vae: nn.Module):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(latent).sample
+
+
+class UnetCall(nn.Module):
+    def __init__(self, unet: nn.Module):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, latent: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.unet(latent, timestep, encoder_hidden_states=text).sample,)
+
+
+ARCHITECTURES = [
+    Architecture("resnet18", "ResNet18", "cnn", torchvision_model("resnet18", 224)),
+    Architecture("resnet50", "ResNet50", "cnn", torchvision_model("resnet50", 224)),
+    Architecture("inception_v3", "Inception-v3", "cnn",
+                 torchvision_model("inception_v3", 224, aux_logits=False, init_weights=False)),
+    Architecture("convnext_tiny", "ConvNext-Tiny", "cnn", torchvision_model("convnext_tiny", 224)),
+    Architecture("mobilenet_v2", "MobileNet-v2", "depthwise", torchvision_model("mobilenet_v2", 224)),
+    Architecture("mobilenet_v3_large", "MobileNet-v3-Large", "depthwise", torchvision_model("mobilenet_v3_large", 224)),
+    Architecture("efficientnet_b0", "EfficientNet-B0", "depthwise", torchvision_model("efficientnet_b0", 224)),
+    Architecture("efficientnet_b4", "EfficientNet-B4", "depthwise", torchvision_model("efficientnet_b4", 380)),
+    Architecture("vit", "VIT", "transformer", torchvision_model("vit_b_16", 224)),
+    Architecture("efficientvit_b2_cls", "EfficientViT-b2-cls", "transformer", timm_model("efficientvit_b2", 224)),
+    Architecture("bert_base_uncased_hf", "Bert-Base-Uncased-Hf", "transformer", bert_base),
+    Architecture("whisper_tiny", "HfWhisperEncoder", "transformer", whisper_encoder(384, 4, 6)),
+    Architecture("whisper_base", "HfWhisperEncoder", "transformer", whisper_encoder(512, 6, 8)),
+    Architecture("segformer_base", "Segformer-Base", "segmentation", segformer_b0),
+    Architecture("fcn_resnet50", "FCN-ResNet50", "segmentation", fcn_resnet50),
+    Architecture("unet_segmentation", "Unet-Segmentation", "segmentation", lambda: (SegmentationUNet(), image(640, 1280))),
+    Architecture("yolov8_det", "YOLOv8-Detection", "detector", yolo("yolov8n.yaml")),
+    Architecture("yolov11_det", "YOLOv11-Detection", "detector", yolo("yolo11n.yaml")),
+    Architecture("real_esrgan_general_x4v3", "Real-ESRGAN-General-x4v3", "super-resolution",
+                 lambda: (SRVGGNetCompact(), image(128))),
+    Architecture("real_esrgan_x4plus", "Real-ESRGAN-x4plus", "super-resolution", lambda: (RRDBNet(), image(128))),
+    Architecture("esrgan", "ESRGAN", "super-resolution", lambda: (RRDBNet(), image(128)),
+                 graph="real_esrgan_x4plus.Real-ESRGAN-x4plus"),
+    *(Architecture(model, name, "stable-diffusion", stable_diffusion(component, "1.5"), graph=f"sd-1.5.{component}")
+      for component, names in (("text_encoder", ("text_encoder", "TextEncoder_Quantized")),
+                               ("unet", ("unet", "UNet_Quantized")), ("vae", ("vae", "VAEDecoder_Quantized")))
+      for model, name in (("stable_diffusion_v1_5", names[0]), ("controlnet_canny", names[0]), ("riffusion", names[1]))),
+    *(Architecture("stable_diffusion_v2_1", component, "stable-diffusion", stable_diffusion(component, "2.1"))
+      for component in ("text_encoder", "unet", "vae")),
+]
