@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgefusion_export.graphs import LayerCost, layer_costs
+from edgefusion_export.graphs import LayerCost, layer_costs, static_shapes
 from edgefusion_export.profile.estimate import EstimateConstants, LatencyModel, LayerArrays, layer_times_ms
 from edgefusion_export.profile.model import SCHEMA_FILE
 from edgefusion_export.targets import aihub
@@ -261,6 +261,21 @@ def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
     assert json.loads(run_cli("estimate", path, "--json").stdout)["precision"] == "float"  # not QDQ: float
     text = run_cli("estimate", path, "--precision", "w8a16").stdout
     assert f"held-out median error {chip.estimate['w8a16']['held_out_error']['median']:.0%}" in text
+
+
+def test_shapes_are_inferred_with_large_weights_left_out():
+    """Shape inference serialises the model (protobuf refuses over 2 GB: SD-1.5's float UNet failed the SiLU
+    rewrite): large weights become typed inputs for it, the model itself keeps them."""
+    weight = numpy_helper.from_array(np.zeros((256, 256, 2, 2), np.float32), "w")  # 1 MiB
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Reshape", ["c", "shape"], ["y"], name="flatten")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [weight, numpy_helper.from_array(np.array([1, -1], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    shapes = static_shapes(model)
+    assert shapes["c"] == [1, 256, 7, 7] and shapes["y"] == [1, 256 * 49]
+    assert [tensor.name for tensor in model.graph.initializer] == ["w", "shape"] and len(model.graph.input) == 1
 
 
 def test_a_qdq_graph_is_estimated_as_its_float_graph_at_its_precision(tmp_path):
