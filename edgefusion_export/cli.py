@@ -17,7 +17,7 @@ from .bundle.selection import SHIP_CHOICES
 from .options import BuildOptions, FidelityGates, QuantizeSettings
 from .tables import show, table
 from .targets.aihub import DEFAULT_TIMEOUT_S
-from .targets.base import QNN_OPTIMIZATION_CHOICES
+from .targets.base import QNN_OPTIMIZATION_CHOICES, VERIFY_NPU_CHOICES
 
 console = Console(stderr=True, highlight=False)
 
@@ -73,9 +73,9 @@ def main() -> None:
 @click.option("--chipset", "chipsets", multiple=True, help="Snapdragon chipset profile (repeatable; default: snapdragon-8-gen-3). See 'targets'.")
 @click.option("--allow-cpu-fallback", is_flag=True, help="Accept components that do not compile to one NPU partition (listed in the report).")
 @click.option("--aihub", is_flag=True, help="Also compile each component in Qualcomm AI Hub (token: QAI_HUB_API_TOKEN or qai-hub configure).")
-@click.option("--verify-npu/--no-verify-npu", default=None,
-              help="Run each compiled NPU model in HTP emulation on held-out inputs and compare with the CPU "
-                   "(default: when that takes under 2 minutes per chipset, e.g. small models; opt in at 512x512).")
+@click.option("--verify-npu", type=click.Choice(VERIFY_NPU_CHOICES), default=BuildOptions.verify_npu, show_default=True,
+              help="Run compiled NPU models in HTP emulation on every held-out call and compare with the CPU: all, the "
+                   "quantized ones, off; auto: all when that takes under 2 minutes per chipset, else the quantized ones.")
 @click.option("--min-npu-sqnr", default=BuildOptions.min_npu_sqnr, show_default=True, type=float,
               help="Gate: SQNR (dB) of each emulated NPU model against the CPU.")
 @click.option("--qnn-optimization", type=click.Choice(QNN_OPTIMIZATION_CHOICES), default=BuildOptions.qnn_optimization,
@@ -91,7 +91,7 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
                     cache_dir: Path | None, force: bool, calibration_prompts: Path | None, calibration_size: int,
                     min_sqnr: float, max_float_fraction: float, min_psnr: float, min_prompt_sensitivity: float,
                     fidelity_images: int, chipsets: tuple[str, ...], allow_cpu_fallback: bool, aihub: bool,
-                    verify_npu: bool | None, min_npu_sqnr: float, qnn_optimization: str, ship: str) -> None:
+                    verify_npu: str, min_npu_sqnr: float, qnn_optimization: str, ship: str) -> None:
     """Export, check, quantize and bundle a model for a target."""
     from .compiler import compile_bundle, default_cache_dir
     from .options import check_request
@@ -191,6 +191,11 @@ def inspect(bundle: Path, no_verify: bool) -> None:
                     copyable=["component", "file"], title="Components"))
     show(out, table(["component", "io", "tensor", "dtype", "shape"], tensors, copyable=["component", "tensor", "shape"],
                     title="Inputs and outputs"))
+    npu = [[name, chip, emulation_summary(entry.get("emulated"))]
+           for name, component in manifest["components"].items() for chip, entry in component.get("compiled", {}).items()]
+    if npu:
+        show(out, table(["component", "chipset", "HTP emulation vs CPU"], npu, copyable=["component", "chipset"],
+                        title="NPU models"))
     sampling = manifest["sampling"]
     show(out, table(["step", "timestep", "alpha_cumprod", "alpha_cumprod_prev", "c_skip", "c_out"],
                     [[str(index), str(step["timestep"]), f"{step['alpha_cumprod']:.6f}", f"{step['alpha_cumprod_prev']:.6f}",
@@ -200,6 +205,16 @@ def inspect(bundle: Path, no_verify: bool) -> None:
     out.print(f"guidance scale {sampling['guidance_scale']} ({guidance}); latent {sampling['latent_shape']}; "
               f"tokenizer {manifest['tokenizer']['type']} max {manifest['tokenizer']['max_length']} tokens; "
               f"{len(manifest['files'])} files verified" + (" (not verified)" if no_verify else ""))
+
+
+def emulation_summary(emulated: dict | None) -> str:
+    """What --verify-npu found for one compiled model: each held-out call's SQNR against the CPU, or why not run."""
+    if not emulated:
+        return "not run"
+    if "skipped" in emulated:
+        return f"not run: {emulated['skipped']}"
+    calls = ", ".join(f"{call['sample']} {call['sqnr_vs_cpu_db']:.1f} dB" for call in emulated["calls"])
+    return calls + (f" at {emulated['size']}" if "size" in emulated else "")
 
 
 def _fraction(text: str) -> float:

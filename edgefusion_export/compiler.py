@@ -167,7 +167,8 @@ class Build:
         else:
             held_out = {c: [example_feeds(self.exports[c])] for c in COMPONENTS}
         return FinalModels({c: self.model(self.finals, c) for c in COMPONENTS}, {c: self.model(self.floats, c) for c in COMPONENTS},
-                           dict(self.recipe), held_out, self.cache_dir)
+                           dict(self.recipe), held_out, self.cache_dir,
+                           {c: f"{self.options.width}x{self.options.height}" if self.size_of(c) else None for c in COMPONENTS})
 
     def bundle_files(self, compiled: TargetBuild) -> dict[str, Path]:
         files = {artifact.name: artifact for component, folder in self.finals.items() for artifact in sorted(folder.iterdir())

@@ -14,6 +14,7 @@ MAC_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
 FUSED_ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
                      "BatchNormalization", "Gelu"}
 VECTOR_KINDS = {"vector", "softmax"}
+LOOKUP_OPS = {"Gather", "GatherElements", "GatherND"}
 FREE_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant", "Shape", "QuantizeLinear",
             "DequantizeLinear", "Cast", "CastLike", "EPContext"}
 # Bytes per (weight, activation) value on the NPU at each precision; float graphs run there in fp16.
@@ -88,6 +89,8 @@ class LayerCost:
     elements: int = 0  # values the layer writes
     dispatched: bool = True  # False for a layer QNN runs inside another: a fused activation, or a link of an
                              # elementwise chain (GELU's Div-Erf-Add-Mul-Mul, a decomposed norm)
+    tiled_elements: int = 0  # the values of the image tensors it writes, in the HTP's tiled layout (channels padded
+                             # to 32, height to 8, width to 4): what FP16 HTP emulation's time follows
 
 
 def dynamic_inputs(model: onnx.ModelProto) -> list[str]:
@@ -142,6 +145,7 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
             node = producer.get(node.input[0])
         return node
 
+    not_images = attention_tensors(model)
     fused: set[str] = set()
 
     def is_fused(node: onnx.NodeProto) -> bool:
@@ -183,7 +187,9 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
         weight_traffic = activation_traffic = 0
         for name in node.input:
             source = weight_source(name)
-            if source is not None:
+            if source is not None and node.op_type in LOOKUP_OPS:  # reads the rows it gathers, not the table
+                weight_traffic += int(np.prod(output or [0])) * weight_bytes
+            elif source is not None:
                 weight_traffic += int(np.prod(shapes.get(source, [0]))) * weight_bytes
             elif shape_of(name):
                 size = int(np.prod(shape_of(name))) * activation_bytes
@@ -192,14 +198,38 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
             size = int(np.prod(shape_of(name) or [0])) * activation_bytes
             activation_traffic += size if size > vtcm_bytes else 0
         elements = sum(int(np.prod(shape_of(name) or [0])) for name in node.output)
+        tiled = sum(tiled_size(shape_of(name)) for name in node.output if name not in not_images)
         source = computed_by(node.input[0]) if node.input else None
         chained = kind in VECTOR_KINDS and source is not None and source.name in vector_elements \
             and vector_elements[source.name] == elements
         if kind in VECTOR_KINDS:
             vector_elements[node.name] = elements
         costs.append(LayerCost(node.name, node.op_type, macs, weight_traffic, activation_traffic, kind, elements,
-                               dispatched=kind != "fused" and not chained))
+                               dispatched=kind != "fused" and not chained, tiled_elements=tiled))
     return costs
+
+
+LAYOUT_AND_MAC_OPS = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Conv", "ConvTranspose", "Gemm"}
+
+
+def attention_tensors(model: onnx.ModelProto) -> set[str]:
+    """What MatMuls and softmax write and elementwise ops make of it (attention scores [N, heads, tokens, tokens]):
+    4-D tensors that QNN does not lay out as images."""
+    attention: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type in ("MatMul", "Softmax") or (
+                node.op_type not in LAYOUT_AND_MAC_OPS and any(name in attention for name in node.input)):
+            attention.update(node.output)
+    return attention
+
+
+def tiled_size(shape: list[int]) -> int:
+    """Values of an image tensor [N, C, H, W] in the HTP's tiled layout (channels padded to 32, height to 8, width
+    to 4); 0 for other ranks."""
+    if len(shape) != 4:
+        return 0
+    up = lambda value, multiple: -(-value // multiple) * multiple  # noqa: E731
+    return shape[0] * up(shape[1], 32) * up(shape[2], 8) * up(shape[3], 4)
 
 
 def _groups(node: onnx.NodeProto) -> int:

@@ -11,7 +11,7 @@ from .quantize import calibration
 from .quantize.fidelity import FidelityGates
 from .quantize.recipes import RECIPES, QuantizeSettings
 from .targets import TARGETS
-from .targets.base import MIN_NPU_SQNR_DB, QNN_OPTIMIZATION_CHOICES
+from .targets.base import MIN_NPU_SQNR_DB, QNN_OPTIMIZATION_CHOICES, VERIFY_NPU_CHOICES
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class BuildOptions:
     chipsets: tuple[str, ...] = ()  # snapdragon: profile names; empty means the default chipset
     allow_cpu_fallback: bool = False
     aihub: bool = False
-    verify_npu: bool | None = None  # None: when HTP emulation of one image's calls is quick enough
+    verify_npu: str = "auto"  # VERIFY_NPU_CHOICES
     min_npu_sqnr: float = MIN_NPU_SQNR_DB
     ship: str = "both"  # what the bundle holds: compiled NPU models, the portable ONNX, or both (bundle.selection)
     qnn_optimization: str = "auto"  # QNN graph finalization mode 1-3 for every component, or auto: per component
@@ -52,6 +52,8 @@ class BuildOptions:
             calibration.read_prompts(self.calibration_prompts)
         if self.qnn_optimization not in QNN_OPTIMIZATION_CHOICES:
             raise UserError(f"--qnn-optimization {self.qnn_optimization!r} is not one of {', '.join(QNN_OPTIMIZATION_CHOICES)}")
+        if self.verify_npu not in VERIFY_NPU_CHOICES:
+            raise UserError(f"--verify-npu {self.verify_npu!r} is not one of {', '.join(VERIFY_NPU_CHOICES)}")
         if self.ship not in SHIP_CHOICES:
             raise UserError(f"--ship {self.ship!r} is not one of {', '.join(SHIP_CHOICES)}")
         TARGETS[self.target].check(self)

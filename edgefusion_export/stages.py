@@ -61,6 +61,7 @@ class Pass(Generic[Result]):
     produce: Callable[..., Result]  # produce(folder, **inputs) writes the artifact into the folder it is given
     result: type[Result]
     exclusive: bool = False  # needs the machine's memory to itself: background passes finish first
+    expected_s: float | None = None  # for a long pass, the time it should take, printed before it starts (not a key input)
 
 
 def identity(value: Any, cache_root: Path) -> Any:
@@ -159,6 +160,8 @@ class StageCache:
             return folder, result
         if step.exclusive:
             self.wait_for_background()
+        if step.expected_s is not None:
+            self.console.print(f"  [bold]{step.name:<24}[/bold] started, about {duration(step.expected_s)}")
         with self.console.status(f"{step.name} ..."):
             return folder, self._produce(step, folder, key)
 
@@ -209,6 +212,10 @@ class StageCache:
         status = "cached" if cached else f"{seconds:6.1f} s"
         self.console.print(f"  [bold]{name:<24}[/bold] {status:>9} {peak_mb / 1024:5.1f} GB  {result.summary()}",
                            overflow="fold")
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ CHANGES: dict[str, tuple[Any, set[str]]] = {
     "chipsets": ((OTHER_CHIP,), on_npu(*COMPONENTS, chip=OTHER_CHIP)),
     "allow_cpu_fallback": (True, on_npu(*COMPONENTS)),
     "aihub": (True, on_npu(*COMPONENTS, passes=("aihub",))),
-    "verify_npu": (False, set()),
+    "verify_npu": ("off", set()),
     "min_npu_sqnr": (30.0, set()),
     "ship": ("compiled", set()),
     "qnn_optimization": ("1", on_npu(*COMPONENTS)),
@@ -92,9 +92,11 @@ def changed(options: BuildOptions, name: str, value: Any) -> BuildOptions:
 
 
 def build(options: BuildOptions, cache: Path, output: Path) -> set[str]:
-    """The passes this build produced (the others came from the cache)."""
+    """The passes this build produced (the others came from the cache); a component's checks of its held-out calls
+    ("verify-npu unet <chip> t=999") count as its one check."""
     report = compile_bundle(resolve_source(None, "tiny"), options, output, cache, ["test"], Console(quiet=True))
-    return {stage["name"] for stage in report["stages"] if not stage["cached"]}
+    return {" ".join(stage["name"].split()[:3]) if stage["name"].startswith("verify-npu") else stage["name"]
+            for stage in report["stages"] if not stage["cached"]}
 
 
 @pytest.fixture(scope="module")

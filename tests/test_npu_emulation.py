@@ -11,20 +11,20 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import numpy_helper
 
 from edgefusion_export.bundle.manifest import load_bundle
 from edgefusion_export.export.group_norm import channels_last_group_norm, channels_last_group_norms
 from edgefusion_export.export.onnx_export import OPSET, simplify
 from edgefusion_export.metrics import psnr_db, sqnr_db
 from edgefusion_export.quantize import qdq
+from edgefusion_export.quantize.qdq import multiply_weight_scale
 from edgefusion_export.runtime.pipeline import Noise, Text2ImagePipeline
 from edgefusion_export.runtime.sessions import cpu_session, htp_session
 from edgefusion_export.targets import snapdragon
 from edgefusion_export.targets.chipsets import chipset
 from edgefusion_export.targets.snapdragon import inspect_context_model, prepared_target
 
-from .conftest import CHIPSETS, compile_args, run_cli
+from .conftest import CHIPSETS, TINY_SIZE, compile_args, run_cli
 from .test_bad_input import assert_clean_error
 
 SIZE = 8
@@ -147,19 +147,31 @@ def test_verification_is_recorded_per_component_and_chipset(snapdragon_bundle):
             emulated = entry["emulated"]
             assert emulated["sqnr_vs_cpu_db"] >= measured[name] - 5
             assert emulated["samples"] == (2 if name == "unet" else 1)  # one held-out image's calls
+            labels = [call["sample"] for call in emulated["calls"]]
+            assert labels == (["t=999", "t=499"] if name == "unet" else ["call 1"])  # each UNet step on its own
+            assert emulated["sqnr_vs_cpu_db"] == min(call["sqnr_vs_cpu_db"] for call in emulated["calls"])
+            assert emulated.get("size") == (None if name == "text_encoder" else f"{TINY_SIZE}x{TINY_SIZE}")
     unet_vs_float = [entry["emulated"]["sqnr_vs_float_db"] for entry in manifest["components"]["unet"]["compiled"].values()]
     assert all(30 <= value <= 45 for value in unet_vs_float)  # W8A16 error (measured 37.2), not emulation error
 
 
-def scale_one_weight(model: onnx.ModelProto, factor: float) -> str:
-    """Multiply the dequantization scale of one convolution weight in the middle of the graph by `factor`."""
-    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
-    candidates = [node for node in model.graph.node if node.op_type == "DequantizeLinear"
-                  and node.input[0] in initializers and len(initializers[node.input[0]].dims) == 4]
-    node = candidates[len(candidates) // 2]
-    scale = initializers[node.input[1]]
-    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(factor), scale.name))
-    return node.name
+def test_verify_npu_quantized_checks_the_w8a16_unet_and_says_why_not_the_others(snapdragon_bundle, cache_dir, tmp_path):
+    """`--verify-npu quantized` (what `auto` picks when the whole check would take long) runs the W8A16 UNet's calls
+    and records a reason for the FP16 components; `off` records one for every component. The checks come from the
+    session build's cache: one stage per call."""
+    for mode, verified in (("quantized", {"unet"}), ("off", set())):
+        result = run_cli(*compile_args(tmp_path / mode, cache_dir, "--preset", "tiny", "--target", "snapdragon",
+                                       "--verify-npu", mode))
+        assert result.exit_code == 0, result.output
+        manifest = load_bundle(tmp_path / mode).manifest
+        for name, component in manifest["components"].items():
+            emulated = component["compiled"]["snapdragon-8-gen-3"]["emulated"]
+            if name in verified:
+                assert [call["sample"] for call in emulated["calls"]] == ["t=999", "t=499"]
+            else:
+                assert emulated == {"skipped": "--verify-npu off" if mode == "off" else
+                                    "not quantized: --verify-npu quantized checks the quantized components, "
+                                    "--verify-npu all adds it"}
 
 
 def test_a_wrong_quantization_scale_in_the_npu_model_fails_the_gate(snapdragon_bundle, cache_dir, tmp_path, monkeypatch):
@@ -169,7 +181,7 @@ def test_a_wrong_quantization_scale_in_the_npu_model_fails_the_gate(snapdragon_b
     def compile_a_broken_unet(model_path, chip, folder, allow_cpu_fallback, mode):
         if model_path.name == "unet.onnx":
             model = onnx.load(str(model_path))
-            scale_one_weight(model, 4.0)
+            multiply_weight_scale(model, 4.0)
             (tmp_path / "broken").mkdir(exist_ok=True)
             model_path = tmp_path / "broken" / "unet.onnx"
             onnx.save(model, str(model_path))

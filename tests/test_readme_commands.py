@@ -59,3 +59,6 @@ def test_tables_never_cut_what_a_person_types_or_copies(snapdragon_bundle, monke
         assert f" {component['file']} " in inspected
         for spec in component["inputs"] + component["outputs"]:
             assert f" {spec['name']} " in inspected and f" {spec['shape']} ".replace("'", "") in inspected
+    for chip in manifest["target"]["chipsets"]:  # the NPU models table: each chipset, each UNet step's check
+        assert f" {chip['name']} " in inspected
+    assert "t=999 " in inspected and "t=499 " in inspected

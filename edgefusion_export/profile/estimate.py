@@ -156,7 +156,8 @@ def estimate_component(model_path: Path, component: str, precision: str, chipset
 
 def estimate_model(model_path: Path, precision: str, chipset: Chipset) -> float:
     """Projected milliseconds of one call of any ONNX graph at `precision` (float, w8a8, w8a16) on `chipset`."""
-    return round(sum(row.time_ms for row in estimate_component(model_path, "other", precision, chipset)), 4)
+    layers = graph_layers(model_path, precision, chipset)[1]
+    return round(float(layer_times_ms(layers, LatencyModel.of(chipset, precision)).sum()), 4)
 
 
 def estimate_bundle(bundle: Bundle, chipset: Chipset) -> Profile:

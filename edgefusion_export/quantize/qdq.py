@@ -252,3 +252,15 @@ def io_quantization(model_path: Path) -> dict[str, dict]:
             result[name] = {"scale": float(numpy_helper.to_array(initializers[node.input[1]]).reshape(-1)[0]),
                             "zero_point": int(zero_point.reshape(-1)[0]), "type": str(zero_point.dtype)}
     return result
+
+
+def multiply_weight_scale(model: onnx.ModelProto, factor: float) -> str:
+    """Break a QDQ graph on purpose (how the NPU checks are shown to catch a wrong binary): multiply the
+    dequantization scale of one convolution weight in the middle of the graph by `factor`; its node's name."""
+    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
+    candidates = [node for node in model.graph.node if node.op_type == "DequantizeLinear"
+                  and node.input[0] in initializers and len(initializers[node.input[0]].dims) == 4]
+    node = candidates[len(candidates) // 2]
+    scale = initializers[node.input[1]]
+    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(factor), scale.name))
+    return node.name

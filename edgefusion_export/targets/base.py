@@ -12,6 +12,7 @@ from ..stages import StageCache
 # quantization itself (held-out 30-43 dB); correct models measure 38-70 dB in emulation here, a broken one ~0 dB.
 MIN_NPU_SQNR_DB = 35.0
 QNN_OPTIMIZATION_CHOICES = ("auto", "1", "2", "3")  # QNN's htp_graph_finalization_optimization_mode, or per component
+VERIFY_NPU_CHOICES = ("auto", "all", "quantized", "off")
 
 
 class TargetOptions(Protocol):
@@ -20,7 +21,7 @@ class TargetOptions(Protocol):
     chipsets: tuple[str, ...]
     allow_cpu_fallback: bool
     aihub: bool
-    verify_npu: bool | None
+    verify_npu: str
     min_npu_sqnr: float
     ship: str
     qnn_optimization: str
@@ -35,6 +36,7 @@ class FinalModels:
     precisions: dict[str, str]
     held_out: dict[str, list[dict[str, Any]]]  # one held-out image's calls per component
     cache_dir: Path
+    sizes: dict[str, str | None]  # the image size ("512x512") each component's shapes are for, None if size-free
 
 
 @dataclass

@@ -14,7 +14,7 @@ class CpuTarget:
     default_precision = "fp32"
 
     def check(self, options: TargetOptions) -> None:
-        if options.chipsets or options.aihub or options.verify_npu or options.ship == "compiled" or options.qnn_optimization != "auto":
+        if options.chipsets or options.aihub or options.verify_npu not in ("auto", "off") or options.ship == "compiled" or options.qnn_optimization != "auto":
             raise UserError("--chipset, --aihub, --verify-npu, --qnn-optimization and --ship compiled apply to "
                             "--target snapdragon only")
 

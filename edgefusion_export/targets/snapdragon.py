@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from ..errors import UserError, first_line
-from ..graphs import layer_costs
+from ..graphs import LayerCost, layer_costs
 from ..metrics import sqnr_db
 from ..processes import in_fresh_process
 from ..runtime.sessions import HtpTarget, cpu_session, htp_session, qnn_devices
@@ -62,13 +62,18 @@ def finalization_mode(model_path: Path, choice: str) -> str:
     steeply (LARGE_GRAPH_MODE). Quantized (QDQ) graphs never get mode 1: its binaries compute wrong numbers for
     them (tiny W8A16 UNet at 256x256 in HTP emulation: -1.4 dB against the CPU, 50.9 dB with modes 2 and 3;
     at 64x64 all three agree, so only --verify-npu on the real shapes would catch it)."""
-    quantized = any(node.op_type == "DequantizeLinear" for node in onnx.load(str(model_path), load_external_data=False).graph.node)
+    quantized = is_quantized(model_path)
     if choice != "auto":
         return "2" if quantized and choice == "1" else choice
     if quantized:
         return "3"
     costs = layer_costs(model_path, "fp16", LARGE_CONV_ACTIVATION_BYTES)  # bytes count only over the limit
     return LARGE_GRAPH_MODE if any(cost.activation_bytes for cost in costs if cost.op_type == "Conv") else "3"
+
+
+def is_quantized(model_path: Path) -> bool:
+    """A QDQ graph (its weights behind DequantizeLinear nodes)."""
+    return any(node.op_type == "DequantizeLinear" for node in onnx.load(str(model_path), load_external_data=False).graph.node)
 
 
 def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_cpu_fallback: bool,
@@ -167,32 +172,59 @@ def prepared_target(binary: Path) -> str:
     return f"{next(iter(found))[0]}/v{next(iter(found))[1]}" if len(found) == 1 else ""
 
 
-# Emulated HTP throughput measured here (2 cores): W8A16 graphs ~0.155 GMAC/s, FP16 graphs ~0.012 GMAC/s.
-EMULATED_MACS_PER_SECOND = {"w8a16": 0.15e9, "w8a16-mixed": 0.15e9, "fp16": 0.012e9, "fp32": 0.012e9}
-AUTO_VERIFY_SECONDS = 120.0  # compile --verify-npu runs by default when one chipset's check should take this long at most
+@dataclass(frozen=True)
+class EmulationRate:
+    """How fast this machine class (2 cores) runs one precision in onnxruntime-qnn's HTP emulation: loading a
+    compiled model, and per call seconds per GMAC and per billion values written in the HTP's tiled layout
+    (fitted by benchmarks/emulation_rates.py; FP16 arithmetic on values is what emulates slowly)."""
+
+    load_s: float
+    s_per_gmac: float
+    s_per_gvalue: float
+
+    def seconds(self, costs: list[LayerCost], calls: int) -> float:
+        per_call = (self.s_per_gmac * sum(cost.macs for cost in costs)
+                    + self.s_per_gvalue * sum(cost.tiled_elements for cost in costs)) / 1e9
+        return self.load_s + calls * per_call
+
+
+# Fitted on benchmarks/emulation_rates.measured.jsonl (the tiny preset and bk-sdm-tiny at 256x256 and 512x512):
+# every fitted call within 21% of its measurement. FP16 emulation time follows the values written, not the MACs.
+EMULATION_RATES = {"w8a16": EmulationRate(load_s=0.24, s_per_gmac=0.997, s_per_gvalue=201.1),
+                   "fp16": EmulationRate(load_s=0.2, s_per_gmac=0.112, s_per_gvalue=1095.5)}
+EMULATION_RATES |= {"w8a16-mixed": EMULATION_RATES["w8a16"], "fp32": EMULATION_RATES["fp16"]}
+AUTO_VERIFY_SECONDS = 120.0  # --verify-npu auto checks every component when one chipset's check takes this long at most
+
+
+def emulation_seconds(model_path: Path, precision: str, calls: int) -> float:
+    """Expected time to load a compiled graph and run it `calls` times in HTP emulation on this machine class."""
+    return EMULATION_RATES[precision].seconds(layer_costs(model_path, precision, 0), calls)
 
 
 @dataclass(frozen=True)
 class NpuVerification(StageResult):
-    """How the compiled model's outputs in HTP emulation compare with the CPU on held-out inputs."""
+    """How the compiled model's output in HTP emulation compares with the CPU on one held-out call."""
 
+    sample: str  # which call of the held-out image: "t=999" for a UNet step, "call 1" otherwise
     sqnr_vs_cpu_db: float  # against the same portable graph on the CPU with exact QDQ arithmetic
     sqnr_vs_float_db: float  # against the float component
-    samples: int
+    seconds: float  # loading the compiled model and running the call in HTP emulation
 
     def summary(self) -> str:
-        return f"HTP emulation vs CPU {self.sqnr_vs_cpu_db:.1f} dB, vs float {self.sqnr_vs_float_db:.1f} dB"
+        return (f"{self.sample}: HTP emulation vs CPU {self.sqnr_vs_cpu_db:.1f} dB, vs float {self.sqnr_vs_float_db:.1f} dB, "
+                f"{self.seconds:.0f} s emulated")
 
 
-def emulation_seconds(macs: int, precision: str, calls: int) -> float:
-    """Expected time to run a graph of `macs` multiply-accumulates `calls` times in HTP emulation on this machine."""
-    return macs * calls / EMULATED_MACS_PER_SECOND[precision]
+def sample_label(feed: dict[str, np.ndarray], index: int) -> str:
+    """A held-out call's name: its timestep for a UNet step, else its position."""
+    return f"t={int(round(float(feed['timestep'].ravel()[0])))}" if "timestep" in feed else f"call {index + 1}"
 
 
-def verify_in_emulation(compiled: Path, portable: Path, float_model: Path, samples: list[dict[str, np.ndarray]],
+def verify_in_emulation(compiled: Path, portable: Path, float_model: Path, sample: dict[str, np.ndarray], label: str,
                         target: HtpTarget) -> NpuVerification:
-    """Run the compiled EPContext model in HTP emulation on `samples` against the CPU and the float model."""
-    sessions = [htp_session(compiled, target), cpu_session(portable, exact=True), cpu_session(float_model)]
-    npu, cpu, reference = ([session.run(None, feed)[0] for feed in samples] for session in sessions)
-    return NpuVerification(round(sqnr_db(np.stack(cpu), np.stack(npu)), 2), round(sqnr_db(np.stack(reference), np.stack(npu)), 2),
-                           len(samples))
+    """Run the compiled EPContext model in HTP emulation on one held-out call against the CPU and the float model."""
+    start = time.perf_counter()
+    npu = htp_session(compiled, target).run(None, sample)[0]
+    seconds = time.perf_counter() - start
+    cpu, reference = (session.run(None, sample)[0] for session in (cpu_session(portable, exact=True), cpu_session(float_model)))
+    return NpuVerification(label, round(sqnr_db(cpu, npu), 2), round(sqnr_db(reference, npu), 2), round(seconds, 1))

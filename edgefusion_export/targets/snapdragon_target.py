@@ -3,12 +3,12 @@ onnxruntime-qnn, and in Qualcomm AI Hub with --aihub), then run in HTP emulation
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..graphs import layer_costs
 from ..stages import Pass, StageCache
 from . import aihub, snapdragon
 from .base import FinalModels, TargetBuild, TargetOptions
@@ -37,7 +37,7 @@ class SnapdragonTarget:
 
     def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:
         chips = chipsets(options)
-        verify = should_verify(options, final, cache)
+        verification = plan_verification(options, final, cache)
         hub = Hub(final) if options.aihub else None
         build = TargetBuild(compiled={component: {} for component in final.models},
                             report={component: {} for component in final.models})
@@ -50,10 +50,17 @@ class SnapdragonTarget:
                 offline_entry = {key: value for key, value in offline.as_dict().items() if key != "seconds"}  # timings: report
                 entry = {"offline": {**offline_entry, "file": f"{prefix}/{offline.file}",
                                      "context_binaries": [f"{prefix}/{name}" for name in offline.context_binaries]}}
-                if verify:
-                    _, verification = cache.run(verify_pass(final, component, chip, folder / offline.file))
-                    check_verification(component, chip, verification.sqnr_vs_cpu_db, options.min_npu_sqnr)
-                    report["emulated"] = entry["emulated"] = verification.as_dict()
+                if component in verification.components:
+                    expected = verification.seconds[component] / len(final.held_out[component])
+                    checks = [cache.run(verify_pass(final, component, chip, folder / offline.file, index, expected))[1]
+                              for index in range(len(final.held_out[component]))]
+                    for check in checks:
+                        check_verification(component, chip, check, options.min_npu_sqnr)
+                    entry["emulated"] = emulated_entry(final, component, checks)
+                    report["emulated"] = {"seconds": round(sum(check.seconds for check in checks), 1),
+                                          "predicted_seconds": round(verification.seconds[component], 1)}
+                else:
+                    entry["emulated"] = {"skipped": verification.skipped_reason}
                 if hub is not None:
                     hub_folder, job = cache.run(hub.compile_pass(final, component, chip))
                     build.files[f"{prefix}/{job.file}"] = hub_folder / job.file
@@ -75,11 +82,30 @@ def qnn_pass(model: Path, component: str, chip: Chipset, options: TargetOptions)
                 snapdragon.compile_for_chipset(model, chip, folder, allow_cpu_fallback, mode), snapdragon.NpuCompilation)
 
 
-def verify_pass(final: FinalModels, component: str, chip: Chipset, compiled: Path) -> Pass[snapdragon.NpuVerification]:
+def verify_pass(final: FinalModels, component: str, chip: Chipset, compiled: Path, index: int,
+                expected_s: float) -> Pass[snapdragon.NpuVerification]:
+    """One held-out call of one component on one chipset: its own cached result, so a stopped check resumes."""
+    sample = final.held_out[component][index]
+    label = snapdragon.sample_label(sample, index)
     inputs = {"compiled": compiled, "portable": final.models[component], "float_model": final.float_models[component],
-              "samples": final.held_out[component], "target": chip.htp_target}
-    return Pass(f"verify-npu {component} {chip.name}", inputs, lambda _, **checked: snapdragon.verify_in_emulation(**checked),
-                snapdragon.NpuVerification)
+              "sample": sample, "label": label, "target": chip.htp_target}
+    return Pass(f"verify-npu {component} {chip.name} {label}", inputs,
+                lambda _, **checked: snapdragon.verify_in_emulation(**checked), snapdragon.NpuVerification,
+                expected_s=expected_s)
+
+
+def predicted_seconds(final: FinalModels, component: str) -> float:
+    """Expected HTP emulation time of one chipset's check of `component`: its held-out calls, each loading the model."""
+    return len(final.held_out[component]) * snapdragon.emulation_seconds(final.models[component], final.precisions[component], 1)
+
+
+def emulated_entry(final: FinalModels, component: str, checks: list[snapdragon.NpuVerification]) -> dict[str, Any]:
+    """The manifest's record of a check: the worst call, every call, and the image size it ran at."""
+    return {"sqnr_vs_cpu_db": min(check.sqnr_vs_cpu_db for check in checks),
+            "sqnr_vs_float_db": min(check.sqnr_vs_float_db for check in checks), "samples": len(checks),
+            "calls": [{"sample": check.sample, "sqnr_vs_cpu_db": check.sqnr_vs_cpu_db,
+                       "sqnr_vs_float_db": check.sqnr_vs_float_db} for check in checks],
+            **({"size": final.sizes[component]} if final.sizes[component] else {})}
 
 
 class Hub:
@@ -101,24 +127,41 @@ class Hub:
         return aihub.compile_on_aihub(self.hub, self.client, model, model.stem, chip, self.ledger, folder, options)
 
 
-def should_verify(options: TargetOptions, final: FinalModels, cache: StageCache) -> bool:
-    """--verify-npu as asked, or by default when one chipset's emulation should take AUTO_VERIFY_SECONDS at most."""
-    if options.verify_npu is not None:
-        return options.verify_npu
-    seconds = sum(snapdragon.emulation_seconds(sum(cost.macs for cost in layer_costs(model, final.precisions[c], 0)),
-                                               final.precisions[c], len(final.held_out[c]))
-                  for c, model in final.models.items())
-    if seconds > snapdragon.AUTO_VERIFY_SECONDS:
-        cache.console.print(f"  NPU verification skipped: about {seconds / 60:.0f} min of HTP emulation per chipset; "
-                            "pass --verify-npu to run it")
-    return seconds <= snapdragon.AUTO_VERIFY_SECONDS
+@dataclass(frozen=True)
+class VerificationPlan:
+    """The components a build checks in HTP emulation, and why it leaves out the others."""
+
+    components: frozenset[str]
+    skipped_reason: str
+    seconds: dict[str, float]  # each component's predicted check per chipset
 
 
-def check_verification(component: str, chip: Chipset, sqnr_db: float, minimum: float) -> None:
-    if not sqnr_db >= minimum:
+def plan_verification(options: TargetOptions, final: FinalModels, cache: StageCache) -> VerificationPlan:
+    """--verify-npu: `all`, the `quantized` components (where every size-dependent QNN defect so far appeared),
+    `off`, or `auto`: all when one chipset's check is predicted under AUTO_VERIFY_SECONDS, else the quantized ones."""
+    seconds = {component: predicted_seconds(final, component) for component in final.models}
+    mode = options.verify_npu
+    if mode == "auto":
+        mode = "all" if sum(seconds.values()) <= snapdragon.AUTO_VERIFY_SECONDS else "quantized"
+    chosen = {"all": set(final.models), "off": set(),
+              "quantized": {c for c, model in final.models.items() if snapdragon.is_quantized(model)}}[mode]
+    reason = ("--verify-npu off" if mode == "off" else
+              f"not quantized: --verify-npu {options.verify_npu} checks the quantized components, --verify-npu all adds it")
+    others = [c for c in final.models if c not in chosen]
+    if chosen:
+        cache.console.print(f"  NPU verification of {', '.join(c for c in final.models if c in chosen)}: about "
+                            f"{sum(seconds[c] for c in chosen) / 60:.1f} min of HTP emulation per chipset")
+    if others:
+        cache.console.print(f"  not verified in emulation: {', '.join(others)} ({reason}; about "
+                            f"{sum(seconds[c] for c in others) / 60:.1f} min more per chipset)")
+    return VerificationPlan(frozenset(chosen), reason, seconds)
+
+
+def check_verification(component: str, chip: Chipset, check: snapdragon.NpuVerification, minimum: float) -> None:
+    if not check.sqnr_vs_cpu_db >= minimum:
         raise UserError(f"the compiled {component} for {chip.marketing_name} computes other numbers than the CPU "
-                        f"in HTP emulation ({sqnr_db:.1f} dB < --min-npu-sqnr {minimum:g}); do not ship it, and "
-                        "report it with the build report")
+                        f"in HTP emulation at {check.sample} ({check.sqnr_vs_cpu_db:.1f} dB < --min-npu-sqnr "
+                        f"{minimum:g}); do not ship it, and report it with the build report")
 
 
 def manifest_entry(name: str, chips: list[Chipset], report: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,111 @@
+"""How fast this machine emulates the HTP: every compiled component of Snapdragon bundles run in onnxruntime-qnn's
+HTP emulation; print JSON lines with each one's GMACs, values written in the HTP's tiled layout, load and
+per-call seconds, and what the build's prediction (`snapdragon.emulation_seconds`) said, as a ratio.
+
+Run it on bundles of several sizes and precisions (the tiny preset, bk-sdm-tiny at 256x256 and 512x512); `--fit`
+then reads those JSON lines (files, or earlier measurements typed in the same form) and prints the least-squares
+rates per precision for `snapdragon.EMULATION_RATES`. Inputs are random (emulation time does not depend on the
+values); each component is called twice, as the UNet is per image.
+
+    .venv/bin/python benchmarks/emulation_rates.py BUNDLE [BUNDLE ...] [--chipset NAME] [--calls 2] > rates.jsonl
+    .venv/bin/python benchmarks/emulation_rates.py --fit rates.jsonl [...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgefusion_export.bundle.manifest import load_bundle
+from edgefusion_export.graphs import layer_costs, static_shapes
+from edgefusion_export.runtime.sessions import htp_session
+from edgefusion_export.targets import snapdragon
+from edgefusion_export.targets.chipsets import chipset
+
+
+def random_feed(portable: Path) -> dict[str, np.ndarray]:
+    model = onnx.load(str(portable), load_external_data=False)
+    shapes = static_shapes(model)
+    rng = np.random.default_rng(0)
+    feed = {}
+    for value in model.graph.input:
+        if value.type.tensor_type.elem_type in (onnx.TensorProto.INT32, onnx.TensorProto.INT64):
+            dtype = np.int32 if value.type.tensor_type.elem_type == onnx.TensorProto.INT32 else np.int64
+            feed[value.name] = np.zeros(shapes[value.name], dtype)
+        else:
+            feed[value.name] = rng.standard_normal(shapes[value.name]).astype(np.float32)
+    return feed
+
+
+def measure(folder: Path, chip, calls: int) -> list[dict]:
+    bundle = load_bundle(folder)
+    size = f"{bundle.manifest['model']['width']}x{bundle.manifest['model']['height']}"
+    results = []
+    for component, entry in bundle.manifest["components"].items():
+        portable, precision = bundle.component_path(component), entry["precision"]
+        compiled = bundle.folder / entry["compiled"][chip.name]["offline"]["file"]
+        costs = layer_costs(portable, precision, 0)
+        feed = random_feed(portable)
+        start = time.perf_counter()
+        session = htp_session(compiled, chip.htp_target)
+        load_s = time.perf_counter() - start
+        call_s = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            session.run(None, feed)
+            call_s.append(round(time.perf_counter() - start, 2))
+        measured = load_s + sum(call_s)
+        predicted = snapdragon.emulation_seconds(portable, precision, calls)
+        results.append({"bundle": str(folder), "size": size, "component": component, "precision": precision,
+                        "gmac": round(sum(c.macs for c in costs) / 1e9, 3),
+                        "tiled_gvalues": round(sum(c.tiled_elements for c in costs) / 1e9, 4),
+                        "load_s": round(load_s, 2), "call_s": call_s, "measured_s": round(measured, 1),
+                        "predicted_s": round(predicted, 1), "predicted_over_measured": round(predicted / measured, 2)})
+        print(json.dumps(results[-1]), flush=True)
+    return results
+
+
+def fit(lines: list[dict]) -> dict[str, dict[str, float]]:
+    """Per precision: seconds per call = s_per_gmac * GMAC + s_per_gvalue * tiled Gvalues, least squares on the
+    relative error (small and large graphs count alike); load: the median load time."""
+    rates = {}
+    for precision in sorted({line["precision"] for line in lines}):
+        rows = [line for line in lines if line["precision"] == precision]
+        seconds = np.array([min(line["call_s"]) for line in rows])
+        features = np.array([[line["gmac"], line["tiled_gvalues"]] for line in rows]) / seconds[:, None]
+        (per_gmac, per_gvalue), *_ = np.linalg.lstsq(features, np.ones(len(rows)), rcond=None)
+        loads = [line["load_s"] for line in rows if line.get("load_s") is not None]
+        rates[precision] = {"load_s": round(float(np.median(loads)), 2),
+                            "s_per_gmac": round(float(max(per_gmac, 0.0)), 3),
+                            "s_per_gvalue": round(float(max(per_gvalue, 0.0)), 2)}
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundles", nargs="*", type=Path)
+    parser.add_argument("--chipset", default="snapdragon-8-gen-3")
+    parser.add_argument("--calls", type=int, default=2)
+    parser.add_argument("--fit", nargs="+", type=Path, help="JSON-lines files of earlier runs to fit the rates on")
+    args = parser.parse_args()
+    if args.fit:
+        lines = [json.loads(line) for path in args.fit for line in path.read_text().splitlines() if line.startswith("{")]
+        rates = fit(lines)
+        check = [{"point": f"{line['bundle']} {line['size']} {line['component']}", "measured_call_s": min(line["call_s"]),
+                  "fitted_call_s": round(rates[line["precision"]]["s_per_gmac"] * line["gmac"]
+                                         + rates[line["precision"]]["s_per_gvalue"] * line["tiled_gvalues"], 1)}
+                 for line in lines]
+        print(json.dumps({"rates": rates, "points": check}, indent=2))
+        return
+    chip = chipset(args.chipset)
+    for folder in args.bundles:
+        measure(folder, chip, args.calls)
+
+
+if __name__ == "__main__":
+    main()
