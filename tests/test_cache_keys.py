@@ -18,7 +18,9 @@ from edgefusion_export.quantize.calibration import read_prompts
 from edgefusion_export.quantize.fidelity import FidelityGates
 from edgefusion_export.quantize.recipes import QuantizeSettings
 from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.stages import Pass, StageCache, StageResult
 from edgefusion_export.targets import aihub
+from edgefusion_export.targets.chipsets import chipset
 
 from .conftest import TINY_SIZE
 from .fake_qai_hub import FakeHub
@@ -104,6 +106,17 @@ def warm_cache(tmp_path_factory) -> Path:
     cache = tmp_path_factory.mktemp("keys") / "cache"
     assert build(BASE, cache, cache.parent / "base") == EVERY_PASS
     return cache
+
+
+def test_refitting_a_chipset_profile_keeps_its_compiles(tmp_path):
+    """A compile's key holds what it reads of the chipset (name, SoC, HTP architecture, soc_model, AI Hub device):
+    new estimate constants or throughput figures in the profile serve the compiled binaries from the cache."""
+    chip = chipset(CHIP)
+    refitted = dataclasses.replace(chip, estimate={}, npu_int8_tops=2 * chip.npu_int8_tops)
+    cache = StageCache(tmp_path, Console(quiet=True))
+    step = lambda profile: Pass("qnn unet", {"chip": profile}, lambda folder, chip: None, StageResult)  # noqa: E731
+    assert cache.key(step(chip)) == cache.key(step(refitted))
+    assert cache.key(step(chip)) != cache.key(step(dataclasses.replace(chip, qnn_soc_model=69)))
 
 
 def test_the_table_covers_every_option_field():

@@ -41,6 +41,11 @@ class Chipset:
     default: bool = False
     estimate: dict[str, dict] = field(default_factory=dict)  # precision -> the latency estimate's fitted constants
 
+    def cache_identity(self) -> dict[str, str | int]:
+        """What a compile for this chipset reads (the estimate's constants and the marketing figures are not)."""
+        return {"name": self.name, "soc": self.soc, "hexagon_arch": self.hexagon_arch,
+                "qnn_soc_model": self.qnn_soc_model, "aihub_device": self.aihub_device}
+
     @property
     def htp_arch_number(self) -> int:
         return int(self.hexagon_arch.lstrip("v"))
