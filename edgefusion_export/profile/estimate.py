@@ -120,9 +120,9 @@ class LayerArrays:
                    column(computed, lambda c: c.dispatched), io_values)
 
 
-def layer_times_ms(layers: LayerArrays, model: LatencyModel, constants: EstimateConstants | None = None) -> np.ndarray:
+def layer_times_ms(layers: LayerArrays, model: LatencyModel) -> np.ndarray:
     """Milliseconds per layer, and a last entry for the conversion of the graph's inputs and outputs."""
-    c = constants or model.constants
+    c = model.constants
     peak = model.peak_macs_per_s
     compute_s = (layers.dense_macs / (peak * c.dense_efficiency) + layers.dynamic_macs / (peak * c.dynamic_efficiency)
                  + layers.grouped_macs / (peak * c.grouped_efficiency) + layers.vector_bytes / (c.vector_gbps * 1e9)
