@@ -140,6 +140,13 @@ def test_one_changed_option_reruns_exactly_the_passes_that_read_it(name, warm_ca
     assert build(changed(BASE, name, value), warm_cache, tmp_path / "bundle") == expected
 
 
+def test_quantizing_the_decoder_reruns_only_the_decoder(warm_cache, tmp_path):
+    """The recipe variant with a W8A16 decoder: the calibration (which does not run the decoder), the UNet and the
+    text encoder come from the cache."""
+    expected = {"export vae_decoder", "simplify vae_decoder", "w8a16 vae_decoder", "fidelity end-to-end"} | on_npu("vae_decoder")
+    assert build(changed(BASE, "precision", "edgefusion-w8a16-decoder"), warm_cache, tmp_path / "bundle") == expected
+
+
 def test_a_moved_cache_serves_every_pass(warm_cache, tmp_path):
     moved = tmp_path / "elsewhere" / "cache"
     shutil.copytree(warm_cache, moved)

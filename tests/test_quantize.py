@@ -100,6 +100,7 @@ def test_fallback_keeps_the_most_sensitive_layers_in_float(recorded, tiny_bundle
 @pytest.mark.parametrize("recipe, expected", [
     ("w8a16", {"text_encoder": "w8a16", "unet": "w8a16", "vae_decoder": "w8a16"}),
     ("edgefusion", {"text_encoder": "fp16", "unet": "w8a16", "vae_decoder": "fp16"}),
+    ("edgefusion-w8a16-decoder", {"text_encoder": "fp16", "unet": "w8a16", "vae_decoder": "w8a16"}),
     ("w8a16-mixed", {"text_encoder": "w8a16-mixed", "unet": "w8a16-mixed", "vae_decoder": "w8a16-mixed"}),
 ])
 def test_recipes_build_bundles_that_run(recipe, expected, tiny_bundle, cache_dir, tmp_path):

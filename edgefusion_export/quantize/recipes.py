@@ -18,14 +18,18 @@ from ..processes import in_fresh_process
 from . import qdq
 from .fallback import Search, keep_sensitive_layers_float
 
-# Each recipe gives every component one precision; `edgefusion` is EdgeFusion's deployment (UNet W8A16, text
-# encoder and VAE decoder FP16), read from the component table.
+# Each recipe gives every component one precision. `edgefusion` is EdgeFusion's deployment (UNet W8A16, text
+# encoder and VAE decoder FP16), read from the component table; its variant quantizes the decoder as well, as
+# AI Hub ships SD's decoder (the figures behind the default: README, "The VAE decoder's precision").
+EDGEFUSION = {name: component.edgefusion_precision for name, component in COMPONENTS.items()}
 RECIPES: dict[str, dict[str, str]] = {
-    recipe: {name: component.edgefusion_precision if recipe == "edgefusion" else recipe for name, component in COMPONENTS.items()}
-    for recipe in ("fp32", "fp16", "w8a16", "edgefusion", "w8a16-mixed")
+    **{recipe: dict.fromkeys(COMPONENTS, recipe) for recipe in ("fp32", "fp16", "w8a16")},
+    "edgefusion": EDGEFUSION,
+    "edgefusion-w8a16-decoder": {**EDGEFUSION, "vae_decoder": "w8a16"},
+    "w8a16-mixed": dict.fromkeys(COMPONENTS, "w8a16-mixed"),
 }
 QUANTIZED = ("w8a16", "w8a16-mixed")
-AUTO_FALLBACK_RECIPES = ("edgefusion",)  # keep the most sensitive layers in float when plain W8A16 misses the gate
+AUTO_FALLBACK_RECIPES = ("edgefusion", "edgefusion-w8a16-decoder")  # keep the most sensitive layers in float when plain W8A16 misses the gate
 
 
 @dataclass(frozen=True)
