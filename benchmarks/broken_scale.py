@@ -25,7 +25,7 @@ from edgefusion_export.graphs import save_model
 from edgefusion_export.options import BuildOptions
 from edgefusion_export.quantize.calibration import RecordingPipeline, record
 from edgefusion_export.quantize.qdq import multiply_weight_scale
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 from edgefusion_export.targets import snapdragon
 from edgefusion_export.targets.base import MIN_NPU_SQNR_DB
 from edgefusion_export.targets.chipsets import chipset

@@ -33,7 +33,7 @@ from edgefusion_export.memory import PeakMemory
 from edgefusion_export.metrics import psnr_db
 from edgefusion_export.runtime.pipeline import Text2ImagePipeline
 from edgefusion_export.sources.reference import diffusers_image, torch_noise
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 
 PROMPT = "a photo of a red fox in the snow"
 SEED = 42

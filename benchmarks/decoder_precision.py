@@ -31,7 +31,7 @@ from edgefusion_export.memory import PeakMemory
 from edgefusion_export.options import BuildOptions
 from edgefusion_export.profile.estimate import LatencyModel, estimate_bundle
 from edgefusion_export.quantize import calibration, qdq
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 from edgefusion_export.sources.presets import PRESETS, SD_VAE
 from edgefusion_export.stages import StageCache
 from edgefusion_export.targets import snapdragon

@@ -21,7 +21,7 @@ from edgefusion_export.graphs import layer_costs
 from edgefusion_export.memory import PeakMemory
 from edgefusion_export.profile.estimate import LatencyModel, estimate_component
 from edgefusion_export.quantize.recipes import QUANTIZED, RECIPES
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 from edgefusion_export.targets.chipsets import chipset
 
 STEPS = 2

@@ -35,7 +35,7 @@ from edgefusion_export.profile.estimate import estimate_bundle, estimate_compone
 from edgefusion_export.quantize import qdq
 from edgefusion_export.quantize.calibration import read_prompts
 from edgefusion_export.quantize.recipes import QuantizeSettings
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 from edgefusion_export.targets.chipsets import chipset
 from edgefusion_export.targets.snapdragon import compile_for_chipset
 

@@ -18,7 +18,7 @@ import onnx
 from edgefusion_export.export import onnx_export
 from edgefusion_export.memory import PeakMemory
 from edgefusion_export.profile.estimate import estimate_component
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 from edgefusion_export.targets.chipsets import chipset
 
 PRECISION = {"unet": "w8a16", "vae_decoder": "fp16"}  # the edgefusion recipe

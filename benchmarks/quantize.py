@@ -25,7 +25,7 @@ from edgefusion_export.errors import UserError
 from edgefusion_export.memory import PeakMemory
 from edgefusion_export.quantize.fidelity import FidelityGates
 from edgefusion_export.quantize.recipes import QuantizeSettings
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 
 PARTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts" / "parti-prompts-subset.tsv"
 RECIPES = ("w8a16", "edgefusion", "w8a16-mixed")

@@ -95,7 +95,7 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
     """Export, check, quantize and bundle a model for a target."""
     from .compiler import compile_bundle, default_cache_dir
     from .options import check_request
-    from .sources.loader import resolve_source
+    from .sources.resolve import resolve_source
 
     options = BuildOptions(target=target, precision=precision, steps=steps, guidance_scale=guidance_scale, height=height,
                            width=width, force=force, calibration_prompts=calibration_prompts,

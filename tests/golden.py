@@ -24,7 +24,7 @@ from edgefusion_export.runtime.noise import gaussian_noise
 from edgefusion_export.runtime.pipeline import Noise, Text2ImagePipeline
 from edgefusion_export.sources.sampling import lcm_sampling_plan
 from edgefusion_export.runtime.tokenizer import ClipTokenizer
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 
 from .conftest import SHARED_DATA
 from .test_tokenizer import HARD_CASES

@@ -17,7 +17,7 @@ from edgefusion_export.options import BuildOptions
 from edgefusion_export.quantize.calibration import read_prompts
 from edgefusion_export.quantize.fidelity import FidelityGates
 from edgefusion_export.quantize.recipes import QuantizeSettings
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 from edgefusion_export.stages import Pass, StageCache, StageResult
 from edgefusion_export.targets import aihub
 from edgefusion_export.targets.chipsets import chipset

@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 
 from .conftest import compile_args, run_cli, save_diffusers_folder
 

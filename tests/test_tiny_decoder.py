@@ -10,7 +10,7 @@ import torch
 from edgefusion_export.bundle.manifest import load_bundle
 from edgefusion_export.metrics import psnr_db
 from edgefusion_export.runtime.pipeline import Text2ImagePipeline
-from edgefusion_export.sources.loader import resolve_source
+from edgefusion_export.sources.resolve import resolve_source
 from edgefusion_export.sources.reference import diffusers_image, torch_noise
 
 from .conftest import TINY_SIZE, compile_args, run_cli

@@ -18,7 +18,7 @@ from ..components import COMPONENTS
 from ..errors import UserError, first_line
 from ..files import sha256_file
 from ..runtime.tokenizer import EOS_TOKEN, ClipTokenizer, builtin_vocabulary
-from .presets import DEFAULT_PRESET, PRESET_SEED, PRESETS, Preset
+from .presets import PRESET_SEED, Preset
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 DIFFUSERS_COMPONENTS = {component.source: component.weights for component in COMPONENTS.values()}  # subfolder: weights stem
@@ -92,34 +92,6 @@ class SourcePart:
         replaced = COMPONENTS[self.component].source == "vae" and self.source.vae_fingerprint
         return {"weights": self.source.vae_fingerprint if replaced else self.source.fingerprint,
                 "tokenizer": self.source.tokenizer.digest}
-
-
-def resolve_source(model: Path | None, preset: str | None, tokenizer: Path | None = None,
-                   allow_pickle: bool = False, vae_decoder: str | None = None) -> ModelSource:
-    """Pick the source that `--model`/`--preset`/`--tokenizer`/`--vae-decoder` describe."""
-    preset_obj = _preset(preset) if preset else None
-    if model is None:
-        source = preset_source(preset_obj or PRESETS[DEFAULT_PRESET])
-    elif not model.exists():
-        raise UserError(f"model path {model} does not exist; pass a diffusers folder, a .safetensors file or --preset NAME")
-    elif model.is_dir():
-        source = diffusers_folder_source(model, allow_pickle)
-    else:
-        source = single_file_source(model, preset_obj or PRESETS[DEFAULT_PRESET], allow_pickle)
-    if tokenizer is not None:
-        source.tokenizer = load_tokenizer(tokenizer)
-        source.fingerprint = hash_strings(source.fingerprint, hash_files([tokenizer / "vocab.json", tokenizer / "merges.txt"]))
-    if vae_decoder is not None:
-        from .vae_decoders import with_tiny_decoder
-
-        source = with_tiny_decoder(source, vae_decoder, allow_pickle)
-    return source
-
-
-def _preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return PRESETS[name]
 
 
 def preset_source(preset: Preset) -> ModelSource:

@@ -1,0 +1,144 @@
+"""Can one QNN context binary hold a component at several image sizes with its weights stored once, and can such a
+binary run here? Export a preset's UNet at each size, compile every size alone and all sizes into one shared context
+(onnxruntime's `ep.share_ep_contexts` / `ep.stop_share_ep_contexts`), print JSON: the binaries' sizes (shared against
+one size and against all single-size binaries together), the compile times, and whether each shared graph loads and
+runs in HTP emulation (in a child process: a crash there is a result, not the end of the benchmark).
+
+    .venv/bin/python benchmarks/qnn_weight_sharing.py [--preset bk-sdm-tiny] [--size 64x64 --size 96x64 ...]
+                                                     [--chipset NAME] [--work DIR]
+
+FP16 graphs (the float UNet compiled with QNN's FP16 precision): what QNN deduplicates is the weight tensors, which a
+W8A16 build also keeps identical across sizes (per-channel weight scales come from the weights alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import numpy as np
+
+from edgefusion_export.export import onnx_export
+from edgefusion_export.metrics import sqnr_db
+from edgefusion_export.runtime.sessions import cpu_session, htp_session
+from edgefusion_export.sources.resolve import resolve_source
+from edgefusion_export.targets import snapdragon
+from edgefusion_export.targets.chipsets import chipset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="bk-sdm-tiny")
+    parser.add_argument("--size", action="append", dest="sizes", help="WIDTHxHEIGHT, repeatable (default 64x64, 96x64, 64x96)")
+    parser.add_argument("--chipset", default="snapdragon-8-gen-3")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-weight-sharing")
+    args = parser.parse_args()
+    sizes = args.sizes or ["64x64", "96x64", "64x96"]
+    chip = chipset(args.chipset)
+    source = resolve_source(None, args.preset)
+    models = []
+    for size in sizes:
+        width, height = map(int, size.split("x"))
+        folder = args.work / "portable" / size
+        if not (folder / "unet.onnx").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            onnx_export.export_component(source, "unet", (height, width), folder)
+        models.append(folder / "unet.onnx")
+    source.release()
+    options = {**chip.htp_target.provider_options(), "enable_htp_fp16_precision": "1",
+               "htp_graph_finalization_optimization_mode": "3"}
+    single, single_s = {}, {}
+    for size, model in zip(sizes, models):
+        start = time.perf_counter()
+        single[size] = compile_context(args.work / "single" / size, [model], options)[0]
+        single_s[size] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    shared = compile_context(args.work / "shared", models, options)
+    shared_s = round(time.perf_counter() - start, 1)
+    binaries = lambda paths: sorted({binary for path in paths for binary in context_binaries(path)})  # noqa: E731
+    shared_bytes = sum(path.stat().st_size for path in binaries(shared))
+    single_bytes = {size: sum(path.stat().st_size for path in binaries([path])) for size, path in single.items()}
+    print(json.dumps({
+        "preset": args.preset, "chipset": chip.name, "sizes": sizes, "precision": "fp16",
+        "shared": {"binaries": [path.name for path in binaries(shared)], "mb": round(shared_bytes / 1e6, 1),
+                   "compile_s": shared_s},
+        "single_mb": {size: round(value / 1e6, 1) for size, value in single_bytes.items()},
+        "single_compile_s": single_s,
+        "shared_vs_one_size": round(shared_bytes / single_bytes[sizes[0]], 3),
+        "shared_vs_all_single": round(shared_bytes / sum(single_bytes.values()), 3),
+        "emulation": {size: run_in_child(path, model, chip) for size, path, model in zip(sizes, shared, models)},
+        "emulation_single": {sizes[0]: run_in_child(single[sizes[0]], models[0], chip)},
+    }, indent=2))
+
+
+def compile_context(folder: Path, models: list[Path], provider_options: dict[str, str]) -> list[Path]:
+    """Compile `models` into EPContext models in `folder` sharing one context binary (one model: a plain compile)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs = [folder / f"graph{index}.onnx" for index in range(len(models))]
+    with in_child() as child:  # QNN keeps the shared context per process
+        child.submit(write_shared, [str(path) for path in models], [str(path) for path in outputs], provider_options).result()
+    return outputs
+
+
+def write_shared(models: list[str], outputs: list[str], provider_options: dict[str, str]) -> None:
+    import onnxruntime
+
+    sessions = []
+    for index, (model, output) in enumerate(zip(models, outputs)):
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        for key, value in {"ep.context_enable": "1", "ep.context_file_path": output, "ep.context_embed_mode": "0",
+                           **({"ep.share_ep_contexts": "1"} if len(models) > 1 else {}),
+                           **({"ep.stop_share_ep_contexts": "1"} if len(models) > 1 and index == len(models) - 1 else {})}.items():
+            options.add_session_config_entry(key, value)
+        options.add_provider_for_devices(snapdragon.qnn_devices(), provider_options)
+        os.chdir(Path(output).parent)
+        sessions.append(onnxruntime.InferenceSession(model, options))
+    while sessions:  # the last one first, as onnxruntime's weight-sharing design asks
+        sessions.pop()
+
+
+def context_binaries(model: Path) -> list[Path]:
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    return [model.parent / next(attribute.s.decode() for attribute in node.attribute if attribute.name == "ep_cache_context")
+            for node in graph.node if node.op_type == "EPContext"]
+
+
+def run_in_child(compiled: Path, portable: Path, chip) -> dict:
+    """Load and run one compiled graph in HTP emulation in a child process, against the CPU on seeded inputs."""
+    with in_child() as child:
+        try:
+            return child.submit(emulate, str(compiled), str(portable), chip).result()
+        except BrokenProcessPool:
+            return {"ran": False, "error": "the process loading it died (segmentation fault in libQnnHtp.so's "
+                                           "contextCreateFromBinary when the binary holds several graphs)"}
+        except Exception as error:  # QNN's own error
+            return {"ran": False, "error": f"{type(error).__name__}: {error}"}
+
+
+def in_child() -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+
+
+def emulate(compiled: str, portable: str, chip) -> dict:
+    cpu = cpu_session(Path(portable))
+    rng = np.random.default_rng(0)
+    feeds = {spec.name: (np.array([499.0], np.float32) if spec.name == "timestep" else
+                         rng.standard_normal(spec.shape).astype(np.float32)) for spec in cpu.get_inputs()}
+    start = time.perf_counter()
+    output = htp_session(Path(compiled), chip.htp_target).run(None, feeds)[0]
+    return {"ran": True, "sqnr_vs_cpu_db": round(sqnr_db(cpu.run(None, feeds)[0], output), 1),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+if __name__ == "__main__":
+    main()
