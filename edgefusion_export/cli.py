@@ -55,7 +55,7 @@ def main() -> None:
 @click.option("--vae-decoder", help="Ship another VAE decoder: a diffusers AutoencoderTiny folder (TAESD's layout) or 'taesd' (its configuration with seeded random weights). Default: the model's own.")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickle (.ckpt/.bin) weights, which can run code. Only for files you trust.")
 @click.option("--target", default=BuildOptions.target, show_default=True, help="cpu or snapdragon.")
-@click.option("--precision", help="fp32, fp16, w8a16, edgefusion (UNet W8A16, rest FP16) or w8a16-mixed (default: the target's).")
+@click.option("--precision", help="fp32, fp16, w8a16, edgefusion (UNet W8A16, rest FP16), edgefusion-w8a16-decoder (UNet and VAE decoder W8A16, text encoder FP16) or w8a16-mixed (default: the target's).")
 @click.option("--steps", default=BuildOptions.steps, show_default=True, type=int, help="Number of LCM sampling steps.")
 @click.option("--guidance-scale", default=BuildOptions.guidance_scale, show_default=True, type=float, help="LCM guidance scale, baked into the bundle.")
 @click.option("--height", default=BuildOptions.height, show_default=True, type=int)
