@@ -27,6 +27,7 @@ from rich.console import Console
 from edgefusion_export.bundle.manifest import load_bundle
 from edgefusion_export.bundle.selection import select
 from edgefusion_export.compiler import CACHE_FORMAT, Build, default_cache_dir, run_chain, tool_versions
+from edgefusion_export.errors import UserError
 from edgefusion_export.memory import PeakMemory
 from edgefusion_export.options import BuildOptions
 from edgefusion_export.profile.estimate import LatencyModel, estimate_bundle
@@ -55,7 +56,10 @@ def main() -> None:
     result = {"model": f"{args.preset} with a half-width VAE" if model else args.preset, "size": f"{args.size}x{args.size}",
               "chipset": CHIP, "recipes": {}}
     for recipe in RECIPES:
-        result["recipes"][recipe] = measure(recipe, model, args)
+        try:
+            result["recipes"][recipe] = measure(recipe, model, args)
+        except UserError as error:  # a gate that stops the build is a result (the NPU check, say)
+            result["recipes"][recipe] = {"build_failed": str(error)}
         print(json.dumps(result["recipes"][recipe]), file=sys.stderr)
     print(json.dumps(result, indent=2))
 
