@@ -86,10 +86,10 @@ def measure(recipe: str, model: Path | None, args: argparse.Namespace) -> dict:
     options = BuildOptions(target="snapdragon", precision=recipe, height=args.size, width=args.size,
                            chipsets=(CHIP,), verify_npu=args.verify_npu)
     output = args.work / recipe
-    with PeakMemory() as peak, StageCache(args.cache, Console(stderr=True), False,
-                                          {"format": CACHE_FORMAT, "tools": tool_versions()}) as cache:
+    console = Console(stderr=True)
+    with PeakMemory() as peak, StageCache(args.cache, console, False, {"format": CACHE_FORMAT, "tools": tool_versions()}) as cache:
         build = Build(source, options, cache, args.cache)
-        report = run_chain(build, output, sys.argv, Console(stderr=True))
+        report = run_chain(build, output, sys.argv, console)
     held_out = calibration.Recording.load(build.recordings, "evaluation").samples["vae_decoder"]
     decoder = qdq.evaluate(build.model(build.floats, "vae_decoder"), build.model(build.finals, "vae_decoder"), held_out)
     bundle = load_bundle(output)
