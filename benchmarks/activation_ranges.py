@@ -32,7 +32,7 @@ UNSEEN_UNET = {**PRESETS["tiny"].unet, "block_out_channels": [48, 96], "layers_p
 
 
 def held_out_sqnr(source, size: int, ranges: str, work: Path) -> dict:
-    options = BuildOptions(target="cpu", precision="edgefusion", height=size, width=size, fidelity_images=0,
+    options = BuildOptions(target="cpu", precision="edgefusion", sizes=((size, size),), fidelity_images=0,
                            quantize=QuantizeSettings(min_sqnr_db=0.0, activation_ranges=ranges))
     start = time.perf_counter()
     report = compile_bundle(source, options, work / f"bundle-{ranges}", work / "cache", sys.argv, Console(stderr=True))

@@ -26,7 +26,7 @@ from rich.console import Console
 
 from edgefusion_export.bundle.manifest import load_bundle
 from edgefusion_export.bundle.selection import select
-from edgefusion_export.compiler import CACHE_FORMAT, Build, default_cache_dir, run_chain, tool_versions
+from edgefusion_export.compiler import CACHE_FORMAT, default_cache_dir, run_chain, tool_versions
 from edgefusion_export.errors import UserError
 from edgefusion_export.memory import PeakMemory
 from edgefusion_export.options import BuildOptions
@@ -83,13 +83,12 @@ def half_width_vae_model(preset: str, folder: Path) -> Path:
 def measure(recipe: str, model: Path | None, args: argparse.Namespace) -> dict:
     """Build with `recipe` (stages shared through the cache) and read the decoder's figures off the build."""
     source = resolve_source(model, None if model else args.preset)
-    options = BuildOptions(target="snapdragon", precision=recipe, height=args.size, width=args.size,
+    options = BuildOptions(target="snapdragon", precision=recipe, sizes=((args.size, args.size),),
                            chipsets=(CHIP,), verify_npu=args.verify_npu)
     output = args.work / recipe
     console = Console(stderr=True)
     with PeakMemory() as peak, StageCache(args.cache, console, False, {"format": CACHE_FORMAT, "tools": tool_versions()}) as cache:
-        build = Build(source, options, cache, args.cache)
-        report = run_chain(build, output, sys.argv, console)
+        report, (build,) = run_chain(source, options, cache, args.cache, output, sys.argv, console)
     held_out = calibration.Recording.load(build.recordings, "evaluation").samples["vae_decoder"]
     decoder = qdq.evaluate(build.model(build.floats, "vae_decoder"), build.model(build.finals, "vae_decoder"), held_out)
     bundle = load_bundle(output)
@@ -104,7 +103,7 @@ def measure(recipe: str, model: Path | None, args: argparse.Namespace) -> dict:
     return {
         "decoder_precision": precision,
         "decoder_held_out_sqnr_db": round(decoder.sqnr_db, 2), "held_out_latents": len(held_out),
-        "end_to_end": {key: report["end_to_end"][key] for key in ("psnr_db", "prompt_sensitivity_ratio")},
+        "end_to_end": {key: report["end_to_end"][f"{args.size}x{args.size}"][key] for key in ("psnr_db", "prompt_sensitivity_ratio")},
         "decoder_compiled_mb": round(sum((output / name).stat().st_size for name in decoder_files) / 1e6, 1),
         "compiled_only_bundle_gb": round(sum((output / name).stat().st_size for name in compiled_only) / 1e9, 3),
         "projected_ms": {"vae_decoder": round(profile.components["vae_decoder"].total_ms, 1),

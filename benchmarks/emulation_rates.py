@@ -44,7 +44,7 @@ def random_feed(portable: Path) -> dict[str, np.ndarray]:
 
 def measure(folder: Path, chip, calls: int) -> list[dict]:
     bundle = load_bundle(folder)
-    size = f"{bundle.manifest['model']['width']}x{bundle.manifest['model']['height']}"
+    size = bundle.sizes[0]
     results = []
     for component, entry in bundle.manifest["components"].items():
         portable, precision = bundle.component_path(component), entry["precision"]

@@ -49,7 +49,7 @@ def main() -> None:
     results = {"preset": args.preset, "size": args.size, "calibration_prompts": str(prompts or "built-in list"),
                "calibration_size": args.calibration_size, "recipes": {}}
     for recipe in args.recipes.split(","):
-        options = BuildOptions(target="cpu", precision=recipe, height=args.size, width=args.size, calibration_prompts=prompts,
+        options = BuildOptions(target="cpu", precision=recipe, sizes=((args.size, args.size),), calibration_prompts=prompts,
                                calibration_size=args.calibration_size,
                                quantize=QuantizeSettings(args.min_sqnr if recipe == "w8a16-mixed" else 0.0,
                                                          args.max_float_fraction),
@@ -72,7 +72,7 @@ def main() -> None:
                                   "held_out": info.get("fidelity"), "parity_vs_torch_db": info["parity"]["sqnr_db"],
                                   "kept_float": len(info.get("kept_float", [])), "attempts": info.get("attempts")}
                            for name, info in report["components"].items()},
-            "end_to_end": report["end_to_end"],
+            "end_to_end": report["end_to_end"][f"{args.size}x{args.size}"],
         }
     print(json.dumps(results, indent=2))
 

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from .errors import UserError, first_line
 from .bundle.selection import SHIP_CHOICES
+from .components import DEFAULT_SIZE, ImageSize, parse_size
 from .options import BuildOptions, FidelityGates, QuantizeSettings
 from .tables import show, table
 from .targets.aihub import DEFAULT_TIMEOUT_S
@@ -58,8 +59,9 @@ def main() -> None:
 @click.option("--precision", help="fp32, fp16, w8a16, edgefusion (UNet W8A16, rest FP16), edgefusion-w8a16-decoder (UNet and VAE decoder W8A16, text encoder FP16) or w8a16-mixed (default: the target's).")
 @click.option("--steps", default=BuildOptions.steps, show_default=True, type=int, help="Number of LCM sampling steps.")
 @click.option("--guidance-scale", default=BuildOptions.guidance_scale, show_default=True, type=float, help="LCM guidance scale, baked into the bundle.")
-@click.option("--height", default=BuildOptions.height, show_default=True, type=int)
-@click.option("--width", default=BuildOptions.width, show_default=True, type=int)
+@click.option("--size", "sizes", multiple=True, help="Image size WIDTHxHEIGHT (repeatable: one bundle for several sizes, the first its default; multiples of 64). Default: 512x512.")
+@click.option("--height", type=int, help="The one-size form: image height (default 512).")
+@click.option("--width", type=int, help="The one-size form: image width (default 512).")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Where finished stages are cached (default ~/.cache/edgefusion-export).")
 @click.option("--force", is_flag=True, help="Redo every stage even when cached.")
@@ -87,7 +89,8 @@ def main() -> None:
 @user_errors
 def compile_command(model: Path | None, preset: str | None, tokenizer: Path | None, vae_decoder: str | None,
                     allow_pickle: bool, target: str,
-                    precision: str | None, steps: int, guidance_scale: float, height: int, width: int, output: Path,
+                    precision: str | None, steps: int, guidance_scale: float, sizes: tuple[str, ...],
+                    height: int | None, width: int | None, output: Path,
                     cache_dir: Path | None, force: bool, calibration_prompts: Path | None, calibration_size: int,
                     min_sqnr: float, max_float_fraction: float, min_psnr: float, min_prompt_sensitivity: float,
                     fidelity_images: int, chipsets: tuple[str, ...], allow_cpu_fallback: bool, aihub: bool,
@@ -97,8 +100,8 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
     from .options import check_request
     from .sources.resolve import resolve_source
 
-    options = BuildOptions(target=target, precision=precision, steps=steps, guidance_scale=guidance_scale, height=height,
-                           width=width, force=force, calibration_prompts=calibration_prompts,
+    options = BuildOptions(target=target, precision=precision, steps=steps, guidance_scale=guidance_scale,
+                           sizes=image_sizes(sizes, height, width), force=force, calibration_prompts=calibration_prompts,
                            calibration_size=calibration_size, quantize=QuantizeSettings(min_sqnr, max_float_fraction),
                            fidelity=FidelityGates(min_psnr, min_prompt_sensitivity), fidelity_images=fidelity_images,
                            chipsets=chipsets, allow_cpu_fallback=allow_cpu_fallback, aihub=aihub,
@@ -106,6 +109,15 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
     check_request(options, output)
     source = resolve_source(model, preset, tokenizer, allow_pickle, vae_decoder)
     compile_bundle(source, options, output, cache_dir or default_cache_dir(), sys.argv, console)
+
+
+def image_sizes(sizes: tuple[str, ...], height: int | None, width: int | None) -> tuple[ImageSize, ...]:
+    """--size values, or the one size --height/--width give (512 where left out)."""
+    if sizes and (height or width):
+        raise UserError("--size and --height/--width both give the image size; use --size WIDTHxHEIGHT alone")
+    if sizes:
+        return tuple(parse_size(size) for size in sizes)
+    return ((height or DEFAULT_SIZE[0], width or DEFAULT_SIZE[1]),)
 
 
 @main.command()
@@ -120,9 +132,10 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
               help="cpu: the portable models on onnxruntime; npu-emulator: the compiled Hexagon NPU models in "
                    "onnxruntime-qnn's HTP emulation (slow: about 0.2 GMAC/s).")
 @click.option("--chipset", help="npu-emulator: which compiled chipset to run (default: the bundle's first).")
+@click.option("--size", help="Image size WIDTHxHEIGHT, one of the bundle's (default: its first; 'inspect' lists them).")
 @user_errors
 def generate(bundle: Path, prompt: str, seed: int, output: Path, noise: Path | None, save_noise: Path | None,
-             threads: int | None, backend: str, chipset: str | None) -> None:
+             threads: int | None, backend: str, chipset: str | None, size: str | None) -> None:
     """Generate an image from a bundle on this machine: the CPU reference runtime, or the NPU models emulated."""
     from .bundle.manifest import load_bundle
     from .runtime.images import save_png
@@ -133,7 +146,7 @@ def generate(bundle: Path, prompt: str, seed: int, output: Path, noise: Path | N
     if chipset and backend != "npu-emulator":
         raise UserError("--chipset applies to --backend npu-emulator only")
     loaded = load_bundle(bundle)
-    pipeline = Text2ImagePipeline.from_bundle(loaded, threads, backend, chipset)
+    pipeline = Text2ImagePipeline.from_bundle(loaded, threads, backend, chipset, size)
     noise_values = Noise.load(noise, pipeline.plan) if noise else Noise.seeded(seed, pipeline.plan)
     if save_noise:
         noise_values.save(save_noise)
@@ -175,13 +188,16 @@ def inspect(bundle: Path, no_verify: bool) -> None:
     manifest = load_bundle(bundle, verify=not no_verify).manifest
     out = Console(highlight=False)
     model = manifest["model"]
-    out.print(f"[bold]{bundle}[/bold]  {model['description']}  {model['height']}x{model['width']}  "
+    out.print(f"[bold]{bundle}[/bold]  {model['description']}  {', '.join(manifest['sizes'])}  "
               f"target {manifest['target']['name']}  schema {manifest['schema_version']}")
     components, tensors = [], []
     for name, component in manifest["components"].items():
         portable = component.get("file", "(compiled only)")
         size = sum(entry["size"] for file, entry in manifest["files"].items() if file.startswith(portable))
         held_out = component.get("fidelity", {}).get("sqnr_db")
+        if "shared_weights" in component and "file" in component:
+            shared = component["shared_weights"]
+            portable += f" + {shared} ({manifest['files'][shared]['size'] / 2**20:.1f} MB, every size's)"
         components.append([name, portable, f"{size / 2**20:.1f}", component["precision"],
                            f"{component['parity']['sqnr_db']:.1f}" if "parity" in component else "-",
                            f"{held_out:.1f}" if held_out is not None else "-"])
@@ -202,7 +218,8 @@ def inspect(bundle: Path, no_verify: bool) -> None:
                       f"{step['c_skip']:.3e}", f"{step['c_out']:.6f}"] for index, step in enumerate(sampling["steps"], 1)],
                     title="LCM sampling plan"))
     guidance = "none (LCM-LoRA style)" if sampling["guidance_embedding"] is None else f"{len(sampling['guidance_embedding'])}-d embedding"
-    out.print(f"guidance scale {sampling['guidance_scale']} ({guidance}); latent {sampling['latent_shape']}; "
+    latents = "; ".join(f"{size} latent {entry['latent_shape']}" for size, entry in manifest["sizes"].items())
+    out.print(f"guidance scale {sampling['guidance_scale']} ({guidance}); {latents}; "
               f"tokenizer {manifest['tokenizer']['type']} max {manifest['tokenizer']['max_length']} tokens; "
               f"{len(manifest['files'])} files verified" + (" (not verified)" if no_verify else ""))
 
@@ -239,9 +256,10 @@ def _fraction(text: str) -> float:
 @click.option("--max-regression", default="5%", show_default=True, help="Allowed slow-down per component and block.")
 @click.option("--timeout", default=DEFAULT_TIMEOUT_S, show_default=True, type=int, help="aihub: seconds to wait for each job.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="aihub: where submitted job ids are kept for resuming.")
+@click.option("--size", help="Which of the bundle's image sizes (WIDTHxHEIGHT) to profile (default: its first).")
 @user_errors
 def profile(bundle: Path, backend: str, chipset: str | None, device: str | None, runs: int, output: Path,
-            baseline: Path | None, max_regression: str, timeout: int, cache_dir: Path | None) -> None:
+            baseline: Path | None, max_regression: str, timeout: int, cache_dir: Path | None, size: str | None) -> None:
     """Per-layer profile of a bundle: JSON, CSV, an HTML report with charts, and a regression gate."""
     import tempfile
 
@@ -256,21 +274,22 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
     if output.exists() and not output.is_dir():
         raise UserError(f"output {output} is a file; pass a folder for the profile files")
     loaded = load_bundle(bundle)
+    loaded.size_entry(size)
     bundle_chips = [chip["name"] for chip in loaded.manifest["target"].get("chipsets", [])]
     chip = chipsets.chipset(chipset or (bundle_chips[0] if bundle_chips else None))
     with tempfile.TemporaryDirectory() as scratch:
         if backend == "estimate":
             from .profile.estimate import estimate_bundle
 
-            result = estimate_bundle(loaded, chip)
+            result = estimate_bundle(loaded, chip, size)
         elif backend == "emulator":
             from .profile.emulator_backend import profile_bundle
 
-            result = profile_bundle(loaded, chip, Path(scratch))
+            result = profile_bundle(loaded, chip, Path(scratch), size)
         elif backend == "ort":
             from .profile.ort_backend import profile_bundle
 
-            result = profile_bundle(loaded, runs, Path(scratch))
+            result = profile_bundle(loaded, runs, Path(scratch), size)
         else:
             from .profile.aihub_backend import profile_bundle
             from .targets import aihub
@@ -278,7 +297,7 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
             hub = aihub.load_hub()
             ledger = aihub.JobLedger((cache_dir or default_cache_dir()) / "aihub-jobs.json")
             result = profile_bundle(hub, aihub.make_client(hub), loaded, device or chip.aihub_device, chip.name, ledger,
-                                    Path(scratch), timeout)
+                                    Path(scratch), timeout, size)
     paths = render.write_outputs(result, output)
     render.print_summary(result, Console(highlight=False))
     console.print(f"wrote {paths['json']}, {paths['csv']} and {paths['html']}")

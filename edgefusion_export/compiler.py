@@ -23,12 +23,13 @@ from rich.console import Console
 from . import __version__, stages
 from .bundle.selection import select
 from .bundle.writer import write_bundle
-from .components import COMPONENTS
+from .components import COMPONENTS, ImageSize, size_label
 from .errors import UserError
 from .options import BuildOptions, check_request
 from .export import onnx_export
 from .export.onnx_export import ExportResult, PrecisionResult, SimplifyResult
-from .export.wrappers import ImageSize, component_io, latent_shape
+from .export.shared_weights import SHARED_WEIGHTS_SUFFIX, SharedWeights, share_weights
+from .export.wrappers import component_io, latent_shape
 from .quantize import calibration, fidelity
 from .quantize.calibration import CalibrationResult
 from .quantize.fidelity import EndToEnd
@@ -38,7 +39,7 @@ from .runtime.scheduler import SamplingPlan
 from .runtime.tokenizer import ClipTokenizer
 from .sources.loader import ModelSource, SourcePart
 from .sources.sampling import lcm_sampling_plan
-from .stages import Pass, StageCache, StageResult
+from .stages import RESULT_FILE, Pass, StageCache, StageResult
 from .targets import TARGETS
 from .targets.base import FinalModels, Target, TargetBuild
 
@@ -49,6 +50,8 @@ CALIBRATION_SEED = 1_000_000  # calibration prompts use seeds from here, held-ou
 HELD_OUT_SEED_OFFSET = 1000
 FIDELITY_SEED_OFFSET = 2000
 FIDELITY_IMAGE = "fidelity.png"
+SINGLE_GRAPH_CHECK = ("this graph's single-graph context binary, compiled from the same model with the same options: "
+                      "onnxruntime-qnn's x86_64 HTP emulator cannot load a context binary holding several graphs")
 TOKENIZER_FILES = ("tokenizer/vocab.json", "tokenizer/merges.txt")
 
 
@@ -73,18 +76,38 @@ def compile_bundle(source: ModelSource, options: BuildOptions, output: Path, cac
     check_request(options, output)
     versions = {"format": CACHE_FORMAT, "tools": tool_versions()}
     with StageCache(cache_dir, console, options.force, versions) as cache:
-        return run_chain(Build(source, options, cache, cache_dir), output, command_line, console)
+        return run_chain(source, options, cache, cache_dir, output, command_line, console)[0]
 
 
-def run_chain(build: Build, output: Path, command_line: list[str], console: Console) -> dict[str, Any]:
-    """The passes in order, then the bundle at `output`."""
-    source, options, cache_dir = build.source, build.options, build.cache_dir
+def run_chain(source: ModelSource, options: BuildOptions, cache: StageCache, cache_dir: Path, output: Path,
+              command_line: list[str], console: Console) -> tuple[dict[str, Any], list[Build]]:
+    """The passes in order for each image size (the size-free text encoder's come from the cache after the first),
+    then the bundle at `output`; returns the build report and each size's build."""
+    builds = [Build(source, options, cache, cache_dir, size) for size in options.sizes]
     console.print(f"[bold]edgefusion-export[/bold] {source.description} -> {output} (target {options.target}, "
-                  f"{build.precision}, {options.steps} steps, {options.height}x{options.width})")
+                  f"{builds[0].precision}, {options.steps} steps, {', '.join(size_label(size) for size in options.sizes)})")
     freed = stages.sweep(cache_dir)
     if freed:
         console.print(f"  removed {freed / 2**20:.1f} MB that a killed build left in the cache {cache_dir}")
     target = TARGETS[options.target]
+    compiled = []
+    for build in builds:
+        if len(builds) > 1:
+            console.print(f"[bold]{size_label(build.size)}[/bold]")
+        compiled.append(build_size(build, target))
+    graphs = BundleGraphs(builds, compiled, target)
+    files = graphs.files()
+    manifest, shipped = select(graphs.manifest(command_line), [*files, *TOKENIZER_FILES], options.ship)
+    report = write_bundle(output, {name: files[name] for name in shipped if name in files}, manifest,
+                          graphs.report(), lambda staging: source.tokenizer.save(staging / "tokenizer"))
+    console.print(f"[green]bundle written[/green] {output}  ({report['total_seconds']} s, "
+                  f"{sum(report['sizes_mb'].values()):.1f} MB)")
+    return report, builds
+
+
+def build_size(build: Build, target: Target) -> TargetBuild:
+    """Every component at one image size: exported, simplified, at its precision, checked, and compiled."""
+    source, options = build.source, build.options
     for component in COMPONENTS:
         build.exports[component], _ = build.cache.run(export_pass(build, component))
         build.floats[component], build.simplified[component] = build.cache.run(simplify_pass(build, component))
@@ -101,14 +124,7 @@ def run_chain(build: Build, output: Path, command_line: list[str], console: Cons
         fidelity.check(build.end_to_end, options.fidelity)
     if source.own_vae is not None:
         _, build.decoders = build.cache.run(decoder_comparison_pass(build))
-    compiled = target.compile(build.final_models(), options, build.cache)
-    files = build.bundle_files(compiled)
-    manifest, shipped = select(build.manifest(compiled, command_line), [*files, *TOKENIZER_FILES], options.ship)
-    report = write_bundle(output, {name: files[name] for name in shipped if name in files}, manifest,
-                          build.report(compiled), lambda staging: source.tokenizer.save(staging / "tokenizer"))
-    console.print(f"[green]bundle written[/green] {output}  ({report['total_seconds']} s, "
-                  f"{sum(report['sizes_mb'].values()):.1f} MB)")
-    return report
+    return target.compile(build.final_models(), options, build.cache)
 
 
 @dataclass
@@ -119,6 +135,7 @@ class Build:
     options: BuildOptions
     cache: StageCache
     cache_dir: Path
+    size: ImageSize
     exports: dict[str, Path] = field(default_factory=dict)
     floats: dict[str, Path] = field(default_factory=dict)
     simplified: dict[str, SimplifyResult] = field(default_factory=dict)
@@ -138,16 +155,25 @@ class Build:
         self.precision = self.options.resolved_precision
         self.recipe = RECIPES[self.precision]
         self.plan = lcm_sampling_plan(self.source.scheduler_config, self.options.steps, self.options.guidance_scale,
-                                      self.source.guidance_embedding_dim, latent_shape(self.source, self.image_size),
+                                      self.source.guidance_embedding_dim, latent_shape(self.source, self.size),
                                       float(self.source.vae_config.get("scaling_factor", 0.18215)))
 
     @property
-    def image_size(self) -> ImageSize:
-        return self.options.height, self.options.width
+    def label(self) -> str:
+        return size_label(self.size)
+
+    @property
+    def is_default(self) -> bool:
+        """The bundle's first size, whose graphs carry their component's plain name."""
+        return self.size == self.options.sizes[0]
 
     def size_of(self, component: str) -> ImageSize | None:
         """The image size that `component`'s shapes depend on, or None when they do not."""
-        return self.image_size if COMPONENTS[component].image_sized else None
+        return self.size if COMPONENTS[component].image_sized else None
+
+    def graph_name(self, component: str) -> str:
+        """The component's key in the manifest at this size: its name, with the size for another size's graph."""
+        return component if self.is_default or not COMPONENTS[component].image_sized else f"{component}@{self.label}"
 
     def model(self, stage: dict[str, Path], component: str) -> Path:
         return stage[component] / f"{component}.onnx"
@@ -168,43 +194,120 @@ class Build:
             held_out = {c: [example_feeds(self.exports[c])] for c in COMPONENTS}
         return FinalModels({c: self.model(self.finals, c) for c in COMPONENTS}, {c: self.model(self.floats, c) for c in COMPONENTS},
                            dict(self.recipe), held_out, self.cache_dir,
-                           {c: f"{self.options.width}x{self.options.height}" if self.size_of(c) else None for c in COMPONENTS})
+                           {c: self.label if self.size_of(c) else None for c in COMPONENTS},
+                           {c: "" if self.graph_name(c) == c else self.label for c in COMPONENTS})
 
-    def bundle_files(self, compiled: TargetBuild) -> dict[str, Path]:
-        files = {artifact.name: artifact for component, folder in self.finals.items() for artifact in sorted(folder.iterdir())
-                 if artifact.name.startswith(f"{component}.onnx")}
-        if self.fidelity_folder is not None and (self.fidelity_folder / FIDELITY_IMAGE).is_file():
-            files[FIDELITY_IMAGE] = self.fidelity_folder / FIDELITY_IMAGE
-        return files | compiled.files
 
-    def manifest(self, compiled: TargetBuild, command_line: list[str]) -> dict[str, Any]:
-        components = {}
+class BundleGraphs:
+    """The graphs of every size's build, as the bundle holds them: the size-free components once, the others per
+    size (the default size's under the component's name), the weights of a component's sizes stored once."""
+
+    def __init__(self, builds: list[Build], compiled: list[TargetBuild], target: Target) -> None:
+        self.builds, self.compiled = builds, compiled
+        self.first = builds[0]
+        # graph name -> (the build of its size, its component, what the target made of that build)
+        self.graphs = {build.graph_name(c): (build, c, target_build) for build, target_build in zip(builds, compiled)
+                       for c in COMPONENTS if build.is_default or COMPONENTS[c].image_sized}
+        self.shared = {}  # component -> the folder of its per-size graphs over one weights file
+        self.npu = TargetBuild()  # the target's graphs of several sizes in one binary, by graph name
+        if len(builds) > 1:
+            for component in (c for c in COMPONENTS if COMPONENTS[c].image_sized):
+                models = {build.graph_name(component): build.model(build.finals, component) for build in builds}
+                self.shared[component], _ = self.first.cache.run(share_weights_pass(component, models))
+            self.npu = target.share({component: {graph: folder / self.file(graph) for graph in self.component_graphs(component)}
+                                     for component, folder in self.shared.items()}, self.first.options, self.first.cache)
+
+    def component_graphs(self, component: str) -> list[str]:
+        return [name for name, (_, role, _) in self.graphs.items() if role == component]
+
+    @staticmethod
+    def file(name: str) -> str:
+        """The portable ONNX file of a graph: `unet.onnx`, `unet-768x512.onnx`."""
+        return f"{name.replace('@', '-')}.onnx"
+
+    def files(self) -> dict[str, Path]:
+        """Bundle path -> artifact: every portable model (and its weights), compiled model, and fidelity image."""
+        files = {}
         for component in COMPONENTS:
-            inputs, outputs = component_io(self.source, component, self.size_of(component))
-            components[component] = {"file": f"{component}.onnx", "precision": self.recipe[component],
-                                     "inputs": [asdict(spec) for spec in inputs], "outputs": [asdict(spec) for spec in outputs],
-                                     **self.results[component].as_dict(),
-                                     **({"compiled": compiled.compiled[component]} if compiled.compiled else {})}
-        tokenizer = self.source.tokenizer
-        return {"model": {"description": self.source.description, "fingerprint": self.source.fingerprint,
-                          "height": self.options.height, "width": self.options.width,
-                          "vae_decoder": self.source.vae_description},
-                "target": compiled.manifest, "components": components,
-                "sampling": {"scheduler": "lcm", "num_steps": self.options.steps, **self.plan.to_json(), "noise": NOISE_SCHEME},
+            if component in self.shared:
+                folder = self.shared[component]
+                files |= {artifact.name: artifact for artifact in sorted(folder.iterdir()) if artifact.name != RESULT_FILE}
+            else:
+                folder = self.first.finals[component]
+                files |= {artifact.name: artifact for artifact in sorted(folder.iterdir())
+                          if artifact.name.startswith(f"{component}.onnx")}
+        for build in self.builds:
+            image = build.fidelity_folder / FIDELITY_IMAGE if build.fidelity_folder is not None else None
+            if image is not None and image.is_file():
+                files[self.fidelity_image(build)] = image
+        replaced = {name for graph, (_, component, target_build) in self.graphs.items() if graph in self.npu.compiled
+                    for entry in target_build.compiled[component].values()
+                    for name in [entry["offline"]["file"], *entry["offline"]["context_binaries"]]}
+        for target_build in self.compiled:
+            files |= {name: path for name, path in target_build.files.items() if name not in replaced}
+        return files | self.npu.files
+
+    def compiled_entry(self, graph: str) -> dict[str, Any] | None:
+        """The manifest's "compiled" entry of a graph: per chipset its NPU model, and its emulated check (on the
+        graph's single-graph binary where the shipped one holds several sizes)."""
+        _, component, target_build = self.graphs[graph]
+        entries = target_build.compiled
+        if not entries:
+            return None
+        if graph not in self.npu.compiled:
+            return entries[component]
+        return {chip: {**entry, "offline": self.npu.compiled[graph][chip]["offline"],
+                       "emulated": {**entry["emulated"], **({"binary": SINGLE_GRAPH_CHECK} if "skipped" not in entry["emulated"] else {})}}
+                for chip, entry in entries[component].items()}
+
+    def fidelity_image(self, build: Build) -> str:
+        return FIDELITY_IMAGE if build.is_default else FIDELITY_IMAGE.replace(".png", f"-{build.label}.png")
+
+    def manifest(self, command_line: list[str]) -> dict[str, Any]:
+        components = {}
+        for name, (build, component, _) in self.graphs.items():
+            inputs, outputs = component_io(build.source, component, build.size_of(component))
+            compiled = self.compiled_entry(name)
+            components[name] = {"component": component, "size": build.label if build.size_of(component) else None,
+                                "file": self.file(name), "precision": build.recipe[component],
+                                **({"shared_weights": f"{component}{SHARED_WEIGHTS_SUFFIX}"} if component in self.shared else {}),
+                                "inputs": [asdict(spec) for spec in inputs], "outputs": [asdict(spec) for spec in outputs],
+                                **build.results[component].as_dict(),
+                                **({"compiled": compiled} if compiled else {})}
+        sizes = {build.label: {"height": build.size[0], "width": build.size[1], "latent_shape": build.plan.latent_shape,
+                               "graphs": {c: build.graph_name(c) for c in COMPONENTS},
+                               **({"fidelity": build.end_to_end.as_dict()} if build.end_to_end else {})}
+                 for build in self.builds}
+        first, tokenizer = self.first, self.first.source.tokenizer
+        plan = {key: value for key, value in first.plan.to_json().items() if key != "latent_shape"}
+        return {"model": {"description": first.source.description, "fingerprint": first.source.fingerprint,
+                          "vae_decoder": first.source.vae_description},
+                "target": self.compiled[0].manifest, "sizes": sizes, "components": components,
+                "sampling": {"scheduler": "lcm", "num_steps": first.options.steps, **plan, "noise": NOISE_SCHEME},
                 "tokenizer": {"type": "clip-bpe", "vocab_file": TOKENIZER_FILES[0], "merges_file": TOKENIZER_FILES[1],
                               "max_length": tokenizer.max_length, "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id,
                               "pad_id": tokenizer.pad_id},
-                **({"fidelity": self.end_to_end.as_dict()} if self.end_to_end else {}),
-                "provenance": {"source_fingerprint": self.source.fingerprint, "tool_versions": tool_versions(),
-                               "command_line": command_line, "created": self.created.isoformat(timespec="seconds")}}
+                "provenance": {"source_fingerprint": first.source.fingerprint, "tool_versions": tool_versions(),
+                               "command_line": command_line, "created": first.created.isoformat(timespec="seconds")}}
 
-    def report(self, compiled: TargetBuild) -> dict[str, Any]:
-        return {"options": {**asdict(self.options), "precision": self.precision}, "source": self.source.description,
-                "stages": [asdict(record) for record in self.cache.records],
-                "components": {c: self.results[c].as_dict() for c in COMPONENTS}, "npu": compiled.report,
-                "end_to_end": self.end_to_end.as_dict() if self.end_to_end else None,
-                **({"decoder_comparison": self.decoders.as_dict()} if self.decoders else {}),
-                "total_seconds": round(time.perf_counter() - self.started, 1)}
+    def report(self) -> dict[str, Any]:
+        first = self.first
+        npu = {name: {chip: {**entry, **self.npu.report.get(name, {}).get(chip, {})} for chip, entry in target_build.report[component].items()}
+               for name, (_, component, target_build) in self.graphs.items() if target_build.report}
+        return {"options": {**asdict(first.options), "precision": first.precision}, "source": first.source.description,
+                "stages": [asdict(record) for record in first.cache.records],
+                "components": {name: build.results[component].as_dict() for name, (build, component, _) in self.graphs.items()},
+                "npu": npu,
+                "end_to_end": {build.label: build.end_to_end.as_dict() for build in self.builds if build.end_to_end},
+                **({"decoder_comparison": {build.label: build.decoders.as_dict() for build in self.builds}}
+                   if first.decoders else {}),
+                "total_seconds": round(time.perf_counter() - first.started, 1)}
+
+
+def share_weights_pass(component: str, models: dict[str, Path]) -> Pass[SharedWeights]:
+    return Pass(f"share weights {component}", {"models": models, "files": {name: BundleGraphs.file(name) for name in models},
+                                               "weights_file": f"{component}{SHARED_WEIGHTS_SUFFIX}"},
+                share_weights, SharedWeights)
 
 
 def build_time() -> datetime:

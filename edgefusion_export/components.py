@@ -6,7 +6,27 @@ torch wrapper in `export/wrappers.py`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from .errors import UserError
+
+ImageSize = tuple[int, int]  # (height, width) in pixels
+DEFAULT_SIZE: ImageSize = (512, 512)
+
+
+def size_label(size: ImageSize) -> str:
+    """WIDTHxHEIGHT, as the CLI, the manifest and file names write a size."""
+    height, width = size
+    return f"{width}x{height}"
+
+
+def parse_size(text: str) -> ImageSize:
+    """'768x512' (WIDTHxHEIGHT) -> (512, 768); a one-line UserError for anything else."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise UserError(f"size {text!r} is not WIDTHxHEIGHT; use e.g. 512x768")
+    return int(match[2]), int(match[1])
 
 
 @dataclass(frozen=True)

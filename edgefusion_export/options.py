@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bundle.selection import SHIP_CHOICES
+from .components import DEFAULT_SIZE, ImageSize, size_label
 from .errors import UserError
 from .quantize import calibration
 from .quantize.fidelity import FidelityGates
@@ -20,8 +21,7 @@ class BuildOptions:
     precision: str | None = None  # a recipe of quantize.recipes.RECIPES; None: the target's default
     steps: int = 2
     guidance_scale: float = 8.5
-    height: int = 512
-    width: int = 512
+    sizes: tuple[ImageSize, ...] = (DEFAULT_SIZE,)  # (height, width) each; the first is the bundle's default
     force: bool = False
     calibration_prompts: Path | None = None
     calibration_size: int = 16
@@ -57,9 +57,15 @@ class BuildOptions:
         if self.ship not in SHIP_CHOICES:
             raise UserError(f"--ship {self.ship!r} is not one of {', '.join(SHIP_CHOICES)}")
         TARGETS[self.target].check(self)
-        for label, value in (("height", self.height), ("width", self.width)):
-            if value < 64 or value % 64:
-                raise UserError(f"{label} {value} is not a positive multiple of 64; use e.g. 512")
+        if not self.sizes:
+            raise UserError("no image size given; pass --size WIDTHxHEIGHT (e.g. 512x512)")
+        for size in self.sizes:
+            for label, value in zip(("height", "width"), size):
+                if value < 64 or value % 64:
+                    raise UserError(f"{label} {value} of size {size_label(size)} is not a positive multiple of 64; use e.g. 512")
+        repeated = sorted({size_label(size) for size in self.sizes if self.sizes.count(size) > 1})
+        if repeated:
+            raise UserError(f"size {', '.join(repeated)} is given twice; list each size once")
         if not self.guidance_scale >= 1:
             raise UserError(f"--guidance-scale {self.guidance_scale:g} is below 1; LCM's guidance embedding is of "
                             "(scale - 1), so use 1 (no guidance) or more (8.5 is the default)")

@@ -136,7 +136,7 @@ def test_noise_file_of_the_wrong_shape(tmp_path, tiny_bundle):
 @pytest.mark.parametrize("change, location", [
     (lambda m: m["components"]["unet"].update(precision="int4"), "components/unet/precision"),
     (lambda m: m["sampling"].pop("steps"), "sampling"),
-    (lambda m: m["model"].update(height=100), "model/height"),
+    (lambda m: m["sizes"]["64x64"].update(height=100), "sizes/64x64/height"),
 ])
 def test_manifest_breaking_the_schema_is_refused(tmp_path, tiny_bundle, change, location):
     bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")

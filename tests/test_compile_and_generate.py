@@ -17,8 +17,11 @@ PROMPT = "a photo of an astronaut riding a horse"
 
 def test_bundle_layout_and_manifest(tiny_bundle):
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
-    assert manifest["schema_version"] == "1.0"
+    assert manifest["schema_version"] == "2.0"
     assert set(manifest["components"]) == {"text_encoder", "unet", "vae_decoder"}
+    assert manifest["sizes"] == {f"{TINY_SIZE}x{TINY_SIZE}": {
+        "height": TINY_SIZE, "width": TINY_SIZE, "latent_shape": [1, 4, TINY_SIZE // 8, TINY_SIZE // 8],
+        "graphs": {"text_encoder": "text_encoder", "unet": "unet", "vae_decoder": "vae_decoder"}}}
     unet = manifest["components"]["unet"]
     assert [spec["name"] for spec in unet["inputs"]] == ["latent", "timestep", "text_embeddings", "guidance_embedding"]
     assert unet["inputs"][0]["shape"] == [1, 4, TINY_SIZE // 8, TINY_SIZE // 8]

@@ -14,7 +14,7 @@ from edgefusion_export.quantize.recipes import QuantizeSettings, quantize_compon
 from edgefusion_export.runtime.pipeline import Noise, Text2ImagePipeline
 from edgefusion_export.runtime.scheduler import lcm_step
 
-from .conftest import compile_args, run_cli
+from .conftest import TINY_SIZE, compile_args, run_cli
 from .test_bad_input import assert_clean_error
 
 
@@ -116,14 +116,14 @@ def test_recipes_build_bundles_that_run(recipe, expected, tiny_bundle, cache_dir
             graph = onnx.load(str(output / component["file"]), load_external_data=False)
             assert any(node.op_type == "QuantizeLinear" for node in graph.graph.node)
     assert set(manifest["components"]["unet"]["fidelity"]["per_timestep_sqnr_db"]) == {"999", "499"}
-    end_to_end = manifest["fidelity"]
+    end_to_end = manifest["sizes"][f"{TINY_SIZE}x{TINY_SIZE}"]["fidelity"]
     assert len(end_to_end["psnr_db"]) == 2 and min(end_to_end["psnr_db"]) >= 20
     assert 0.5 < end_to_end["prompt_sensitivity_ratio"] < 2
     assert (output / "fidelity.png").is_file()
     generated = run_cli("generate", output, "a red fox", "-o", tmp_path / "fox.png")
     assert generated.exit_code == 0, generated.output
     report = json.loads((output / "build_report.json").read_text())
-    assert report["end_to_end"]["ssim"]
+    assert report["end_to_end"][f"{TINY_SIZE}x{TINY_SIZE}"]["ssim"]
 
 
 def test_sqnr_gate_fails_with_a_clear_error(tiny_bundle, cache_dir, tmp_path):

@@ -13,7 +13,7 @@ import jsonschema
 from ..errors import UserError, first_line
 from ..files import sha256_file, write_text_atomic
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2: image sizes, each with its own graphs of the size-dependent components
 MANIFEST = "manifest.json"
 REPORT = "build_report.json"  # a record of the build (timings, memory), not a runtime input: not checksummed
 SCHEMA_FILE = Path(__file__).with_name("manifest.schema.json")
@@ -26,16 +26,24 @@ def manifest_schema() -> dict[str, Any]:
 
 def validate_manifest(manifest: dict[str, Any], where: Path) -> None:
     """Raise a one-line error when `manifest` breaks the schema or names a file outside the bundle."""
-    major = str(manifest.get("schema_version", "?")).split(".")[0]
-    if major != SCHEMA_VERSION.split(".")[0]:
-        raise UserError(f"{where} has manifest schema version {manifest.get('schema_version')!r}, this tool reads "
-                        f"{SCHEMA_VERSION}; rebuild the bundle with this version of edgefusion-export")
+    version = str(manifest.get("schema_version", "?"))
+    major, ours = version.split(".")[0], SCHEMA_VERSION.split(".")[0]
+    if major != ours:
+        fix = ("upgrade edgefusion-export to read it" if major.isdigit() and int(major) > int(ours)
+               else "rebuild the bundle with this version of edgefusion-export")
+        raise UserError(f"{where} has manifest schema version {version!r}, this tool reads {SCHEMA_VERSION}; {fix}")
     try:
         jsonschema.validate(manifest, manifest_schema())
     except jsonschema.ValidationError as error:
         location = "/".join(str(part) for part in error.absolute_path) or "(top level)"
         raise UserError(f"{where} is not a valid bundle manifest at {location}: {first_line(error, 200)}; "
                         "rebuild the bundle")
+    for size, entry in manifest["sizes"].items():
+        for component, graph in entry["graphs"].items():
+            found = manifest["components"].get(graph)
+            if found is None or found["component"] != component or found["size"] not in (size, None):
+                raise UserError(f"{where} names graph {graph!r} for {component} at {size}, which is not a {component} "
+                                f"graph of that size in 'components'; rebuild the bundle")
     for name in referenced_files(manifest):
         confined_path(where.parent, name)
         if name not in manifest["files"]:
@@ -52,6 +60,7 @@ def used_files(manifest: dict[str, Any]) -> list[str]:
     names = [manifest["tokenizer"]["vocab_file"], manifest["tokenizer"]["merges_file"]]
     for component in manifest["components"].values():
         names += [component["file"]] if "file" in component else []
+        names += [component["shared_weights"]] if "shared_weights" in component else []
         for compiled in component.get("compiled", {}).values():
             names += [compiled["offline"]["file"], *compiled["offline"]["context_binaries"]]
             names += [compiled["aihub"]["file"]] if "aihub" in compiled else []
@@ -94,11 +103,28 @@ class Bundle:
     def path(self, name: str) -> Path:
         return confined_path(self.folder, name)
 
-    def component_path(self, component: str) -> Path:
-        """The portable ONNX of `component`."""
-        entry = self.manifest["components"][component]
+    @property
+    def sizes(self) -> list[str]:
+        """The image sizes (WIDTHxHEIGHT) the bundle generates, its default first."""
+        return list(self.manifest["sizes"])
+
+    def size_entry(self, size: str | None) -> dict[str, Any]:
+        """The manifest's entry of `size` (default: the bundle's first), or a one-line error naming the sizes it has."""
+        size = size or self.sizes[0]
+        if size not in self.manifest["sizes"]:
+            raise UserError(f"this bundle has no {size} graphs; it generates {', '.join(self.sizes)} "
+                            f"(rebuild it with --size {size} to add it)")
+        return self.manifest["sizes"][size]
+
+    def graphs(self, size: str | None) -> dict[str, str]:
+        """Component -> the graph (a key of the manifest's components) that runs it at `size`."""
+        return self.size_entry(size)["graphs"]
+
+    def component_path(self, graph: str) -> Path:
+        """The portable ONNX of `graph` (a component's name, or name@WIDTHxHEIGHT for another size's graph)."""
+        entry = self.manifest["components"][graph]
         if "file" not in entry:
-            raise UserError(f"this bundle ships {component} as compiled NPU models only, without the portable ONNX; "
+            raise UserError(f"this bundle ships {graph} as compiled NPU models only, without the portable ONNX; "
                             "run it with 'generate --backend npu-emulator', or rebuild it with --ship both")
         return self.path(entry["file"])
 

@@ -37,6 +37,7 @@ def select(manifest: dict[str, Any], available: Iterable[str], ship: str = "both
     for component in selected["components"].values():
         if ship == "compiled":
             component.pop("file", None)
+            component.pop("shared_weights", None)
         compiled = {name: entry for name, entry in component.pop("compiled", {}).items() if name in keep}
         component.update({"compiled": compiled} if compiled else {})
     if chips and not keep:

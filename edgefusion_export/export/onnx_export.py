@@ -25,7 +25,8 @@ from ..metrics import cosine_similarity, sqnr_db
 from ..sources.loader import ModelSource
 from .group_norm import channels_last_group_norms
 from .npu_rewrites import make_npu_friendly
-from .wrappers import ImageSize, TensorSpec, component_io, wrap
+from ..components import ImageSize
+from .wrappers import TensorSpec, component_io, wrap
 
 OPSET = 18  # opset 17 writes an invalid UNet with the dynamo exporter; 21 emits GroupNormalization
 EXAMPLE_PROMPT = "a photo of an astronaut riding a horse on mars"

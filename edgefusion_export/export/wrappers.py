@@ -9,10 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..components import ImageSize
 from ..sources.loader import ModelSource, TorchComponents
-
-
-ImageSize = tuple[int, int]  # (height, width) in pixels
 
 
 @dataclass(frozen=True)

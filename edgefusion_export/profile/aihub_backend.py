@@ -56,20 +56,20 @@ def parse_profile(component: str, payload: dict[str, Any], num_steps: int) -> tu
                                   None if peak is None else round(peak / 2**20, 2))
 
 
-def _profiled_model(bundle: Bundle, component: str, chipset_name: str, scratch: Path) -> tuple[Path, str]:
+def _profiled_model(bundle: Bundle, graph: str, chipset_name: str, scratch: Path) -> tuple[Path, str]:
     """The AI Hub-compiled context binary when the bundle has one, else the portable ONNX."""
-    compiled = bundle.manifest["components"][component].get("compiled", {}).get(chipset_name, {})
+    compiled = bundle.manifest["components"][graph].get("compiled", {}).get(chipset_name, {})
     if "aihub" in compiled:
         return bundle.path(compiled["aihub"]["file"]), PROFILE_OPTIONS
-    return upload_copy(bundle.component_path(component), scratch), f"{PROFILE_OPTIONS} --compute_unit npu"
+    return upload_copy(bundle.component_path(graph), scratch), f"{PROFILE_OPTIONS} --compute_unit npu"
 
 
 def profile_bundle(hub: ModuleType, client: Any, bundle: Bundle, device: str, chipset_name: str, ledger: JobLedger,
-                   scratch: Path, timeout_s: int) -> Profile:
+                   scratch: Path, timeout_s: int, size: str | None = None) -> Profile:
     steps = bundle.manifest["sampling"]["num_steps"]
-    profile = Profile("aihub", device, str(bundle.folder), steps, [])
-    for component in bundle.manifest["components"]:
-        model, options = _profiled_model(bundle, component, chipset_name, scratch)
+    profile = Profile("aihub", device, str(bundle.folder), steps, [], size=size or bundle.sizes[0])
+    for component, graph in bundle.graphs(size).items():
+        model, options = _profiled_model(bundle, graph, chipset_name, scratch)
         purpose = f"profile/{component}/{device}/{sha256_file(model)[:16]}"
         job = run_job(client, ledger, purpose, lambda m=model, c=component, o=options: client.submit_profile_job(
             model=str(m), device=hub.Device(device), name=f"edgefusion profile {c}", options=o), timeout_s)

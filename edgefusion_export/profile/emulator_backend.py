@@ -54,14 +54,14 @@ def profile_component(compiled: Path, component: str, chipset: Chipset, scratch:
             for name, cycles in read_op_cycles(trace)]
 
 
-def profile_bundle(bundle: Bundle, chipset: Chipset, scratch: Path) -> Profile:
+def profile_bundle(bundle: Bundle, chipset: Chipset, scratch: Path, size: str | None = None) -> Profile:
     rows = []
-    for component in bundle.manifest["components"]:
-        compiled = bundle.path(compiled_entry(bundle.manifest, component, chipset.name)["file"])
+    for component, graph in bundle.graphs(size).items():
+        compiled = bundle.path(compiled_entry(bundle.manifest, graph, chipset.name)["file"])
         rows += profile_component(compiled, component, chipset, scratch)
     device = (f"{chipset.marketing_name} HTP emulation (onnxruntime-qnn {metadata.version('onnxruntime-qnn')}), "
               f"simulated cycles at {chipset.htp_clock_mhz:g} MHz")
     notes = ["per-op cycles from QNN's HTP cost model in onnxruntime-qnn's x86_64 emulation of the bundle's own "
              f"context binaries, converted at the HTP clock of the chipset profile ({chipset.htp_clock_mhz:g} MHz)"]
     return Profile("emulator", device, str(bundle.folder), bundle.manifest["sampling"]["num_steps"], rows,
-                   notes=notes).finish()
+                   notes=notes, size=size or bundle.sizes[0]).finish()

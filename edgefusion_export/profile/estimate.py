@@ -160,12 +160,15 @@ def estimate_model(model_path: Path, precision: str, chipset: Chipset) -> float:
     return round(float(layer_times_ms(layers, LatencyModel.of(chipset, precision)).sum()), 4)
 
 
-def estimate_bundle(bundle: Bundle, chipset: Chipset) -> Profile:
+def estimate_bundle(bundle: Bundle, chipset: Chipset, size: str | None = None) -> Profile:
+    """The estimate of the bundle's graphs at `size` (default: its first)."""
     rows, notes = [], []
-    for component, entry in bundle.manifest["components"].items():
-        rows += estimate_component(bundle.component_path(component), component, entry["precision"], chipset)
+    for component, graph in bundle.graphs(size).items():
+        entry = bundle.manifest["components"][graph]
+        rows += estimate_component(bundle.component_path(graph), component, entry["precision"], chipset)
         model = LatencyModel.of(chipset, entry["precision"])
         notes.append(f"{component} ({PRECISION_CLASSES[entry['precision']]}): {model.describe_band()}")
     device = f"{chipset.marketing_name} ({chipset.aihub_device}), analytical estimate"
     notes = [f"an estimate, not a measurement; per component: {'; '.join(dict.fromkeys(notes))}"]
-    return Profile("estimate", device, str(bundle.folder), bundle.manifest["sampling"]["num_steps"], rows, notes=notes).finish()
+    return Profile("estimate", device, str(bundle.folder), bundle.manifest["sampling"]["num_steps"], rows, notes=notes,
+                   size=size or bundle.sizes[0]).finish()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UserError
 from .model import Profile
 
 
@@ -17,6 +18,9 @@ class Regression:
 
 def compare(current: Profile, baseline: Profile, max_regression: float) -> list[Regression]:
     """Components and blocks slower than the baseline by more than `max_regression`, and layers that left the NPU."""
+    if current.size and baseline.size and current.size != baseline.size:
+        raise UserError(f"the baseline profiles {baseline.size} graphs and this profile {current.size}; compare "
+                        f"profiles of one size (profile --size {baseline.size})")
     problems = []
     for name, summary in current.components.items():
         if name in baseline.components:

@@ -13,7 +13,7 @@ import jsonschema
 from ..components import COMPONENTS
 from ..errors import UserError, first_line
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: the profiled image size
 SCHEMA_FILE = Path(__file__).with_name("profile.schema.json")
 
 
@@ -47,6 +47,7 @@ class Profile:
     rows: list[Row]
     components: dict[str, ComponentSummary] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    size: str | None = None  # the bundle's image size (WIDTHxHEIGHT) whose graphs were profiled
 
     def finish(self) -> "Profile":
         """Fill component totals from the rows."""
@@ -74,12 +75,13 @@ class Profile:
                 "num_steps": self.num_steps, "per_image_ms": self.per_image_ms,
                 "components": {name: asdict(summary) for name, summary in self.components.items()},
                 "blocks": {component: self.totals_by("block", component) for component in self.components},
-                "rows": [asdict(row) for row in self.rows], "notes": self.notes}
+                "rows": [asdict(row) for row in self.rows], "notes": self.notes,
+                **({"size": self.size} if self.size else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Profile":
         profile = cls(data["backend"], data["device"], data["bundle"], data["num_steps"], [Row(**row) for row in data["rows"]],
-                      notes=data.get("notes", []))
+                      notes=data.get("notes", []), size=data.get("size"))
         profile.components = {name: ComponentSummary(**summary) for name, summary in data["components"].items()}
         return profile
 

@@ -58,10 +58,11 @@ def profile_component(model: Path, component: str, runs: int, scratch: Path) -> 
     return rows
 
 
-def profile_bundle(bundle: Bundle, runs: int, scratch: Path) -> Profile:
+def profile_bundle(bundle: Bundle, runs: int, scratch: Path, size: str | None = None) -> Profile:
     rows = []
-    for component in bundle.manifest["components"]:
-        rows += profile_component(bundle.component_path(component), component, runs, scratch)
+    for component, graph in bundle.graphs(size).items():
+        rows += profile_component(bundle.component_path(graph), component, runs, scratch)
     device = f"onnxruntime CPU ({platform.machine()}, {platform.processor() or 'cpu'})"
     return Profile("ort", device, str(bundle.folder), bundle.manifest["sampling"]["num_steps"], rows,
-                   notes=[f"mean of {runs} calls after a warm-up; onnxruntime basic graph optimizations"]).finish()
+                   notes=[f"mean of {runs} calls after a warm-up; onnxruntime basic graph optimizations"],
+                   size=size or bundle.sizes[0]).finish()

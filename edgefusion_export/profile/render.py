@@ -78,7 +78,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}th{
 figure{{margin:1em 0}}img{{max-width:100%}}.big{{font-size:1.6em;font-weight:600}}</style></head>
 <body><h1>EdgeFusion profile</h1>
 <p>Bundle <code>{escape(profile.bundle)}</code> &middot; backend <b>{escape(profile.backend)}</b> &middot;
-device <b>{escape(profile.device)}</b> &middot; {profile.num_steps} UNet steps per image</p>
+device <b>{escape(profile.device)}</b> &middot; {profile.num_steps} UNet steps per image{f" &middot; {profile.size}" if profile.size else ""}</p>
 <p class="big">{profile.per_image_ms:.1f} ms per image</p>
 <table><tr><th>component</th><th>ms per call</th><th>calls per image</th><th>ms per image</th><th>load ms</th>
 <th>peak MB</th></tr>{summary_rows}</table>
@@ -98,6 +98,6 @@ def print_summary(profile: Profile, console) -> None:
                      f"{summary.total_ms * summary.calls_per_image:.2f}", f"{slowest[0]} ({slowest[1]:.2f} ms)"])
     rows.append(["[bold]per image[/bold]", "", "", f"[bold]{profile.per_image_ms:.2f}[/bold]", ""])
     show(console, table(["component", "ms per call", "calls", "ms per image", "slowest block"], rows,
-                        copyable=["component"], title=f"{profile.backend} on {profile.device}"))
+                        copyable=["component"], title=f"{profile.backend} on {profile.device}" + (f", {profile.size}" if profile.size else "")))
     for note in profile.notes:
         console.print(note)

@@ -90,19 +90,20 @@ class Text2ImagePipeline:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, threads: int | None = None, backend: str = "cpu",
-                    chipset: str | None = None) -> "Text2ImagePipeline":
-        """The bundle's portable models on the CPU (backend "cpu") or its compiled NPU models for `chipset`
-        (default: the bundle's first) in HTP emulation (backend "npu-emulator")."""
+                    chipset: str | None = None, size: str | None = None) -> "Text2ImagePipeline":
+        """The bundle's graphs for `size` (WIDTHxHEIGHT; default: the bundle's first): its portable models on the
+        CPU (backend "cpu") or its compiled NPU models for `chipset` (default: the bundle's first) in HTP
+        emulation (backend "npu-emulator")."""
         manifest = bundle.manifest
-        plan = SamplingPlan.from_json({key: value for key, value in manifest["sampling"].items()
-                                       if key not in ("scheduler", "num_steps", "noise")})
+        graphs = bundle.graphs(size)
+        plan = bundle_plan(bundle, size)
         spec = manifest["tokenizer"]
         tokenizer = ClipTokenizer.from_files(bundle.path(spec["vocab_file"]), bundle.path(spec["merges_file"]),
                                              spec["max_length"], spec["pad_id"])
         if backend == "cpu":
-            return cls({name: bundle.component_path(name) for name in manifest["components"]}, plan, tokenizer, threads)
+            return cls({component: bundle.component_path(graph) for component, graph in graphs.items()}, plan, tokenizer, threads)
         target = htp_target(manifest, chipset)
-        models = {name: bundle.path(compiled_entry(manifest, name, target.name)["file"]) for name in manifest["components"]}
+        models = {component: bundle.path(compiled_entry(manifest, graph, target.name)["file"]) for component, graph in graphs.items()}
         return cls(models, plan, tokenizer, open_session=partial(htp_session, target=target))
 
     def providers(self) -> dict[str, str]:
@@ -150,6 +151,12 @@ def _elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 1)
 
 
+def bundle_plan(bundle: Bundle, size: str | None = None) -> SamplingPlan:
+    """The bundle's sampling plan at `size` (default: its first): the shared steps with that size's latent shape."""
+    shared = {key: value for key, value in bundle.manifest["sampling"].items() if key not in ("scheduler", "num_steps", "noise")}
+    return SamplingPlan.from_json({**shared, "latent_shape": bundle.size_entry(size)["latent_shape"]})
+
+
 def htp_target(manifest: dict[str, Any], chipset: str | None) -> HtpTarget:
     """The HTP settings of `chipset` (default: the bundle's first) from the manifest's target entry."""
     chips = manifest["target"].get("chipsets", [])
@@ -162,10 +169,19 @@ def htp_target(manifest: dict[str, Any], chipset: str | None) -> HtpTarget:
     return HtpTarget(chip["name"], int(chip["hexagon_arch"].lstrip("v")), int(chip["qnn_soc_model"]))
 
 
-def compiled_entry(manifest: dict[str, Any], component: str, chipset: str) -> dict[str, Any]:
-    """The offline-compiled EPContext model of `component` for `chipset`."""
-    compiled = manifest["components"][component].get("compiled", {}).get(chipset)
+def compiled_entry(manifest: dict[str, Any], graph: str, chipset: str) -> dict[str, Any]:
+    """The offline-compiled EPContext model of `graph` (a key of the manifest's components) for `chipset`, to run in
+    HTP emulation here."""
+    compiled = manifest["components"][graph].get("compiled", {}).get(chipset)
     if compiled is None:
-        raise UserError(f"{component} has no compiled NPU model for {chipset} in this bundle; rebuild it with "
+        raise UserError(f"{graph} has no compiled NPU model for {chipset} in this bundle; rebuild it with "
                         f"'compile --target snapdragon --chipset {chipset}'")
+    binaries = set(compiled["offline"]["context_binaries"])
+    sharing = [name for name, entry in manifest["components"].items() if name != graph
+               and binaries & set(entry.get("compiled", {}).get(chipset, {}).get("offline", {}).get("context_binaries", []))]
+    if sharing:
+        raise UserError(f"{graph}'s NPU model for {chipset} shares its context binary with {', '.join(sharing)} (every "
+                        "size's weights stored once), which onnxruntime-qnn's x86_64 HTP emulator cannot load (it "
+                        "crashes); run it on a phone, or use --backend cpu (the build checked each size's graph in "
+                        "emulation on its own binary)")
     return compiled["offline"]

@@ -37,6 +37,7 @@ class FinalModels:
     held_out: dict[str, list[dict[str, Any]]]  # one held-out image's calls per component
     cache_dir: Path
     sizes: dict[str, str | None]  # the image size ("512x512") each component's shapes are for, None if size-free
+    folders: dict[str, str]  # the subfolder its compiled files go to: "" for the bundle's default size, else its size
 
 
 @dataclass
@@ -60,3 +61,8 @@ class Target(Protocol):
 
     def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:
         """Run the target's own passes on the final models."""
+
+    def share(self, graphs: dict[str, dict[str, Path]], options: TargetOptions, cache: StageCache) -> TargetBuild:
+        """Compile each component's graphs of several image sizes together, their weights stored once: `graphs` is
+        component -> graph name -> its final model (distinct file names, one folder per component). What it
+        returns replaces the "offline" entries and the files of those graphs."""

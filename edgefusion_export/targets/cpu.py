@@ -23,3 +23,7 @@ class CpuTarget:
 
     def compile(self, final: FinalModels, options: TargetOptions, cache: StageCache) -> TargetBuild:
         return TargetBuild(manifest={"name": self.name})
+
+    def share(self, graphs: dict[str, dict[str, Path]], options: TargetOptions, cache: StageCache) -> TargetBuild:
+        """The portable graphs already share their weights file."""
+        return TargetBuild()

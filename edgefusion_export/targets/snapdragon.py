@@ -55,6 +55,30 @@ class NpuCompilation(StageResult):
                 f"conversions, QNN {self.qnn_sdk_version[:5]}, prepared for {', '.join(self.prepared_for)}")
 
 
+@dataclass
+class SharedNpuCompilation(StageResult):
+    """Several graphs in one context binary: each graph's compilation, by graph name."""
+
+    graphs: dict[str, dict]
+
+    def compilations(self) -> dict[str, NpuCompilation]:
+        return {graph: NpuCompilation(**entry) for graph, entry in self.graphs.items()}
+
+    def summary(self) -> str:
+        compilations = list(self.compilations().values())
+        binaries = sorted({binary for compilation in compilations for binary in compilation.context_binaries})
+        return (f"{len(compilations)} graphs in {len(binaries)} context binary, "
+                f"{sum(c.partitions for c in compilations)} NPU partitions, "
+                f"{sum(len(c.cpu_nodes) for c in compilations)} CPU nodes")
+
+
+def compile_shared(folder: Path, models: dict[str, Path], chip: Chipset, allow_cpu_fallback: bool,
+                   mode: str) -> SharedNpuCompilation:
+    """`models` (graph name -> model) compiled for `chip` into one context binary."""
+    compilations = compile_context(list(models.values()), chip, folder, allow_cpu_fallback, mode)
+    return SharedNpuCompilation({graph: compilation.as_dict() for graph, compilation in zip(models, compilations)})
+
+
 @functools.cache  # asked when a compile starts in the background and again when the target collects it
 def finalization_mode(model_path: Path, choice: str) -> str:
     """QNN's graph finalization mode for a model. "auto": the most optimizing (3), except for float graphs whose
@@ -80,52 +104,71 @@ def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_
                         mode: str = "3") -> NpuCompilation:
     """Compile `model_path` for `chipset` with QNN's graph finalization `mode` into `folder/<name>.<chipset>.onnx`
     and its context binary."""
-    name = model_path.name.removesuffix(".onnx")
-    output = folder / f"{name}.{chipset.name}.onnx"
-    for stale in folder.glob(f"{name}.{chipset.name}*"):  # onnxruntime refuses to overwrite a context model
-        stale.unlink()
+    return compile_context([model_path], chipset, folder, allow_cpu_fallback, mode)[0]
+
+
+def compile_context(model_paths: list[Path], chipset: Chipset, folder: Path, allow_cpu_fallback: bool,
+                    mode: str = "3") -> list[NpuCompilation]:
+    """Compile `model_paths` (distinct file names) for `chipset` with QNN's graph finalization `mode` into
+    `folder/<name>.<chipset>.onnx` each; several models go into one QNN context binary that stores the weights
+    they share once (onnxruntime's `ep.share_ep_contexts`)."""
+    names = [path.name.removesuffix(".onnx") for path in model_paths]
+    outputs = [folder / f"{name}.{chipset.name}.onnx" for name in names]
+    for name in names:
+        for stale in folder.glob(f"{name}.{chipset.name}*"):  # onnxruntime refuses to overwrite a context model
+            stale.unlink()
     provider_options = {**chipset.htp_target.provider_options(), "enable_htp_fp16_precision": "1",
                         "htp_graph_finalization_optimization_mode": mode}
     start = time.perf_counter()
     # QNN numbers graphs and tensors per process, so a compile writes other bytes after earlier ones in the same
     # process (a cached stage changes the count); a fresh process writes the same binary every time.
-    error = in_fresh_process(write_context_model, str(model_path), str(output), provider_options, temp_parent=folder,
-                             environment=DETERMINISTIC_HEAP)
+    error = in_fresh_process(write_context_models, [str(path) for path in model_paths], [str(path) for path in outputs],
+                             provider_options, temp_parent=folder, environment=DETERMINISTIC_HEAP)
     if error is not None:
-        raise UserError(f"QNN could not compile {name} for {chipset.marketing_name}: {error}")
-    match_ir_version(output, model_path)
-    compilation = inspect_context_model(output)
-    compilation.seconds = round(time.perf_counter() - start, 1)
-    expected = f"{chipset.soc}/{chipset.hexagon_arch}"
-    if compilation.prepared_for != [expected] * len(compilation.context_binaries):
-        raise UserError(f"QNN prepared {name} for {', '.join(compilation.prepared_for) or 'an unknown SoC'} instead of "
-                        f"{expected} ({chipset.marketing_name}); check qnn_soc_model and hexagon_arch in its chipset profile")
-    if not allow_cpu_fallback and (compilation.partitions != 1 or compilation.cpu_nodes):
-        raise UserError(f"{name} is {compilation.partitions} NPU partitions with {len(compilation.cpu_nodes)} CPU nodes "
-                        f"({', '.join(compilation.cpu_nodes[:5])}) on {chipset.marketing_name}; pass --allow-cpu-fallback "
-                        "to accept it, or use a W8A16 recipe")
-    return compilation
+        raise UserError(f"QNN could not compile {', '.join(names)} for {chipset.marketing_name}: {error}")
+    compilations = []
+    for name, output, model_path in zip(names, outputs, model_paths):
+        match_ir_version(output, model_path)
+        compilation = inspect_context_model(output)
+        compilation.seconds = round(time.perf_counter() - start, 1)
+        expected = f"{chipset.soc}/{chipset.hexagon_arch}"
+        if compilation.prepared_for != [expected] * len(compilation.context_binaries):
+            raise UserError(f"QNN prepared {name} for {', '.join(compilation.prepared_for) or 'an unknown SoC'} instead of "
+                            f"{expected} ({chipset.marketing_name}); check qnn_soc_model and hexagon_arch in its chipset profile")
+        if not allow_cpu_fallback and (compilation.partitions != 1 or compilation.cpu_nodes):
+            raise UserError(f"{name} is {compilation.partitions} NPU partitions with {len(compilation.cpu_nodes)} CPU nodes "
+                            f"({', '.join(compilation.cpu_nodes[:5])}) on {chipset.marketing_name}; pass --allow-cpu-fallback "
+                            "to accept it, or use a W8A16 recipe")
+        compilations.append(compilation)
+    return compilations
 
 
-def write_context_model(model_path: str, output: str, provider_options: dict[str, str]) -> str | None:
-    """Compile `model_path` into the EPContext model `output` (embed mode 0: the context binary beside it); returns
-    QNN's error, or None. Runs in a fresh process: it changes the working directory."""
+def write_context_models(model_paths: list[str], outputs: list[str], provider_options: dict[str, str]) -> str | None:
+    """Compile each model into its EPContext model in `outputs` (embed mode 0: the context binary beside it), all
+    into one shared context when there are several; returns QNN's error, or None. Runs in a fresh process: it
+    changes the working directory, and QNN keeps a shared context per process."""
     import onnxruntime
 
-    # onnxruntime names the graph in the binary after a hash of the path the model was opened by: by its file
-    # name, the binary is the same wherever the cache is (by its absolute path, 54 bytes differed between caches).
-    os.chdir(Path(model_path).parent)
-    model_path = Path(model_path).name
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    options.add_session_config_entry("ep.context_enable", "1")
-    options.add_session_config_entry("ep.context_file_path", output)
-    options.add_session_config_entry("ep.context_embed_mode", "0")
-    options.add_provider_for_devices(qnn_devices(), provider_options)
-    try:
-        onnxruntime.InferenceSession(model_path, options)
-    except Exception as error:  # onnxruntime raises its own Fail/RuntimeException types with QNN's log text
-        return first_line(error)
+    sharing = len(model_paths) > 1
+    sessions = []
+    for index, (model_path, output) in enumerate(zip(model_paths, outputs)):
+        # onnxruntime names the graph in the binary after a hash of the path the model was opened by: by its file
+        # name, the binary is the same wherever the cache is (by its absolute path, 54 bytes differed between caches).
+        os.chdir(Path(model_path).parent)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        entries = {"ep.context_enable": "1", "ep.context_file_path": output, "ep.context_embed_mode": "0",
+                   **({"ep.share_ep_contexts": "1"} if sharing else {}),
+                   **({"ep.stop_share_ep_contexts": "1"} if sharing and index == len(model_paths) - 1 else {})}
+        for key, value in entries.items():
+            options.add_session_config_entry(key, value)
+        options.add_provider_for_devices(qnn_devices(), provider_options)
+        try:
+            sessions.append(onnxruntime.InferenceSession(Path(model_path).name, options))
+        except Exception as error:  # onnxruntime raises its own Fail/RuntimeException types with QNN's log text
+            return first_line(error)
+    while sessions:  # the last first, as onnxruntime's weight-sharing design asks
+        sessions.pop()
     return None
 
 

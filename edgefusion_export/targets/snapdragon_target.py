@@ -44,7 +44,7 @@ class SnapdragonTarget:
         for chip in chips:
             for component in final.models:
                 folder, offline = cache.run(qnn_pass(final.models[component], component, chip, options))
-                prefix = f"qnn/{chip.name}"
+                prefix = "/".join(filter(None, ("qnn", chip.name, final.folders[component])))
                 build.files.update({f"{prefix}/{name}": folder / name for name in [offline.file, *offline.context_binaries]})
                 report = {"offline": offline.as_dict()}
                 offline_entry = {key: value for key, value in offline.as_dict().items() if key != "seconds"}  # timings: report
@@ -70,6 +70,25 @@ class SnapdragonTarget:
         build.manifest = manifest_entry(self.name, chips, build.report)
         return build
 
+    def share(self, graphs: dict[str, dict[str, Path]], options: TargetOptions, cache: StageCache) -> TargetBuild:
+        """One context binary per component and chipset holding every size's graph. The x86_64 HTP emulator cannot
+        load a context of several graphs (it crashes in libQnnHtp.so), so the emulated check ran on each graph's
+        single-graph binary, compiled from the same model with the same options (`compile`)."""
+        build = TargetBuild()
+        for chip in chipsets(options):
+            prefix = f"qnn/{chip.name}"
+            for component, models in graphs.items():
+                folder, shared = cache.run(qnn_shared_pass(models, component, chip, options))
+                for graph, compilation in shared.compilations().items():
+                    build.files.update({f"{prefix}/{name}": folder / name
+                                        for name in [compilation.file, *compilation.context_binaries]})
+                    offline = {key: value for key, value in compilation.as_dict().items() if key != "seconds"}
+                    build.compiled.setdefault(graph, {})[chip.name] = {"offline": {
+                        **offline, "file": f"{prefix}/{compilation.file}",
+                        "context_binaries": [f"{prefix}/{name}" for name in compilation.context_binaries]}}
+                    build.report.setdefault(graph, {})[chip.name] = {"shared_offline": compilation.as_dict()}
+        return build
+
 
 def chipsets(options: TargetOptions) -> list[Chipset]:
     return [chipset(name) for name in options.chipsets or (None,)]
@@ -80,6 +99,14 @@ def qnn_pass(model: Path, component: str, chip: Chipset, options: TargetOptions)
               "mode": snapdragon.finalization_mode(model, options.qnn_optimization)}
     return Pass(f"qnn {component} {chip.name}", inputs, lambda folder, model, chip, allow_cpu_fallback, mode:
                 snapdragon.compile_for_chipset(model, chip, folder, allow_cpu_fallback, mode), snapdragon.NpuCompilation)
+
+
+def qnn_shared_pass(models: dict[str, Path], component: str, chip: Chipset,
+                    options: TargetOptions) -> Pass[snapdragon.SharedNpuCompilation]:
+    modes = {snapdragon.finalization_mode(model, options.qnn_optimization) for model in models.values()}
+    inputs = {"models": models, "chip": chip, "allow_cpu_fallback": options.allow_cpu_fallback,
+              "mode": min(modes)}  # the largest size's mode when it needs a lighter one (1 for a large float decoder)
+    return Pass(f"qnn-shared {component} {chip.name}", inputs, snapdragon.compile_shared, snapdragon.SharedNpuCompilation)
 
 
 def verify_pass(final: FinalModels, component: str, chip: Chipset, compiled: Path, index: int,

@@ -2,7 +2,6 @@ package ai.edgefusion.demo
 
 import ai.edgefusion.core.Bundle
 import ai.edgefusion.core.Generation
-import ai.edgefusion.core.ProviderChoice
 import ai.edgefusion.core.QnnProvider
 import ai.edgefusion.core.Text2ImagePipeline
 import android.app.Activity
@@ -11,10 +10,12 @@ import android.graphics.Bitmap
 import android.os.Build
 import android.os.Bundle as SavedState
 import android.text.InputType
+import android.widget.ArrayAdapter
 import android.widget.Button
 import android.widget.EditText
 import android.widget.ImageView
 import android.widget.LinearLayout
+import android.widget.Spinner
 import android.widget.TextView
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.MainScope
@@ -23,13 +24,15 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 
 /**
- * Prompt, seed, Generate, the image and, per component, the execution provider and its time. Views are built in
+ * Prompt, seed, the image size (those the bundle has), Generate, the image and, per component, the execution
+ * provider and its time. Views are built in
  * code on the platform Activity (no androidx); all inference runs off the main thread. Tests find views by tag.
  */
 class MainActivity : Activity() {
     private val scope = MainScope()
     private lateinit var prompt: EditText
     private lateinit var seed: EditText
+    private lateinit var size: Spinner
     private lateinit var generate: Button
     private lateinit var image: ImageView
     private lateinit var status: TextView
@@ -39,6 +42,7 @@ class MainActivity : Activity() {
         super.onCreate(savedInstanceState)
         prompt = EditText(this).apply { tag = "prompt"; hint = "Prompt"; setText("a photo of a red fox in the snow") }
         seed = EditText(this).apply { tag = "seed"; hint = "Seed"; inputType = InputType.TYPE_CLASS_NUMBER; setText("42") }
+        size = Spinner(this).apply { tag = "size" }
         generate = Button(this).apply { tag = "generate"; text = "Generate"; isEnabled = false; setOnClickListener { onGenerate() } }
         val pick = Button(this).apply { tag = "pick"; text = "Open bundle folder"; setOnClickListener { pickFolder() } }
         image = ImageView(this).apply { tag = "image"; adjustViewBounds = true }
@@ -46,7 +50,7 @@ class MainActivity : Activity() {
         setContentView(LinearLayout(this).apply {
             orientation = LinearLayout.VERTICAL
             setPadding(32, 32, 32, 32)
-            listOf(prompt, seed, generate, pick, image, status).forEach { addView(it) }
+            listOf(prompt, seed, size, generate, pick, image, status).forEach { addView(it) }
         })
         open { BundleStore(this).fromAssets() }
     }
@@ -71,6 +75,7 @@ class MainActivity : Activity() {
                 }
                 pipeline?.close()
                 pipeline = opened
+                size.adapter = ArrayAdapter(this@MainActivity, android.R.layout.simple_spinner_item, opened.bundle.sizes.map { it.label })
                 generate.isEnabled = true
                 status.text = opened.choices.joinToString("\n") { "${it.component}: ${it.provider.uppercase()} (${it.reason})" }
             } catch (error: Exception) {
@@ -83,13 +88,14 @@ class MainActivity : Activity() {
         val current = pipeline ?: return
         val text = prompt.text.toString()
         val seedValue = seed.text.toString().toLongOrNull() ?: 0L
+        val sizeLabel = size.selectedItem as String?
         generate.isEnabled = false
         status.text = "Generating..."
         scope.launch {
             try {
-                val result = withContext(Dispatchers.Default) { current.generate(text, seedValue) }
+                val result = withContext(Dispatchers.Default) { current.generate(text, seedValue, size = sizeLabel) }
                 image.setImageBitmap(result.toBitmap())
-                status.text = timingLines(result, current.choices)
+                status.text = timingLines(result)
             } catch (error: Exception) {
                 status.text = "Generation failed: ${error.message}"
             } finally {
@@ -115,9 +121,9 @@ class MainActivity : Activity() {
 }
 
 /** One line per timed stage: "unet_step_1  QNN  45.1 ms"; a stage's provider is its component's. */
-internal fun timingLines(result: Generation, choices: List<ProviderChoice>): String =
+internal fun timingLines(result: Generation): String =
     result.timingsMs.entries.joinToString("\n") { (stage, ms) ->
-        val provider = choices.firstOrNull { stage.startsWith(it.component) }?.provider?.uppercase() ?: ""
+        val provider = result.providers.entries.firstOrNull { stage.startsWith(it.key) }?.value?.uppercase() ?: ""
         "%-14s %-4s %8.1f ms".format(stage, provider, ms)
     }
 

@@ -11,6 +11,7 @@ import android.view.View
 import android.widget.Button
 import android.widget.EditText
 import android.widget.ImageView
+import android.widget.Spinner
 import android.widget.TextView
 import com.google.gson.JsonParser
 import org.junit.Assert.assertEquals
@@ -75,26 +76,30 @@ class MainActivityTest {
         waitFor(activity) { !status(activity).text.startsWith("Generating") }
         assertNotNull(status(activity).text.toString(), view<ImageView>(activity, "image").drawable)
 
-        val bitmap = (view<ImageView>(activity, "image").drawable as BitmapDrawable).bitmap
-        val (channels, height, width) = goldenCase.getAsJsonArray("image_shape").map { it.asInt }
-        assertEquals(width, bitmap.width)
-        assertEquals(height, bitmap.height)
-        val expected = hostImage()
-        val plane = width * height
-        var worst = 0
-        for (index in 0 until plane) {
-            val pixel = bitmap.getPixel(index % width, index / width)
-            val rgb = intArrayOf(pixel shr 16 and 0xFF, pixel shr 8 and 0xFF, pixel and 0xFF)
-            for (c in 0 until channels) {
-                worst = maxOf(worst, abs(rgb[c] - (expected[c * plane + index].coerceIn(0f, 1f) * 255f).roundToInt()))
-            }
-        }
-        assertTrue("the app's pixels differ from the host runner's by up to $worst levels", worst <= 1)
+        val (_, height, width) = goldenCase.getAsJsonArray("image_shape").map { it.asInt }
+        assertImageMatchesHost(activity, "host_image.f32", width, height)
 
         val lines = status(activity).text.lines()
         for (stage in listOf("text_encoder", "unet_step_1", "unet_step_2", "vae_decoder")) {
             assertTrue(lines.toString(), lines.any { Regex("^$stage +CPU +[0-9.]+ ms$").matches(it) })
         }
+    }
+
+    @Test
+    fun `the app offers the bundle's sizes and draws the one picked`() {
+        val activity = pickBundle(File(golden, "sizes-bundle"))
+        waitFor(activity) { !status(activity).text.startsWith("Loading") }
+        val sizes = view<Spinner>(activity, "size")
+        val cases = goldenCase.getAsJsonArray("sizes").map { it.asJsonObject }
+        assertEquals(cases.map { it["size"].asString }, (0 until sizes.count).map { sizes.getItemAtPosition(it) })
+        val wide = cases.last()
+        sizes.setSelection(cases.size - 1)
+        view<EditText>(activity, "prompt").setText(goldenCase["prompt"].asString)
+        view<EditText>(activity, "seed").setText(goldenCase["seed"].asString)
+        view<Button>(activity, "generate").performClick()
+        waitFor(activity) { !status(activity).text.startsWith("Generating") }
+        val (_, height, width) = wide.getAsJsonArray("image_shape").map { it.asInt }
+        assertImageMatchesHost(activity, wide["image"].asString, width, height)
     }
 
     @Test
@@ -143,9 +148,23 @@ class MainActivityTest {
         return activity
     }
 
-    private fun hostImage(): FloatArray {
-        val bytes = File(golden, "host_image.f32").readBytes()
-        return FloatArray(bytes.size / 4).also { ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(it) }
+    /** The image on screen against the host runner's [image] (float RGB planes): at most one level apart. */
+    private fun assertImageMatchesHost(activity: Activity, image: String, width: Int, height: Int) {
+        val bitmap = (view<ImageView>(activity, "image").drawable as BitmapDrawable).bitmap
+        assertEquals(width, bitmap.width)
+        assertEquals(height, bitmap.height)
+        val bytes = File(golden, image).readBytes()
+        val expected = FloatArray(bytes.size / 4).also { ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(it) }
+        val plane = width * height
+        var worst = 0
+        for (index in 0 until plane) {
+            val pixel = bitmap.getPixel(index % width, index / width)
+            val rgb = intArrayOf(pixel shr 16 and 0xFF, pixel shr 8 and 0xFF, pixel and 0xFF)
+            for (c in 0 until 3) {
+                worst = maxOf(worst, abs(rgb[c] - (expected[c * plane + index].coerceIn(0f, 1f) * 255f).roundToInt()))
+            }
+        }
+        assertTrue("the app's pixels differ from the host runner's by up to $worst levels", worst <= 1)
     }
 
     private fun status(activity: Activity): TextView = view(activity, "status")

@@ -11,16 +11,24 @@ class BundleException(message: String) : Exception(message)
 data class TensorSpec(val name: String, val shape: List<Long>, val dtype: String)
 
 /**
- * [file]: the portable ONNX, null in a bundle that ships compiled models only;
- * [compiled]: chipset name -> the NPU-compiled (EPContext) model file for that chipset.
+ * One graph of a component ([component]: text_encoder, unet or vae_decoder) for one image [size] (null for a
+ * component whose shapes do not depend on it). [file]: the portable ONNX, null in a bundle that ships compiled
+ * models only; [sharedWeights]: the weights file its sizes' graphs share; [compiled]: chipset name -> the
+ * NPU-compiled (EPContext) model file for that chipset.
  */
 data class Component(
+    val component: String,
+    val size: String?,
     val file: String?,
+    val sharedWeights: String?,
     val precision: String,
     val inputs: List<TensorSpec>,
     val outputs: List<TensorSpec>,
     val compiled: Map<String, String> = emptyMap(),
 )
+
+/** An image size the bundle generates ([label] WIDTHxHEIGHT) and the graph of each component that draws it. */
+data class ImageSize(val label: String, val width: Int, val height: Int, val latentShape: List<Long>, val graphs: Map<String, String>)
 
 data class ChipsetTarget(val name: String, val soc: String)
 
@@ -36,7 +44,6 @@ data class SamplingPlan(
     val steps: List<SamplingStep>,
     val guidanceScale: Double,
     val guidanceEmbedding: FloatArray?,
-    val latentShape: List<Long>,
     val noiseScheme: String,
 )
 
@@ -50,7 +57,10 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
     val components: Map<String, Component> = manifest.getAsJsonObject("components").entrySet().associate { (name, value) ->
         val component = value.asJsonObject
         name to Component(
+            component["component"].asString,
+            component["size"]?.takeUnless { it.isJsonNull }?.asString,
             component["file"]?.asString,
+            component["shared_weights"]?.asString,
             component["precision"].asString,
             tensors(component, "inputs"),
             tensors(component, "outputs"),
@@ -59,6 +69,17 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
             } ?: emptyMap(),
         )
     }
+
+    /** The image sizes the bundle generates, its default first. */
+    val sizes: List<ImageSize> = manifest.getAsJsonObject("sizes").entrySet().map { (label, value) ->
+        val size = value.asJsonObject
+        ImageSize(label, size["width"].asInt, size["height"].asInt, size.getAsJsonArray("latent_shape").map { it.asLong },
+            size.getAsJsonObject("graphs").entrySet().associate { (component, graph) -> component to graph.asString })
+    }
+
+    /** The size [label] (WIDTHxHEIGHT; null: the bundle's default), or the sizes the bundle has in the message. */
+    fun size(label: String? = null): ImageSize = if (label == null) sizes.first() else sizes.firstOrNull { it.label == label }
+        ?: throw BundleException("this bundle has no $label graphs; it generates ${sizes.joinToString { it.label }} (rebuild it with --size $label to add it)")
 
     /** The Snapdragon chipsets the bundle was compiled for (empty for a CPU bundle). */
     val chipsets: List<ChipsetTarget> = manifest.getAsJsonObject("target")?.getAsJsonArray("chipsets")?.map {
@@ -70,10 +91,10 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
     val minQnnRuntime: String? = manifest.getAsJsonObject("target")?.getAsJsonObject("min_runtime")
         ?.get("qnn_sdk")?.asString?.takeIf { it.isNotEmpty() }
 
-    /** The NPU model of [component] for a phone whose SoC is [soc] (e.g. "SM8650"), if the bundle has one. */
-    fun compiledModel(component: String, soc: String?): File? {
+    /** The NPU model of [graph] (a key of [components]) for a phone whose SoC is [soc] (e.g. "SM8650"), if the bundle has one. */
+    fun compiledModel(graph: String, soc: String?): File? {
         val chipset = chipsets.firstOrNull { soc != null && it.soc.equals(soc, ignoreCase = true) } ?: return null
-        return components[component]?.compiled?.get(chipset.name)?.let { file(it) }
+        return components[graph]?.compiled?.get(chipset.name)?.let { file(it) }
     }
 
     val sampling: SamplingPlan = manifest.getAsJsonObject("sampling").let { sampling ->
@@ -88,7 +109,6 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
             guidanceScale = sampling["guidance_scale"].asDouble,
             guidanceEmbedding = sampling["guidance_embedding"].takeUnless { it.isJsonNull }
                 ?.asJsonArray?.map { it.asFloat }?.toFloatArray(),
-            latentShape = sampling.getAsJsonArray("latent_shape").map { it.asLong },
             noiseScheme = sampling["noise"].asString,
         )
     }
@@ -101,7 +121,7 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
     fun file(name: String): File = confined(folder, name)
 
     companion object {
-        const val SCHEMA_MAJOR = "1"
+        const val SCHEMA_MAJOR = "2"
         const val NOISE_SCHEME = "splitmix64-box-muller-v1"
 
         /** Compare dotted version numbers numerically ("2.9" < "2.10"); missing parts count as 0. */
@@ -130,7 +150,7 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
             if (version.substringBefore('.') != SCHEMA_MAJOR) {
                 throw BundleException("bundle schema $version is not supported by this app (reads $SCHEMA_MAJOR.x); rebuild it or update the app")
             }
-            for (key in listOf("components", "sampling", "tokenizer", "files")) {
+            for (key in listOf("sizes", "components", "sampling", "tokenizer", "files")) {
                 if (manifest[key]?.isJsonObject != true) throw BundleException("manifest.json has no '$key'; rebuild the bundle")
             }
             val bundle = Bundle(folder, manifest)
@@ -138,7 +158,14 @@ class Bundle private constructor(val folder: File, val manifest: JsonObject) {
                 throw BundleException("bundle uses noise scheme ${bundle.sampling.noiseScheme}; update the app")
             }
             val files = manifest.getAsJsonObject("files")
-            val referenced = bundle.components.values.flatMap { listOfNotNull(it.file) + it.compiled.values } +
+            for (size in bundle.sizes) {
+                for ((component, graph) in size.graphs) {
+                    if (bundle.components[graph]?.component != component) {
+                        throw BundleException("bundle names graph '$graph' for $component at ${size.label}, which it does not have; rebuild the bundle")
+                    }
+                }
+            }
+            val referenced = bundle.components.values.flatMap { listOfNotNull(it.file, it.sharedWeights) + it.compiled.values } +
                 listOf(bundle.tokenizer.vocabFile, bundle.tokenizer.mergesFile)
             for (name in referenced) {
                 bundle.file(name)

@@ -51,7 +51,8 @@ class GoldenTest {
 
     @Test
     fun `manifest sampling plan matches the Python scheduler`() {
-        val plan = Bundle.load(bundleFolder).sampling
+        val bundle = Bundle.load(bundleFolder)
+        val plan = bundle.sampling
         val python = golden.getAsJsonObject("plan")
         val steps = python.getAsJsonArray("steps").map { it.asJsonObject }
         assertEquals(steps.map { it["timestep"].asInt }, plan.steps.map { it.timestep })
@@ -64,22 +65,22 @@ class GoldenTest {
         }
         val embedding = python.getAsJsonArray("guidance_embedding").map { it.asFloat }.toFloatArray()
         assertArrayEquals(embedding, plan.guidanceEmbedding)
-        assertEquals(python.getAsJsonArray("latent_shape").map { it.asLong }, plan.latentShape)
+        assertEquals(python.getAsJsonArray("latent_shape").map { it.asLong }, bundle.size().latentShape)
     }
 
     private fun assertMatchesHostRunner(
         bundle: File, image: String, soc: String?, minPsnr: Double, qnn: QnnProvider = QnnProvider(),
+        size: String? = null, shape: List<Int> = golden.getAsJsonArray("image_shape").map { it.asInt },
     ): List<ProviderChoice> {
-        val shape = golden.getAsJsonArray("image_shape").map { it.asInt }
         val bytes = File(folder, image).readBytes()
         val expected = FloatArray(bytes.size / 4).also { ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(it) }
         Text2ImagePipeline(Bundle.load(bundle), providers = listOf("qnn", "cpu"), qnn = qnn, soc = soc).use { pipeline ->
-            val generation = pipeline.generate(golden["prompt"].asString, golden["seed"].asLong)
+            val generation = pipeline.generate(golden["prompt"].asString, golden["seed"].asLong, size = size)
             assertEquals(shape[1], generation.height)
             assertEquals(shape[2], generation.width)
             val mse = expected.indices.sumOf { i -> (expected[i] - generation.rgb[i]).toDouble().let { it * it } } / expected.size
             val psnr = 10 * log10(1.0 / mse)
-            println("Kotlin core vs Python host runner on ${bundle.name}: PSNR ${"%.1f".format(psnr)} dB; providers ${pipeline.choices}")
+            println("Kotlin core vs Python host runner on ${bundle.name}${size?.let { " at $it" } ?: ""}: PSNR ${"%.1f".format(psnr)} dB; providers ${pipeline.choices}")
             assertTrue(psnr >= minPsnr, "PSNR $psnr dB (at least $minPsnr)")
             assertEquals(generation.width * generation.height, generation.argbPixels().size)
             return pipeline.choices
@@ -90,6 +91,22 @@ class GoldenTest {
     fun `end to end image matches the host runner`() {
         val choices = assertMatchesHostRunner(bundleFolder, "host_image.f32", soc = null, minPsnr = 120.0) // measured 139.9 dB
         assertTrue(choices.all { it.provider == "cpu" && "no NPU model" in it.reason })
+    }
+
+    @Test
+    fun `a bundle of two sizes draws each size like the host runner and refuses a size it lacks`() {
+        val sizesFolder = File(folder, "sizes-bundle")
+        val cases = golden.getAsJsonArray("sizes").map { it.asJsonObject }
+        assertEquals(cases.map { it["size"].asString }, Bundle.load(sizesFolder).sizes.map { it.label })
+        for (case in cases) {
+            val choices = assertMatchesHostRunner(sizesFolder, case["image"].asString, soc = null, minPsnr = 120.0,
+                size = case["size"].asString, shape = case.getAsJsonArray("image_shape").map { it.asInt })
+            assertEquals(listOf("text_encoder", "unet", "vae_decoder", "unet", "vae_decoder").take(choices.size), choices.map { it.component })
+        }
+        Text2ImagePipeline(Bundle.load(sizesFolder), providers = listOf("cpu")).use { pipeline ->
+            val error = assertThrows<BundleException> { pipeline.generate("a cat", 1L, size = "96x64") }
+            assertEquals("this bundle has no 96x64 graphs; it generates 64x64, 128x64 (rebuild it with --size 96x64 to add it)", error.message)
+        }
     }
 
     @Test
