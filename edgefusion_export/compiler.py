@@ -23,13 +23,12 @@ from rich.console import Console
 from . import __version__, stages
 from .bundle.selection import select
 from .bundle.writer import write_bundle
-from .components import COMPONENTS, ImageSize, size_label
+from .components import COMPONENTS, ImageSize, latent_shape, size_label
 from .errors import UserError
 from .options import BuildOptions, check_request
 from .export import onnx_export
 from .export.onnx_export import ExportResult, PrecisionResult, SimplifyResult
 from .export.shared_weights import SHARED_WEIGHTS_SUFFIX, SharedWeights, share_weights
-from .export.wrappers import component_io, latent_shape
 from .quantize import calibration, fidelity
 from .quantize.calibration import CalibrationResult
 from .quantize.fidelity import EndToEnd
@@ -266,7 +265,7 @@ class BundleGraphs:
     def manifest(self, command_line: list[str]) -> dict[str, Any]:
         components = {}
         for name, (build, component, _) in self.graphs.items():
-            inputs, outputs = component_io(build.source, component, build.size_of(component))
+            inputs, outputs = COMPONENTS[component].io(build.source, build.size_of(component))
             compiled = self.compiled_entry(name)
             components[name] = {"component": component, "size": build.label if build.size_of(component) else None,
                                 "file": self.file(name), "precision": build.recipe[component],

@@ -25,8 +25,8 @@ from ..metrics import cosine_similarity, sqnr_db
 from ..sources.loader import ModelSource
 from .group_norm import channels_last_group_norms
 from .npu_rewrites import make_npu_friendly
-from ..components import ImageSize
-from .wrappers import TensorSpec, component_io, wrap
+from ..components import COMPONENTS, ImageSize, TensorSpec
+from .wrappers import wrap
 
 OPSET = 18  # opset 17 writes an invalid UNet with the dynamo exporter; 21 emits GroupNormalization
 EXAMPLE_PROMPT = "a photo of an astronaut riding a horse on mars"
@@ -104,7 +104,7 @@ def export_component(source: ModelSource, name: str, size: ImageSize | None, fol
     `channels_last_group_norm` traces every GroupNorm in the form QNN's HTP backend computes correctly with 16-bit
     quantized activations (see `group_norm`); torch's own form is cheaper on the NPU and right in float.
     """
-    inputs, outputs = component_io(source, name, size)
+    inputs, outputs = COMPONENTS[name].io(source, size)
     module = wrap(source.load(), name)
     arguments = example_inputs(source, name, inputs)
     with torch.no_grad():
