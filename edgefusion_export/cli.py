@@ -274,7 +274,7 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
     if output.exists() and not output.is_dir():
         raise UserError(f"output {output} is a file; pass a folder for the profile files")
     loaded = load_bundle(bundle)
-    loaded.size_entry(size)
+    loaded.size(size)  # a size the bundle lacks is refused before any work
     bundle_chips = [chip["name"] for chip in loaded.manifest["target"].get("chipsets", [])]
     chip = chipsets.chipset(chipset or (bundle_chips[0] if bundle_chips else None))
     with tempfile.TemporaryDirectory() as scratch:

@@ -210,14 +210,12 @@ class BundleGraphs:
         self.shared = {}  # component -> the folder of its per-size graphs over one weights file
         self.npu = TargetBuild()  # the target's graphs of several sizes in one binary, by graph name
         if len(builds) > 1:
+            graphs: dict[str, dict[str, Path]] = {}  # component -> graph name -> its model over the shared weights
             for component in (c for c in COMPONENTS if COMPONENTS[c].image_sized):
                 models = {build.graph_name(component): build.model(build.finals, component) for build in builds}
-                self.shared[component], _ = self.first.cache.run(share_weights_pass(component, models))
-            self.npu = target.share({component: {graph: folder / self.file(graph) for graph in self.component_graphs(component)}
-                                     for component, folder in self.shared.items()}, self.first.options, self.first.cache)
-
-    def component_graphs(self, component: str) -> list[str]:
-        return [name for name, (_, role, _) in self.graphs.items() if role == component]
+                self.shared[component], written = self.first.cache.run(share_weights_pass(component, models))
+                graphs[component] = {graph: self.shared[component] / file for graph, file in written.graphs.items()}
+            self.npu = target.share(graphs, self.first.options, self.first.cache)
 
     @staticmethod
     def file(name: str) -> str:

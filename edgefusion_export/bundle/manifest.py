@@ -108,13 +108,17 @@ class Bundle:
         """The image sizes (WIDTHxHEIGHT) the bundle generates, its default first."""
         return list(self.manifest["sizes"])
 
-    def size_entry(self, size: str | None) -> dict[str, Any]:
-        """The manifest's entry of `size` (default: the bundle's first), or a one-line error naming the sizes it has."""
+    def size(self, size: str | None) -> str:
+        """`size` (WIDTHxHEIGHT) or the bundle's first, or a one-line error naming the sizes it has."""
         size = size or self.sizes[0]
         if size not in self.manifest["sizes"]:
             raise UserError(f"this bundle has no {size} graphs; it generates {', '.join(self.sizes)} "
                             f"(rebuild it with --size {size} to add it)")
-        return self.manifest["sizes"][size]
+        return size
+
+    def size_entry(self, size: str | None) -> dict[str, Any]:
+        """The manifest's entry of `size` (default: the bundle's first)."""
+        return self.manifest["sizes"][self.size(size)]
 
     def graphs(self, size: str | None) -> dict[str, str]:
         """Component -> the graph (a key of the manifest's components) that runs it at `size`."""

@@ -67,7 +67,7 @@ def _profiled_model(bundle: Bundle, graph: str, chipset_name: str, scratch: Path
 def profile_bundle(hub: ModuleType, client: Any, bundle: Bundle, device: str, chipset_name: str, ledger: JobLedger,
                    scratch: Path, timeout_s: int, size: str | None = None) -> Profile:
     steps = bundle.manifest["sampling"]["num_steps"]
-    profile = Profile("aihub", device, str(bundle.folder), steps, [], size=size or bundle.sizes[0])
+    profile = Profile("aihub", device, str(bundle.folder), steps, [], size=bundle.size(size))
     for component, graph in bundle.graphs(size).items():
         model, options = _profiled_model(bundle, graph, chipset_name, scratch)
         purpose = f"profile/{component}/{device}/{sha256_file(model)[:16]}"

@@ -64,4 +64,4 @@ def profile_bundle(bundle: Bundle, chipset: Chipset, scratch: Path, size: str | 
     notes = ["per-op cycles from QNN's HTP cost model in onnxruntime-qnn's x86_64 emulation of the bundle's own "
              f"context binaries, converted at the HTP clock of the chipset profile ({chipset.htp_clock_mhz:g} MHz)"]
     return Profile("emulator", device, str(bundle.folder), bundle.manifest["sampling"]["num_steps"], rows,
-                   notes=notes, size=size or bundle.sizes[0]).finish()
+                   notes=notes, size=bundle.size(size)).finish()

@@ -171,4 +171,4 @@ def estimate_bundle(bundle: Bundle, chipset: Chipset, size: str | None = None) -
     device = f"{chipset.marketing_name} ({chipset.aihub_device}), analytical estimate"
     notes = [f"an estimate, not a measurement; per component: {'; '.join(dict.fromkeys(notes))}"]
     return Profile("estimate", device, str(bundle.folder), bundle.manifest["sampling"]["num_steps"], rows, notes=notes,
-                   size=size or bundle.sizes[0]).finish()
+                   size=bundle.size(size)).finish()

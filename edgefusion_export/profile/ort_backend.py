@@ -65,4 +65,4 @@ def profile_bundle(bundle: Bundle, runs: int, scratch: Path, size: str | None = 
     device = f"onnxruntime CPU ({platform.machine()}, {platform.processor() or 'cpu'})"
     return Profile("ort", device, str(bundle.folder), bundle.manifest["sampling"]["num_steps"], rows,
                    notes=[f"mean of {runs} calls after a warm-up; onnxruntime basic graph optimizations"],
-                   size=size or bundle.sizes[0]).finish()
+                   size=bundle.size(size)).finish()

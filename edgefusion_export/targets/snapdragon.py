@@ -126,12 +126,11 @@ def compile_context(model_paths: list[Path], chipset: Chipset, folder: Path, all
                              provider_options, temp_parent=folder, environment=DETERMINISTIC_HEAP)
     if error is not None:
         raise UserError(f"QNN could not compile {', '.join(names)} for {chipset.marketing_name}: {error}")
-    compilations = []
+    compilations, expected = [], f"{chipset.soc}/{chipset.hexagon_arch}"
     for name, output, model_path in zip(names, outputs, model_paths):
         match_ir_version(output, model_path)
         compilation = inspect_context_model(output)
         compilation.seconds = round(time.perf_counter() - start, 1)
-        expected = f"{chipset.soc}/{chipset.hexagon_arch}"
         if compilation.prepared_for != [expected] * len(compilation.context_binaries):
             raise UserError(f"QNN prepared {name} for {', '.join(compilation.prepared_for) or 'an unknown SoC'} instead of "
                             f"{expected} ({chipset.marketing_name}); check qnn_soc_model and hexagon_arch in its chipset profile")
