@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -26,11 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from edgefusion_export.export import onnx_export
+from edgefusion_export.export.shared_weights import share_weights
 from edgefusion_export.metrics import sqnr_db
 from edgefusion_export.runtime.sessions import cpu_session, htp_session
 from edgefusion_export.sources.resolve import resolve_source
 from edgefusion_export.targets import snapdragon
-from edgefusion_export.targets.chipsets import chipset
+from edgefusion_export.targets.chipsets import Chipset, chipset
 
 
 def main() -> None:
@@ -52,65 +52,34 @@ def main() -> None:
             onnx_export.export_component(source, "unet", (height, width), folder)
         models.append(folder / "unet.onnx")
     source.release()
-    options = {**chip.htp_target.provider_options(), "enable_htp_fp16_precision": "1",
-               "htp_graph_finalization_optimization_mode": "3"}
-    single, single_s = {}, {}
-    for size, model in zip(sizes, models):
-        start = time.perf_counter()
-        single[size] = compile_context(args.work / "single" / size, [model], options)[0]
-        single_s[size] = round(time.perf_counter() - start, 1)
-    start = time.perf_counter()
-    shared = compile_context(args.work / "shared", models, options)
-    shared_s = round(time.perf_counter() - start, 1)
-    binaries = lambda paths: sorted({binary for path in paths for binary in context_binaries(path)})  # noqa: E731
-    shared_bytes = sum(path.stat().st_size for path in binaries(shared))
-    single_bytes = {size: sum(path.stat().st_size for path in binaries([path])) for size, path in single.items()}
+    together = args.work / "together"
+    together.mkdir(parents=True, exist_ok=True)
+    files = {size: f"unet-{size}.onnx" for size in sizes}  # one folder, distinct names: what compile_context takes
+    share_weights(together, dict(zip(sizes, models)), files, "unet.weights")
+    single = {size: compile_timed(args.work / "single" / size, [model], chip)[0] for size, model in zip(sizes, models)}
+    shared = compile_timed(args.work / "shared", [together / files[size] for size in sizes], chip)
+    binaries = lambda folder, compilations: {folder / name for c in compilations for name in c.context_binaries}  # noqa: E731
+    shared_bytes = sum(path.stat().st_size for path in binaries(args.work / "shared", shared))
+    single_bytes = {size: sum(path.stat().st_size for path in binaries(args.work / "single" / size, [compilation]))
+                    for size, compilation in single.items()}
     print(json.dumps({
         "preset": args.preset, "chipset": chip.name, "sizes": sizes, "precision": "fp16",
-        "shared": {"binaries": [path.name for path in binaries(shared)], "mb": round(shared_bytes / 1e6, 1),
-                   "compile_s": shared_s},
+        "shared": {"binaries": sorted(path.name for path in binaries(args.work / "shared", shared)),
+                   "mb": round(shared_bytes / 1e6, 1), "compile_s": shared[0].seconds},
         "single_mb": {size: round(value / 1e6, 1) for size, value in single_bytes.items()},
-        "single_compile_s": single_s,
+        "single_compile_s": {size: compilation.seconds for size, compilation in single.items()},
         "shared_vs_one_size": round(shared_bytes / single_bytes[sizes[0]], 3),
         "shared_vs_all_single": round(shared_bytes / sum(single_bytes.values()), 3),
-        "emulation": {size: run_in_child(path, model, chip) for size, path, model in zip(sizes, shared, models)},
-        "emulation_single": {sizes[0]: run_in_child(single[sizes[0]], models[0], chip)},
+        "emulation": {size: run_in_child(args.work / "shared" / compilation.file, model, chip)
+                      for size, compilation, model in zip(sizes, shared, models)},
+        "emulation_single": {sizes[0]: run_in_child(args.work / "single" / sizes[0] / single[sizes[0]].file, models[0], chip)},
     }, indent=2))
 
 
-def compile_context(folder: Path, models: list[Path], provider_options: dict[str, str]) -> list[Path]:
-    """Compile `models` into EPContext models in `folder` sharing one context binary (one model: a plain compile)."""
+def compile_timed(folder: Path, models: list[Path], chip: Chipset) -> list[snapdragon.NpuCompilation]:
+    """`models` compiled with FP16 precision and finalization mode 3 into one context binary in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    outputs = [folder / f"graph{index}.onnx" for index in range(len(models))]
-    with in_child() as child:  # QNN keeps the shared context per process
-        child.submit(write_shared, [str(path) for path in models], [str(path) for path in outputs], provider_options).result()
-    return outputs
-
-
-def write_shared(models: list[str], outputs: list[str], provider_options: dict[str, str]) -> None:
-    import onnxruntime
-
-    sessions = []
-    for index, (model, output) in enumerate(zip(models, outputs)):
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        for key, value in {"ep.context_enable": "1", "ep.context_file_path": output, "ep.context_embed_mode": "0",
-                           **({"ep.share_ep_contexts": "1"} if len(models) > 1 else {}),
-                           **({"ep.stop_share_ep_contexts": "1"} if len(models) > 1 and index == len(models) - 1 else {})}.items():
-            options.add_session_config_entry(key, value)
-        options.add_provider_for_devices(snapdragon.qnn_devices(), provider_options)
-        os.chdir(Path(output).parent)
-        sessions.append(onnxruntime.InferenceSession(model, options))
-    while sessions:  # the last one first, as onnxruntime's weight-sharing design asks
-        sessions.pop()
-
-
-def context_binaries(model: Path) -> list[Path]:
-    import onnx
-
-    graph = onnx.load(str(model), load_external_data=False).graph
-    return [model.parent / next(attribute.s.decode() for attribute in node.attribute if attribute.name == "ep_cache_context")
-            for node in graph.node if node.op_type == "EPContext"]
+    return snapdragon.compile_context(models, chip, folder, allow_cpu_fallback=False, mode="3")
 
 
 def run_in_child(compiled: Path, portable: Path, chip) -> dict:

@@ -18,6 +18,7 @@ from .components import DEFAULT_SIZE, ImageSize, parse_size
 from .options import BuildOptions, FidelityGates, QuantizeSettings
 from .tables import show, table
 from .targets.aihub import DEFAULT_TIMEOUT_S
+from .quantize.lookup_tables import LOOKUP_TABLE_CHOICES
 from .targets.base import QNN_OPTIMIZATION_CHOICES, VERIFY_NPU_CHOICES
 
 console = Console(stderr=True, highlight=False)
@@ -84,6 +85,9 @@ def main() -> None:
               show_default=True, help="QNN graph finalization mode (1 fastest to compile, 3 most optimized); auto: 3, "
                                       "or 1 for float graphs with convolution activations over 32 MiB (the FP16 VAE "
                                       "decoder at 512x512). Quantized graphs get 2 for 1: mode 1 computes them wrongly.")
+@click.option("--lookup-tables", type=click.Choice(LOOKUP_TABLE_CHOICES), default=BuildOptions.lookup_tables, show_default=True,
+              help="How FP16 components store large lookup tables (the text encoder's token embeddings, 76 MB in "
+                   "FP16): 8-bit codes with a scale per row, or FP16.")
 @click.option("--ship", type=click.Choice(SHIP_CHOICES), default=BuildOptions.ship, show_default=True,
               help="What the bundle holds: the compiled NPU models (snapdragon), the portable ONNX, or both.")
 @user_errors
@@ -94,7 +98,7 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
                     cache_dir: Path | None, force: bool, calibration_prompts: Path | None, calibration_size: int,
                     min_sqnr: float, max_float_fraction: float, min_psnr: float, min_prompt_sensitivity: float,
                     fidelity_images: int, chipsets: tuple[str, ...], allow_cpu_fallback: bool, aihub: bool,
-                    verify_npu: str, min_npu_sqnr: float, qnn_optimization: str, ship: str) -> None:
+                    verify_npu: str, min_npu_sqnr: float, qnn_optimization: str, lookup_tables: str, ship: str) -> None:
     """Export, check, quantize and bundle a model for a target."""
     from .compiler import compile_bundle, default_cache_dir
     from .options import check_request
@@ -105,7 +109,8 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
                            calibration_size=calibration_size, quantize=QuantizeSettings(min_sqnr, max_float_fraction),
                            fidelity=FidelityGates(min_psnr, min_prompt_sensitivity), fidelity_images=fidelity_images,
                            chipsets=chipsets, allow_cpu_fallback=allow_cpu_fallback, aihub=aihub,
-                           verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr, qnn_optimization=qnn_optimization, ship=ship)
+                           verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr, qnn_optimization=qnn_optimization, lookup_tables=lookup_tables,
+                           ship=ship)
     check_request(options, output)
     source = resolve_source(model, preset, tokenizer, allow_pickle, vae_decoder)
     compile_bundle(source, options, output, cache_dir or default_cache_dir(), sys.argv, console)

@@ -32,6 +32,7 @@ from .export.shared_weights import SHARED_WEIGHTS_SUFFIX, SharedWeights, share_w
 from .quantize import calibration, fidelity
 from .quantize.calibration import CalibrationResult
 from .quantize.fidelity import EndToEnd
+from .quantize.lookup_tables import has_large_tables, store_lookup_tables_8bit
 from .quantize.recipes import AUTO_FALLBACK_RECIPES, QUANTIZED, RECIPES, QuantizeResult, QuantizeSettings, check_fidelity, quantize_component
 from .runtime.pipeline import Text2ImagePipeline
 from .runtime.scheduler import SamplingPlan
@@ -363,12 +364,15 @@ def record_calibration(folder: Path, floats: dict[str, Path], plan: SamplingPlan
 
 
 def fp16_pass(build: Build, component: str) -> Pass[PrecisionResult]:
-    return Pass(f"fp16 {component}", {"float_model": build.model(build.floats, component),
-                                      "parity_data": build.parity_data(component)}, to_fp16, PrecisionResult)
+    float_model = build.model(build.floats, component)
+    inputs = {"float_model": float_model, "parity_data": build.parity_data(component)}
+    if has_large_tables(float_model):  # --lookup-tables changes only graphs that have such tables
+        inputs["lookup_tables"] = build.options.lookup_tables
+    return Pass(f"fp16 {component}", inputs, to_fp16, PrecisionResult)
 
 
-def to_fp16(folder: Path, float_model: Path, parity_data: Path) -> PrecisionResult:
-    path = onnx_export.to_fp16(float_model, folder)
+def to_fp16(folder: Path, float_model: Path, parity_data: Path, lookup_tables: str = "fp16") -> PrecisionResult:
+    path = onnx_export.to_fp16(float_model, folder, store_lookup_tables_8bit if lookup_tables == "int8" else None)
     return PrecisionResult("fp16", onnx_export.check_parity(path, parity_data, "fp16", float_model.stem).as_dict())
 
 

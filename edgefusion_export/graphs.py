@@ -23,11 +23,13 @@ ACTIVATION_PRECISIONS = {"uint16": "w8a16", "int16": "w8a16", "uint8": "w8a8", "
 
 
 def graph_precision(model_path: Path) -> str:
-    """What a graph runs at on the NPU: a QDQ graph's activation type decides (w8a16, w8a8), else float."""
+    """What a graph runs at on the NPU: a QDQ graph's activation type decides (w8a16, w8a8), else float. Rows gathered
+    from an 8-bit table (quantize.lookup_tables) are stored values, not activations."""
     model = onnx.load(str(model_path), load_external_data=False)
     weights = {tensor.name: tensor for tensor in model.graph.initializer}
+    looked_up = {output for node in model.graph.node if node.op_type in LOOKUP_OPS for output in node.output}
     for node in model.graph.node:  # an activation's QuantizeLinear: its zero point's type is the activations'
-        if node.op_type == "QuantizeLinear" and node.input[0] not in weights and len(node.input) > 2:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in weights.keys() | looked_up and len(node.input) > 2:
             zero_point = weights.get(node.input[2])
             if zero_point is not None:
                 name = onnx.helper.tensor_dtype_to_np_dtype(zero_point.data_type).name

@@ -10,6 +10,7 @@ from .components import DEFAULT_SIZE, ImageSize, size_label
 from .errors import UserError
 from .quantize import calibration
 from .quantize.fidelity import FidelityGates
+from .quantize.lookup_tables import LOOKUP_TABLE_CHOICES
 from .quantize.recipes import RECIPES, QuantizeSettings
 from .targets import TARGETS
 from .targets.base import MIN_NPU_SQNR_DB, QNN_OPTIMIZATION_CHOICES, VERIFY_NPU_CHOICES
@@ -36,6 +37,7 @@ class BuildOptions:
     min_npu_sqnr: float = MIN_NPU_SQNR_DB
     ship: str = "both"  # what the bundle holds: compiled NPU models, the portable ONNX, or both (bundle.selection)
     qnn_optimization: str = "auto"  # QNN graph finalization mode 1-3 for every component, or auto: per component
+    lookup_tables: str = "int8"  # how FP16 graphs store large lookup tables (the token embeddings): LOOKUP_TABLE_CHOICES
 
     @property
     def resolved_precision(self) -> str:
@@ -54,6 +56,8 @@ class BuildOptions:
             raise UserError(f"--qnn-optimization {self.qnn_optimization!r} is not one of {', '.join(QNN_OPTIMIZATION_CHOICES)}")
         if self.verify_npu not in VERIFY_NPU_CHOICES:
             raise UserError(f"--verify-npu {self.verify_npu!r} is not one of {', '.join(VERIFY_NPU_CHOICES)}")
+        if self.lookup_tables not in LOOKUP_TABLE_CHOICES:
+            raise UserError(f"--lookup-tables {self.lookup_tables!r} is not one of {', '.join(LOOKUP_TABLE_CHOICES)}")
         if self.ship not in SHIP_CHOICES:
             raise UserError(f"--ship {self.ship!r} is not one of {', '.join(SHIP_CHOICES)}")
         TARGETS[self.target].check(self)

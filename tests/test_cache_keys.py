@@ -72,6 +72,7 @@ CHANGES: dict[str, tuple[Any, set[str]]] = {
     "min_npu_sqnr": (30.0, set()),
     "ship": ("compiled", set()),
     "qnn_optimization": ("1", on_npu(*COMPONENTS)),
+    "lookup_tables": ("fp16", {"fp16 text_encoder", "fidelity end-to-end"} | on_npu("text_encoder")),  # the decoder has none
 }
 
 

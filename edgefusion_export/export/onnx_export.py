@@ -12,6 +12,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -189,12 +190,13 @@ def _inherit_scopes(model: onnx.ModelProto) -> None:
             scope_of.update({output: scope for output in node.output})
 
 
-def to_fp16(source_path: Path, folder: Path) -> Path:
-    """Float16 weights and activations, float32 graph inputs and outputs (keeps the runtime simple)."""
+def to_fp16(source_path: Path, folder: Path, rewrite: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None) -> Path:
+    """Float16 weights and activations, float32 graph inputs and outputs (keeps the runtime simple), then `rewrite`
+    (the 8-bit lookup tables of quantize.lookup_tables)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(load_full(source_path), keep_io_types=True, disable_shape_infer=True)
-    return save_model(model, folder / source_path.name)
+    return save_model(rewrite(model) if rewrite else model, folder / source_path.name)
 
 
 def check_parity(path: Path, parity_data: Path, precision: str, component: str) -> Parity:

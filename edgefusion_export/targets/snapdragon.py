@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from ..errors import UserError, first_line
-from ..graphs import LayerCost, layer_costs
+from ..graphs import MAC_OPS, LayerCost, layer_costs
 from ..metrics import sqnr_db
 from ..processes import in_fresh_process
 from ..runtime.sessions import HtpTarget, cpu_session, htp_session, qnn_devices
@@ -96,8 +96,10 @@ def finalization_mode(model_path: Path, choice: str) -> str:
 
 
 def is_quantized(model_path: Path) -> bool:
-    """A QDQ graph (its weights behind DequantizeLinear nodes)."""
-    return any(node.op_type == "DequantizeLinear" for node in onnx.load(str(model_path), load_external_data=False).graph.node)
+    """A QDQ graph: a weighted layer reads a DequantizeLinear (an FP16 graph's 8-bit lookup tables do not make one)."""
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    dequantized = {output for node in graph.node if node.op_type == "DequantizeLinear" for output in node.output}
+    return any(node.op_type in MAC_OPS and dequantized.intersection(node.input) for node in graph.node)
 
 
 def compile_for_chipset(model_path: Path, chipset: Chipset, folder: Path, allow_cpu_fallback: bool,
