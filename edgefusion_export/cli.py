@@ -109,8 +109,8 @@ def compile_command(model: Path | None, preset: str | None, tokenizer: Path | No
                            calibration_size=calibration_size, quantize=QuantizeSettings(min_sqnr, max_float_fraction),
                            fidelity=FidelityGates(min_psnr, min_prompt_sensitivity), fidelity_images=fidelity_images,
                            chipsets=chipsets, allow_cpu_fallback=allow_cpu_fallback, aihub=aihub,
-                           verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr, qnn_optimization=qnn_optimization, lookup_tables=lookup_tables,
-                           ship=ship)
+                           verify_npu=verify_npu, min_npu_sqnr=min_npu_sqnr, qnn_optimization=qnn_optimization,
+                           lookup_tables=lookup_tables, ship=ship)
     check_request(options, output)
     source = resolve_source(model, preset, tokenizer, allow_pickle, vae_decoder)
     compile_bundle(source, options, output, cache_dir or default_cache_dir(), sys.argv, console)
