@@ -56,8 +56,8 @@ def main() -> None:
     together.mkdir(parents=True, exist_ok=True)
     files = {size: f"unet-{size}.onnx" for size in sizes}  # one folder, distinct names: what compile_context takes
     share_weights(together, dict(zip(sizes, models)), files, "unet.weights")
-    single = {size: compile_timed(args.work / "single" / size, [model], chip)[0] for size, model in zip(sizes, models)}
-    shared = compile_timed(args.work / "shared", [together / files[size] for size in sizes], chip)
+    single = {size: compile_fp16(args.work / "single" / size, [model], chip)[0] for size, model in zip(sizes, models)}
+    shared = compile_fp16(args.work / "shared", [together / files[size] for size in sizes], chip)
     binaries = lambda folder, compilations: {folder / name for c in compilations for name in c.context_binaries}  # noqa: E731
     shared_bytes = sum(path.stat().st_size for path in binaries(args.work / "shared", shared))
     single_bytes = {size: sum(path.stat().st_size for path in binaries(args.work / "single" / size, [compilation]))
@@ -76,7 +76,7 @@ def main() -> None:
     }, indent=2))
 
 
-def compile_timed(folder: Path, models: list[Path], chip: Chipset) -> list[snapdragon.NpuCompilation]:
+def compile_fp16(folder: Path, models: list[Path], chip: Chipset) -> list[snapdragon.NpuCompilation]:
     """`models` compiled with FP16 precision and finalization mode 3 into one context binary in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     return snapdragon.compile_context(models, chip, folder, allow_cpu_fallback=False, mode="3")

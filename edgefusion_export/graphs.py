@@ -27,9 +27,9 @@ def graph_precision(model_path: Path) -> str:
     from an 8-bit table (quantize.lookup_tables) are stored values, not activations."""
     model = onnx.load(str(model_path), load_external_data=False)
     weights = {tensor.name: tensor for tensor in model.graph.initializer}
-    looked_up = {output for node in model.graph.node if node.op_type in LOOKUP_OPS for output in node.output}
+    stored = weights.keys() | {output for node in model.graph.node if node.op_type in LOOKUP_OPS for output in node.output}
     for node in model.graph.node:  # an activation's QuantizeLinear: its zero point's type is the activations'
-        if node.op_type == "QuantizeLinear" and node.input[0] not in weights.keys() | looked_up and len(node.input) > 2:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in stored and len(node.input) > 2:
             zero_point = weights.get(node.input[2])
             if zero_point is not None:
                 name = onnx.helper.tensor_dtype_to_np_dtype(zero_point.data_type).name

@@ -39,12 +39,12 @@ def has_large_tables(model_path: Path) -> bool:
 def store_lookup_tables_8bit(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` (float16) with every large table (`large_tables`) in 8 bits, moved to FLOAT16_SCALES_OPSET when it
     has one."""
-    if not large_tables(model):
+    tables = large_tables(model)
+    if not tables:
         return model
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     if opset < FLOAT16_SCALES_OPSET:  # before the rewrite: the converter would type the new nodes by the old opset
-        model = onnx.version_converter.convert_version(model, FLOAT16_SCALES_OPSET)
-    tables = large_tables(model)
+        model = onnx.version_converter.convert_version(model, FLOAT16_SCALES_OPSET)  # keeps the tensors' names
     for tensor in [tensor for tensor in model.graph.initializer if tensor.name in tables]:
         _replace_table(model, tensor)
     nodes = [rewritten for node in model.graph.node
