@@ -78,7 +78,7 @@ def main() -> None:
 @click.option("--aihub", is_flag=True, help="Also compile each component in Qualcomm AI Hub (token: QAI_HUB_API_TOKEN or qai-hub configure).")
 @click.option("--verify-npu", type=click.Choice(VERIFY_NPU_CHOICES), default=BuildOptions.verify_npu, show_default=True,
               help="Run compiled NPU models in HTP emulation on every held-out call and compare with the CPU: all, the "
-                   "quantized ones, off; auto: all when that takes under 2 minutes per chipset, else the quantized ones.")
+                   "quantized ones, off; auto: the quantized ones and those whose check takes under 2 minutes per chipset.")
 @click.option("--min-npu-sqnr", default=BuildOptions.min_npu_sqnr, show_default=True, type=float,
               help="Gate: SQNR (dB) of each emulated NPU model against the CPU.")
 @click.option("--qnn-optimization", type=click.Choice(QNN_OPTIMIZATION_CHOICES), default=BuildOptions.qnn_optimization,

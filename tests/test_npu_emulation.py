@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 import warnings
@@ -20,6 +21,7 @@ from edgefusion_export.quantize import qdq
 from edgefusion_export.quantize.qdq import multiply_weight_scale
 from edgefusion_export.runtime.pipeline import Noise, Text2ImagePipeline
 from edgefusion_export.runtime.sessions import cpu_session, htp_session
+from edgefusion_export.stages import duration
 from edgefusion_export.targets import snapdragon
 from edgefusion_export.targets.chipsets import chipset
 from edgefusion_export.targets.snapdragon import inspect_context_model, prepared_target
@@ -155,23 +157,32 @@ def test_verification_is_recorded_per_component_and_chipset(snapdragon_bundle):
     assert all(30 <= value <= 45 for value in unet_vs_float)  # W8A16 error (measured 37.2), not emulation error
 
 
-def test_verify_npu_quantized_checks_the_w8a16_unet_and_says_why_not_the_others(snapdragon_bundle, cache_dir, tmp_path):
-    """`--verify-npu quantized` (what `auto` picks when the whole check would take long) runs the W8A16 UNet's calls
-    and records a reason for the FP16 components; `off` records one for every component. The checks come from the
-    session build's cache: one stage per call."""
-    for mode, verified in (("quantized", {"unet"}), ("off", set())):
+def test_verify_npu_modes_check_what_they_say_and_record_why_not_the_others(snapdragon_bundle, cache_dir, tmp_path,
+                                                                            monkeypatch):
+    """`--verify-npu quantized` runs the W8A16 UNet's calls and records a reason for the FP16 components; `auto` adds
+    the FP16 components predicted under AUTO_VERIFY_SECONDS (here set between the text encoder's and the decoder's
+    predictions, as at 512x512: 8 s and 41 min); `off` records a reason for every component. The checks come from
+    the session build's cache: one stage per call."""
+    report = json.loads((snapdragon_bundle / "build_report.json").read_text())
+    predicted = {name: chips["snapdragon-8-gen-3"]["emulated"]["predicted_seconds"] for name, chips in report["npu"].items()}
+    assert predicted["text_encoder"] < predicted["vae_decoder"]
+    monkeypatch.setattr(snapdragon, "AUTO_VERIFY_SECONDS", (predicted["text_encoder"] + predicted["vae_decoder"]) / 2)
+    too_long = (f"not quantized, and its check takes about {duration(predicted['vae_decoder'])} per chipset: --verify-npu "
+                f"auto checks those predicted under {duration(snapdragon.AUTO_VERIFY_SECONDS)}, --verify-npu all adds it")
+    not_quantized = "not quantized: --verify-npu quantized checks the quantized components, --verify-npu all adds it"
+    for mode, skipped in (("quantized", {"text_encoder": not_quantized, "vae_decoder": not_quantized}),
+                          ("auto", {"vae_decoder": too_long}),
+                          ("off", dict.fromkeys(predicted, "--verify-npu off"))):
         result = run_cli(*compile_args(tmp_path / mode, cache_dir, "--preset", "tiny", "--target", "snapdragon",
                                        "--verify-npu", mode))
         assert result.exit_code == 0, result.output
         manifest = load_bundle(tmp_path / mode).manifest
         for name, component in manifest["components"].items():
             emulated = component["compiled"]["snapdragon-8-gen-3"]["emulated"]
-            if name in verified:
-                assert [call["sample"] for call in emulated["calls"]] == ["t=999", "t=499"]
+            if name in skipped:
+                assert emulated == {"skipped": skipped[name]}
             else:
-                assert emulated == {"skipped": "--verify-npu off" if mode == "off" else
-                                    "not quantized: --verify-npu quantized checks the quantized components, "
-                                    "--verify-npu all adds it"}
+                assert [call["sample"] for call in emulated["calls"]] == (["t=999", "t=499"] if name == "unet" else ["call 1"])
 
 
 def test_a_wrong_quantization_scale_in_the_npu_model_fails_the_gate(snapdragon_bundle, cache_dir, tmp_path, monkeypatch):

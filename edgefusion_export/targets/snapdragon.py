@@ -237,7 +237,7 @@ class EmulationRate:
 EMULATION_RATES = {"w8a16": EmulationRate(load_s=0.24, s_per_gmac=0.997, s_per_gvalue=201.1),
                    "fp16": EmulationRate(load_s=0.2, s_per_gmac=0.112, s_per_gvalue=1095.5)}
 EMULATION_RATES |= {"w8a16-mixed": EMULATION_RATES["w8a16"], "fp32": EMULATION_RATES["fp16"]}
-AUTO_VERIFY_SECONDS = 120.0  # --verify-npu auto checks every component when one chipset's check takes this long at most
+AUTO_VERIFY_SECONDS = 120.0  # --verify-npu auto checks, besides the quantized components, those whose check per chipset takes this long at most
 
 
 def emulation_seconds(model_path: Path, precision: str, calls: int) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..stages import Pass, StageCache
+from ..stages import Pass, StageCache, duration
 from . import aihub, snapdragon
 from .base import FinalModels, TargetBuild, TargetOptions
 from .chipsets import Chipset, chipset
@@ -60,7 +60,7 @@ class SnapdragonTarget:
                     report["emulated"] = {"seconds": round(sum(check.seconds for check in checks), 1),
                                           "predicted_seconds": round(verification.seconds[component], 1)}
                 else:
-                    entry["emulated"] = {"skipped": verification.skipped_reason}
+                    entry["emulated"] = {"skipped": verification.skipped[component]}
                 if hub is not None:
                     hub_folder, job = cache.run(hub.compile_pass(final, component, chip))
                     build.files[f"{prefix}/{job.file}"] = hub_folder / job.file
@@ -156,32 +156,39 @@ class Hub:
 
 @dataclass(frozen=True)
 class VerificationPlan:
-    """The components a build checks in HTP emulation, and why it leaves out the others."""
+    """The components a build checks in HTP emulation, and why it leaves out each of the others."""
 
     components: frozenset[str]
-    skipped_reason: str
+    skipped: dict[str, str]  # component -> why it is not checked
     seconds: dict[str, float]  # each component's predicted check per chipset
 
 
 def plan_verification(options: TargetOptions, final: FinalModels, cache: StageCache) -> VerificationPlan:
     """--verify-npu: `all`, the `quantized` components (where every size-dependent QNN defect so far appeared),
-    `off`, or `auto`: all when one chipset's check is predicted under AUTO_VERIFY_SECONDS, else the quantized ones."""
+    `off`, or `auto`: the quantized ones and every other whose check per chipset is predicted under
+    AUTO_VERIFY_SECONDS."""
     seconds = {component: predicted_seconds(final, component) for component in final.models}
+    quantized = {c for c, model in final.models.items() if snapdragon.is_quantized(model)}
+    quick = {c for c in final.models if seconds[c] <= snapdragon.AUTO_VERIFY_SECONDS}
     mode = options.verify_npu
-    if mode == "auto":
-        mode = "all" if sum(seconds.values()) <= snapdragon.AUTO_VERIFY_SECONDS else "quantized"
-    chosen = {"all": set(final.models), "off": set(),
-              "quantized": {c for c, model in final.models.items() if snapdragon.is_quantized(model)}}[mode]
-    reason = ("--verify-npu off" if mode == "off" else
-              f"not quantized: --verify-npu {options.verify_npu} checks the quantized components, --verify-npu all adds it")
+    chosen = {"all": set(final.models), "off": set(), "quantized": quantized, "auto": quantized | quick}[mode]
+
+    def reason(component: str) -> str:
+        if mode == "off":
+            return "--verify-npu off"
+        if mode == "quantized":
+            return "not quantized: --verify-npu quantized checks the quantized components, --verify-npu all adds it"
+        return (f"not quantized, and its check takes about {duration(seconds[component])} per chipset: --verify-npu "
+                f"auto checks those predicted under {duration(snapdragon.AUTO_VERIFY_SECONDS)}, --verify-npu all adds it")
+
     others = [c for c in final.models if c not in chosen]
     if chosen:
         cache.console.print(f"  NPU verification of {', '.join(c for c in final.models if c in chosen)}: about "
                             f"{sum(seconds[c] for c in chosen) / 60:.1f} min of HTP emulation per chipset")
     if others:
-        cache.console.print(f"  not verified in emulation: {', '.join(others)} ({reason}; about "
-                            f"{sum(seconds[c] for c in others) / 60:.1f} min more per chipset)")
-    return VerificationPlan(frozenset(chosen), reason, seconds)
+        cache.console.print(f"  not verified in emulation: {', '.join(others)} (--verify-npu {mode}; about "
+                            f"{sum(seconds[c] for c in others) / 60:.1f} min more per chipset, --verify-npu all adds it)")
+    return VerificationPlan(frozenset(chosen), {c: reason(c) for c in others}, seconds)
 
 
 def check_verification(component: str, chip: Chipset, check: snapdragon.NpuVerification, minimum: float) -> None:
