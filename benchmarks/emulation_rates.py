@@ -3,9 +3,10 @@ HTP emulation; print JSON lines with each one's GMACs, values written in the HTP
 per-call seconds, and what the build's prediction (`snapdragon.emulation_seconds`) said, as a ratio.
 
 Run it on bundles of several sizes and precisions (the tiny preset, bk-sdm-tiny at 256x256 and 512x512); `--fit`
-then reads those JSON lines (files, or earlier measurements typed in the same form) and prints the least-squares
-rates per precision for `snapdragon.EMULATION_RATES`. Inputs are random (emulation time does not depend on the
-values); each component is called twice, as the UNet is per image.
+then reads those JSON lines (files, or earlier measurements typed in the same form; a line marked `"fit": false`
+is reported, not fitted) and prints the least-squares rates per precision for `snapdragon.EMULATION_RATES`, with
+each point's fitted call and its call predicted by the rates fitted without it. Inputs are random (emulation time
+does not depend on the values); each component is called twice, as the UNet is per image.
 
     .venv/bin/python benchmarks/emulation_rates.py BUNDLE [BUNDLE ...] [--chipset NAME] [--calls 2] > rates.jsonl
     .venv/bin/python benchmarks/emulation_rates.py --fit rates.jsonl [...]
@@ -64,26 +65,58 @@ def measure(folder: Path, chip, calls: int) -> list[dict]:
         results.append({"bundle": str(folder), "size": size, "component": component, "precision": precision,
                         "gmac": round(sum(c.macs for c in costs) / 1e9, 3),
                         "tiled_gvalues": round(sum(c.tiled_elements for c in costs) / 1e9, 4),
+                        "untiled_gvalues": round(sum(c.untiled_elements for c in costs) / 1e9, 4),
                         "load_s": round(load_s, 2), "call_s": call_s, "measured_s": round(measured, 1),
                         "predicted_s": round(predicted, 1), "predicted_over_measured": round(predicted / measured, 2)})
         print(json.dumps(results[-1]), flush=True)
     return results
 
 
-def fit(lines: list[dict]) -> dict[str, dict[str, float]]:
-    """Per precision: seconds per call = s_per_gmac * GMAC + s_per_gvalue * tiled Gvalues, least squares on the
-    relative error (small and large graphs count alike); load: the median load time."""
-    rates = {}
+FORMS = {"every value": lambda line: [line["gmac"], line["tiled_gvalues"] + line["untiled_gvalues"]],
+         "image values": lambda line: [line["gmac"], line["tiled_gvalues"]]}
+
+
+def rates_of(rows: list[dict], form: str) -> list[float]:
+    """[s per GMAC, s per G image values, s per G other values]: least squares on the relative error (small and
+    large graphs count alike) of each row's fastest call."""
+    seconds = np.array([min(row["call_s"]) for row in rows])
+    features = np.array([FORMS[form](row) for row in rows]) / seconds[:, None]
+    per_gmac, per_gvalue = (max(float(rate), 0.0) for rate in np.linalg.lstsq(features, np.ones(len(rows)), rcond=None)[0])
+    return [per_gmac, per_gvalue, per_gvalue if form == "every value" else 0.0]
+
+
+def call_seconds(rates: list[float], line: dict) -> float:
+    return rates[0] * line["gmac"] + rates[1] * line["tiled_gvalues"] + rates[2] * line["untiled_gvalues"]
+
+
+def leave_one_out(rows: list[dict], form: str) -> list[float]:
+    """Each row's call predicted by rates fitted on the other rows, over its measured call, minus 1."""
+    return [call_seconds(rates_of(rows[:i] + rows[i + 1:], form), row) / min(row["call_s"]) - 1
+            for i, row in enumerate(rows)]
+
+
+def fit(lines: list[dict]) -> dict[str, dict]:
+    """Per precision, the form (every value written costs alike, or only image values) whose worst leave-one-out
+    error is smaller, fitted on the lines not marked `"fit": false`; load: the median load time."""
+    result = {}
     for precision in sorted({line["precision"] for line in lines}):
-        rows = [line for line in lines if line["precision"] == precision]
-        seconds = np.array([min(line["call_s"]) for line in rows])
-        features = np.array([[line["gmac"], line["tiled_gvalues"]] for line in rows]) / seconds[:, None]
-        (per_gmac, per_gvalue), *_ = np.linalg.lstsq(features, np.ones(len(rows)), rcond=None)
+        rows = [line for line in lines if line["precision"] == precision and line.get("fit", True)]
+        errors = {form: leave_one_out(rows, form) for form in FORMS}
+        form = min(FORMS, key=lambda name: max(abs(error) for error in errors[name]))
+        per_gmac, per_image, per_other = rates_of(rows, form)
         loads = [line["load_s"] for line in rows if line.get("load_s") is not None]
-        rates[precision] = {"load_s": round(float(np.median(loads)), 2),
-                            "s_per_gmac": round(float(max(per_gmac, 0.0)), 3),
-                            "s_per_gvalue": round(float(max(per_gvalue, 0.0)), 2)}
-    return rates
+        result[precision] = {
+            "rate": {"load_s": round(float(np.median(loads)), 2), "s_per_gmac": round(per_gmac, 3),
+                     "s_per_image_gvalue": round(per_image, 2), "s_per_other_gvalue": round(per_other, 2)},
+            "form": form,
+            "worst_leave_one_out": {name: f"{max(abs(error) for error in errors[name]):.0%}" for name in FORMS},
+            "points": [{"point": f"{line['bundle']} {line['size']} {line['component']}",
+                        "measured_call_s": min(line["call_s"]),
+                        "fitted_call_s": round(call_seconds([per_gmac, per_image, per_other], line), 1),
+                        **({"left_out_call_s": round(min(line["call_s"]) * (1 + errors[form][rows.index(line)]), 1)}
+                           if line in rows else {"not_fitted": line.get("note", "")})}
+                       for line in lines if line["precision"] == precision]}
+    return result
 
 
 def main() -> None:
@@ -95,12 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.fit:
         lines = [json.loads(line) for path in args.fit for line in path.read_text().splitlines() if line.startswith("{")]
-        rates = fit(lines)
-        check = [{"point": f"{line['bundle']} {line['size']} {line['component']}", "measured_call_s": min(line["call_s"]),
-                  "fitted_call_s": round(rates[line["precision"]]["s_per_gmac"] * line["gmac"]
-                                         + rates[line["precision"]]["s_per_gvalue"] * line["tiled_gvalues"], 1)}
-                 for line in lines]
-        print(json.dumps({"rates": rates, "points": check}, indent=2))
+        print(json.dumps(fit(lines), indent=2))
         return
     chip = chipset(args.chipset)
     for folder in args.bundles:

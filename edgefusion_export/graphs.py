@@ -93,6 +93,7 @@ class LayerCost:
                              # elementwise chain (GELU's Div-Erf-Add-Mul-Mul, a decomposed norm)
     tiled_elements: int = 0  # the values of the image tensors it writes, in the HTP's tiled layout (channels padded
                              # to 32, height to 8, width to 4): what FP16 HTP emulation's time follows
+    untiled_elements: int = 0  # the values it writes to other tensors (token sequences, attention scores)
 
 
 def dynamic_inputs(model: onnx.ModelProto) -> list[str]:
@@ -200,14 +201,17 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
             size = int(np.prod(shape_of(name) or [0])) * activation_bytes
             activation_traffic += size if size > vtcm_bytes else 0
         elements = sum(int(np.prod(shape_of(name) or [0])) for name in node.output)
-        tiled = sum(tiled_size(shape_of(name)) for name in node.output if name not in not_images)
+        images = [shape_of(name) for name in node.output if name not in not_images and len(shape_of(name)) == 4]
+        tiled = sum(tiled_size(shape) for shape in images)
+        untiled = elements - sum(int(np.prod(shape)) for shape in images)
         source = computed_by(node.input[0]) if node.input else None
         chained = kind in VECTOR_KINDS and source is not None and source.name in vector_elements \
             and vector_elements[source.name] == elements
         if kind in VECTOR_KINDS:
             vector_elements[node.name] = elements
         costs.append(LayerCost(node.name, node.op_type, macs, weight_traffic, activation_traffic, kind, elements,
-                               dispatched=kind != "fused" and not chained, tiled_elements=tiled))
+                               dispatched=kind != "fused" and not chained, tiled_elements=tiled,
+                               untiled_elements=untiled))
     return costs
 
 

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgefusion_export.graphs import LayerCost, layer_costs, static_shapes
 from edgefusion_export.profile.estimate import EstimateConstants, LatencyModel, LayerArrays, layer_times_ms
 from edgefusion_export.profile.model import SCHEMA_FILE
-from edgefusion_export.targets import aihub
+from edgefusion_export.targets import aihub, snapdragon
 from edgefusion_export.targets.chipsets import chipset
 
 from .conftest import run_cli
@@ -213,6 +213,14 @@ def test_estimate_counts_macs_by_kind_and_takes_the_slower_of_compute_and_memory
     conv, up = costs[0], costs[-1]
     assert costs[4].elements == 1600 and up.elements == 4 * 400
     assert conv.weight_bytes == 16 * 8 * 3 * 3 * 2 and conv.activation_bytes == (8 + 16) * 100 * 2
+    # what HTP emulation's time follows: image values in the tiled layout (16x10x10 -> 32x16x12, 4x20x20 -> 32x24x20)
+    # and the values of token and score tensors
+    image = 32 * 16 * 12
+    assert [(c.tiled_elements, c.untiled_elements) for c in costs] == [(image, 0)] * 6 + [
+        (0, 100 * 32), (0, 100 * 100), (0, 100 * 100), (32 * 24 * 20, 0)]
+    rate = snapdragon.EmulationRate(load_s=1.0, s_per_gmac=2.0, s_per_image_gvalue=3.0, s_per_other_gvalue=5.0)
+    per_call = (2.0 * sum(c.macs for c in costs) + 3.0 * (6 * image + 32 * 24 * 20) + 5.0 * (3200 + 20000)) / 1e9
+    assert rate.seconds(costs, calls=2) == pytest.approx(1.0 + 2 * per_call)
 
     chip = chipset("snapdragon-8-gen-3")
     constants = EstimateConstants(dense_efficiency=0.5, dynamic_efficiency=0.2, grouped_efficiency=0.25,

@@ -219,23 +219,27 @@ def prepared_target(binary: Path) -> str:
 @dataclass(frozen=True)
 class EmulationRate:
     """How fast this machine class (2 cores) runs one precision in onnxruntime-qnn's HTP emulation: loading a
-    compiled model, and per call seconds per GMAC and per billion values written in the HTP's tiled layout
-    (fitted by benchmarks/emulation_rates.py; FP16 arithmetic on values is what emulates slowly)."""
+    compiled model, and per call seconds per GMAC, per billion values written to image tensors in the HTP's tiled
+    layout, and per billion values written to other tensors (token sequences, attention scores); fitted by
+    benchmarks/emulation_rates.py."""
 
     load_s: float
     s_per_gmac: float
-    s_per_gvalue: float
+    s_per_image_gvalue: float
+    s_per_other_gvalue: float
 
     def seconds(self, costs: list[LayerCost], calls: int) -> float:
         per_call = (self.s_per_gmac * sum(cost.macs for cost in costs)
-                    + self.s_per_gvalue * sum(cost.tiled_elements for cost in costs)) / 1e9
+                    + self.s_per_image_gvalue * sum(cost.tiled_elements for cost in costs)
+                    + self.s_per_other_gvalue * sum(cost.untiled_elements for cost in costs)) / 1e9
         return self.load_s + calls * per_call
 
 
-# Fitted on benchmarks/emulation_rates.measured.jsonl (the tiny preset and bk-sdm-tiny at 256x256 and 512x512):
-# every fitted call within 21% of its measurement. FP16 emulation time follows the values written, not the MACs.
-EMULATION_RATES = {"w8a16": EmulationRate(load_s=0.24, s_per_gmac=0.997, s_per_gvalue=201.1),
-                   "fp16": EmulationRate(load_s=0.2, s_per_gmac=0.112, s_per_gvalue=1095.5)}
+# Fitted on benchmarks/emulation_rates.measured.jsonl (the tiny preset, bk-sdm-tiny at 256x256 and 512x512, a
+# half-width VAE decoder), each precision in the form with the smaller leave-one-out error: in W8A16 every value
+# written costs alike; in FP16 the image values cost and the others (token sequences, attention scores) nearly nothing.
+EMULATION_RATES = {"w8a16": EmulationRate(load_s=0.24, s_per_gmac=1.382, s_per_image_gvalue=22.14, s_per_other_gvalue=22.14),
+                   "fp16": EmulationRate(load_s=0.38, s_per_gmac=0.684, s_per_image_gvalue=631.06, s_per_other_gvalue=0.0)}
 EMULATION_RATES |= {"w8a16-mixed": EMULATION_RATES["w8a16"], "fp32": EMULATION_RATES["fp16"]}
 AUTO_VERIFY_SECONDS = 120.0  # --verify-npu auto checks, besides the quantized components, those whose check per chipset takes this long at most
 
