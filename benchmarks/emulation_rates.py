@@ -1,5 +1,5 @@
 """How fast this machine emulates the HTP: every compiled component of Snapdragon bundles run in onnxruntime-qnn's
-HTP emulation; print JSON lines with each one's GMACs, values written in the HTP's tiled layout, load and
+HTP emulation; print JSON lines with each one's GMACs, the values each form of rate charges for, load and
 per-call seconds, and what the build's prediction (`snapdragon.emulation_seconds`) said, as a ratio.
 
 Run it on bundles of several sizes and precisions (the tiny preset, bk-sdm-tiny at 256x256 and 512x512); `--fit`
@@ -64,55 +64,50 @@ def measure(folder: Path, chip, calls: int) -> list[dict]:
         predicted = snapdragon.emulation_seconds(portable, precision, calls)
         results.append({"bundle": str(folder), "size": size, "component": component, "precision": precision,
                         "gmac": round(sum(c.macs for c in costs) / 1e9, 3),
-                        "tiled_gvalues": round(sum(c.tiled_elements for c in costs) / 1e9, 4),
-                        "untiled_gvalues": round(sum(c.untiled_elements for c in costs) / 1e9, 4),
+                        "gvalues": {form: round(sum(snapdragon.costed_values(costs, form)) / 1e9, 4) for form in FORMS},
                         "load_s": round(load_s, 2), "call_s": call_s, "measured_s": round(measured, 1),
                         "predicted_s": round(predicted, 1), "predicted_over_measured": round(predicted / measured, 2)})
         print(json.dumps(results[-1]), flush=True)
     return results
 
 
-FORMS = {"every value": lambda line: [line["gmac"], line["tiled_gvalues"] + line["untiled_gvalues"]],
-         "image values": lambda line: [line["gmac"], line["tiled_gvalues"]]}
+FORMS = ("every value", "transcendental values")  # which values written an emulation rate charges for
 
 
 def rates_of(rows: list[dict], form: str) -> list[float]:
-    """[s per GMAC, s per G image values, s per G other values]: least squares on the relative error (small and
-    large graphs count alike) of each row's fastest call."""
+    """[s per GMAC, s per G values of `form`]: least squares on the relative error (small and large graphs count
+    alike) of each row's fastest call."""
     seconds = np.array([min(row["call_s"]) for row in rows])
-    features = np.array([FORMS[form](row) for row in rows]) / seconds[:, None]
-    per_gmac, per_gvalue = (max(float(rate), 0.0) for rate in np.linalg.lstsq(features, np.ones(len(rows)), rcond=None)[0])
-    return [per_gmac, per_gvalue, per_gvalue if form == "every value" else 0.0]
+    features = np.array([[row["gmac"], row["gvalues"][form]] for row in rows]) / seconds[:, None]
+    return [max(float(rate), 0.0) for rate in np.linalg.lstsq(features, np.ones(len(rows)), rcond=None)[0]]
 
 
-def call_seconds(rates: list[float], line: dict) -> float:
-    return rates[0] * line["gmac"] + rates[1] * line["tiled_gvalues"] + rates[2] * line["untiled_gvalues"]
+def call_seconds(rates: list[float], line: dict, form: str) -> float:
+    return rates[0] * line["gmac"] + rates[1] * line["gvalues"][form]
 
 
 def leave_one_out(rows: list[dict], form: str) -> list[float]:
     """Each row's call predicted by rates fitted on the other rows, over its measured call, minus 1."""
-    return [call_seconds(rates_of(rows[:i] + rows[i + 1:], form), row) / min(row["call_s"]) - 1
+    return [call_seconds(rates_of(rows[:i] + rows[i + 1:], form), row, form) / min(row["call_s"]) - 1
             for i, row in enumerate(rows)]
 
 
 def fit(lines: list[dict]) -> dict[str, dict]:
-    """Per precision, the form (every value written costs alike, or only image values) whose worst leave-one-out
-    error is smaller, fitted on the lines not marked `"fit": false`; load: the median load time."""
+    """Per precision, the form (which values written cost) whose worst leave-one-out error is smaller, fitted on the
+    lines not marked `"fit": false`; load: the median load time."""
     result = {}
     for precision in sorted({line["precision"] for line in lines}):
         rows = [line for line in lines if line["precision"] == precision and line.get("fit", True)]
         errors = {form: leave_one_out(rows, form) for form in FORMS}
         form = min(FORMS, key=lambda name: max(abs(error) for error in errors[name]))
-        per_gmac, per_image, per_other = rates_of(rows, form)
+        rates = rates_of(rows, form)
         loads = [line["load_s"] for line in rows if line.get("load_s") is not None]
         result[precision] = {
-            "rate": {"load_s": round(float(np.median(loads)), 2), "s_per_gmac": round(per_gmac, 3),
-                     "s_per_image_gvalue": round(per_image, 2), "s_per_other_gvalue": round(per_other, 2)},
-            "form": form,
+            "rate": {"load_s": round(float(np.median(loads)), 2), "s_per_gmac": round(rates[0], 3),
+                     "s_per_gvalue": round(rates[1], 2), "values": form},
             "worst_leave_one_out": {name: f"{max(abs(error) for error in errors[name]):.0%}" for name in FORMS},
             "points": [{"point": f"{line['bundle']} {line['size']} {line['component']}",
-                        "measured_call_s": min(line["call_s"]),
-                        "fitted_call_s": round(call_seconds([per_gmac, per_image, per_other], line), 1),
+                        "measured_call_s": min(line["call_s"]), "fitted_call_s": round(call_seconds(rates, line, form), 1),
                         **({"left_out_call_s": round(min(line["call_s"]) * (1 + errors[form][rows.index(line)]), 1)}
                            if line in rows else {"not_fitted": line.get("note", "")})}
                        for line in lines if line["precision"] == precision]}

@@ -218,8 +218,12 @@ def test_estimate_counts_macs_by_kind_and_takes_the_slower_of_compute_and_memory
     image = 32 * 16 * 12
     assert [(c.tiled_elements, c.untiled_elements) for c in costs] == [(image, 0)] * 6 + [
         (0, 100 * 32), (0, 100 * 100), (0, 100 * 100), (32 * 24 * 20, 0)]
-    rate = snapdragon.EmulationRate(load_s=1.0, s_per_gmac=2.0, s_per_image_gvalue=3.0, s_per_other_gvalue=5.0)
-    per_call = (2.0 * sum(c.macs for c in costs) + 3.0 * (6 * image + 32 * 24 * 20) + 5.0 * (3200 + 20000)) / 1e9
+    every = snapdragon.EmulationRate(load_s=1.0, s_per_gmac=2.0, s_per_gvalue=3.0, values="every value")
+    per_call = (2.0 * sum(c.macs for c in costs) + 3.0 * (6 * image + 32 * 24 * 20 + 3200 + 20000)) / 1e9
+    assert every.seconds(costs, calls=2) == pytest.approx(1.0 + 2 * per_call)
+    # FP16 emulation charges the values of exponentials and norms: here the sigmoid's and the softmax's
+    rate = snapdragon.EmulationRate(load_s=1.0, s_per_gmac=2.0, s_per_gvalue=3.0, values="transcendental values")
+    per_call = (2.0 * sum(c.macs for c in costs) + 3.0 * (image + 10000)) / 1e9
     assert rate.seconds(costs, calls=2) == pytest.approx(1.0 + 2 * per_call)
 
     chip = chipset("snapdragon-8-gen-3")

@@ -216,30 +216,42 @@ def prepared_target(binary: Path) -> str:
     return f"{next(iter(found))[0]}/v{next(iter(found))[1]}" if len(found) == 1 else ""
 
 
+# Layers whose FP16 emulation computes an exponential, a square root or a reciprocal per value
+TRANSCENDENTAL_OPS = {"Sigmoid", "Tanh", "Softmax", "Exp", "Erf", "Gelu", "InstanceNormalization",
+                      "LayerNormalization", "GroupNormalization", "Sqrt", "Reciprocal"}
+
+
 @dataclass(frozen=True)
 class EmulationRate:
     """How fast this machine class (2 cores) runs one precision in onnxruntime-qnn's HTP emulation: loading a
-    compiled model, and per call seconds per GMAC, per billion values written to image tensors in the HTP's tiled
-    layout, and per billion values written to other tensors (token sequences, attention scores); fitted by
-    benchmarks/emulation_rates.py."""
+    compiled model, and per call seconds per GMAC and per billion of the values that cost (`values`: "every value"
+    written, in the HTP's tiled layout for image tensors, or the "transcendental values" that TRANSCENDENTAL_OPS
+    write); fitted by benchmarks/emulation_rates.py."""
 
     load_s: float
     s_per_gmac: float
-    s_per_image_gvalue: float
-    s_per_other_gvalue: float
+    s_per_gvalue: float
+    values: str
 
     def seconds(self, costs: list[LayerCost], calls: int) -> float:
         per_call = (self.s_per_gmac * sum(cost.macs for cost in costs)
-                    + self.s_per_image_gvalue * sum(cost.tiled_elements for cost in costs)
-                    + self.s_per_other_gvalue * sum(cost.untiled_elements for cost in costs)) / 1e9
+                    + self.s_per_gvalue * sum(costed_values(costs, self.values))) / 1e9
         return self.load_s + calls * per_call
 
 
+def costed_values(costs: list[LayerCost], values: str) -> list[int]:
+    """Per layer, the values an emulation rate charges for (see EmulationRate.values)."""
+    if values == "every value":
+        return [cost.tiled_elements + cost.untiled_elements for cost in costs]
+    return [cost.tiled_elements + cost.untiled_elements if cost.op_type in TRANSCENDENTAL_OPS else 0 for cost in costs]
+
+
 # Fitted on benchmarks/emulation_rates.measured.jsonl (the tiny preset, bk-sdm-tiny at 256x256 and 512x512, a
-# half-width VAE decoder), each precision in the form with the smaller leave-one-out error: in W8A16 every value
-# written costs alike; in FP16 the image values cost and the others (token sequences, attention scores) nearly nothing.
-EMULATION_RATES = {"w8a16": EmulationRate(load_s=0.24, s_per_gmac=1.382, s_per_image_gvalue=22.14, s_per_other_gvalue=22.14),
-                   "fp16": EmulationRate(load_s=0.38, s_per_gmac=0.684, s_per_image_gvalue=631.06, s_per_other_gvalue=0.0)}
+# half-width VAE decoder, TAESD), each precision in the form with the smaller leave-one-out error: in W8A16 every
+# value written costs alike; in FP16 the MACs and the values of exponentials and norms (TAESD's 71 GMAC of
+# convolutions and ReLUs emulate in 33 s, SD's decoder at 256x256 with GroupNorms and SiLUs in 512 s).
+EMULATION_RATES = {"w8a16": EmulationRate(load_s=0.24, s_per_gmac=1.382, s_per_gvalue=22.14, values="every value"),
+                   "fp16": EmulationRate(load_s=0.38, s_per_gmac=0.46, s_per_gvalue=1403.0, values="transcendental values")}
 EMULATION_RATES |= {"w8a16-mixed": EMULATION_RATES["w8a16"], "fp32": EMULATION_RATES["fp16"]}
 AUTO_VERIFY_SECONDS = 120.0  # --verify-npu auto checks, besides the quantized components, those whose check per chipset takes this long at most
 
