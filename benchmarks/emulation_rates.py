@@ -28,6 +28,8 @@ from edgefusion_export.runtime.sessions import htp_session
 from edgefusion_export.targets import snapdragon
 from edgefusion_export.targets.chipsets import chipset
 
+FORMS = snapdragon.EMULATION_VALUE_FORMS
+
 
 def random_feed(portable: Path) -> dict[str, np.ndarray]:
     model = onnx.load(str(portable), load_external_data=False)
@@ -69,9 +71,6 @@ def measure(folder: Path, chip, calls: int) -> list[dict]:
                         "predicted_s": round(predicted, 1), "predicted_over_measured": round(predicted / measured, 2)})
         print(json.dumps(results[-1]), flush=True)
     return results
-
-
-FORMS = ("every value", "transcendental values")  # which values written an emulation rate charges for
 
 
 def rates_of(rows: list[dict], form: str) -> list[float]:

@@ -92,7 +92,7 @@ class LayerCost:
     dispatched: bool = True  # False for a layer QNN runs inside another: a fused activation, or a link of an
                              # elementwise chain (GELU's Div-Erf-Add-Mul-Mul, a decomposed norm)
     tiled_elements: int = 0  # the values of the image tensors it writes, in the HTP's tiled layout (channels padded
-                             # to 32, height to 8, width to 4): what FP16 HTP emulation's time follows
+                             # to 32, height to 8, width to 4); HTP emulation's time follows the values written
     untiled_elements: int = 0  # the values it writes to other tensors (token sequences, attention scores)
 
 

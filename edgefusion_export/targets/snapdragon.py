@@ -216,6 +216,7 @@ def prepared_target(binary: Path) -> str:
     return f"{next(iter(found))[0]}/v{next(iter(found))[1]}" if len(found) == 1 else ""
 
 
+EMULATION_VALUE_FORMS = ("every value", "transcendental values")  # which values written an emulation rate charges for
 # Layers whose FP16 emulation computes an exponential, a square root or a reciprocal per value
 TRANSCENDENTAL_OPS = {"Sigmoid", "Tanh", "Softmax", "Exp", "Erf", "Gelu", "InstanceNormalization",
                       "LayerNormalization", "GroupNormalization", "Sqrt", "Reciprocal"}
@@ -231,7 +232,7 @@ class EmulationRate:
     load_s: float
     s_per_gmac: float
     s_per_gvalue: float
-    values: str
+    values: str  # one of EMULATION_VALUE_FORMS
 
     def seconds(self, costs: list[LayerCost], calls: int) -> float:
         per_call = (self.s_per_gmac * sum(cost.macs for cost in costs)
