@@ -348,9 +348,11 @@ def simplify(folder: Path, exported: Path, parity_data: Path) -> SimplifyResult:
 def calibrate_pass(build: Build) -> Pass[CalibrationResult]:
     calibration_prompts, evaluation_prompts = build.prompts(build.options.evaluation_size)
     # the recorder runs every component but the decoder, whose inputs are the final latents: the decoder's own
-    # precision (its export's GroupNorm form) does not change the UNet's calibration
+    # precision (its export's GroupNorm form) and its latent scaling factor (folded into it) do not change the
+    # UNet's calibration, so another decoder keeps the UNet's quantization, compile and check
     runs = [c for c in COMPONENTS if c != "vae_decoder"]
-    return Pass("calibrate", {"floats": {c: build.model(build.floats, c) for c in runs}, "plan": build.plan,
+    plan = replace(build.plan, latent_scaling_factor=1.0)
+    return Pass("calibrate", {"floats": {c: build.model(build.floats, c) for c in runs}, "plan": plan,
                               "tokenizer": build.source.tokenizer, "calibration_prompts": calibration_prompts,
                               "evaluation_prompts": evaluation_prompts}, record_calibration, CalibrationResult)
 

@@ -95,10 +95,11 @@ def changed(options: BuildOptions, name: str, value: Any) -> BuildOptions:
     return dataclasses.replace(options, **{name: value})
 
 
-def build(options: BuildOptions, cache: Path, output: Path) -> set[str]:
+def build(options: BuildOptions, cache: Path, output: Path, vae_decoder: str | None = None) -> set[str]:
     """The passes this build produced (the others came from the cache); a component's checks of its held-out calls
     ("verify-npu unet <chip> t=999") count as its one check."""
-    report = compile_bundle(resolve_source(None, "tiny"), options, output, cache, ["test"], Console(quiet=True))
+    source = resolve_source(None, "tiny", vae_decoder=vae_decoder)
+    report = compile_bundle(source, options, output, cache, ["test"], Console(quiet=True))
     return {" ".join(stage["name"].split()[:3]) if stage["name"].startswith("verify-npu") else stage["name"]
             for stage in report["stages"] if not stage["cached"]}
 
@@ -147,6 +148,14 @@ def test_quantizing_the_decoder_reruns_only_the_decoder(warm_cache, tmp_path):
     text encoder come from the cache."""
     expected = {"export vae_decoder", "simplify vae_decoder", "w8a16 vae_decoder", "fidelity end-to-end"} | on_npu("vae_decoder")
     assert build(changed(BASE, "precision", "edgefusion-w8a16-decoder"), warm_cache, tmp_path / "bundle") == expected
+
+
+def test_another_decoder_reruns_only_the_decoder(warm_cache, tmp_path):
+    """`--vae-decoder taesd` (another latent scaling factor): the calibration, which does not run the decoder, the
+    UNet and the text encoder come from the cache."""
+    expected = {"export vae_decoder", "simplify vae_decoder", "fp16 vae_decoder", "fidelity end-to-end",
+                "compare decoders"} | on_npu("vae_decoder")
+    assert build(BASE, warm_cache, tmp_path / "bundle", vae_decoder="taesd") == expected
 
 
 def test_a_moved_cache_serves_every_pass(warm_cache, tmp_path):
