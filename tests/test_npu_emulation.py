@@ -161,7 +161,7 @@ def test_verify_npu_modes_check_what_they_say_and_record_why_not_the_others(snap
                                                                             monkeypatch):
     """`--verify-npu quantized` runs the W8A16 UNet's calls and records a reason for the FP16 components; `auto` adds
     the FP16 components predicted under AUTO_VERIFY_SECONDS (here set between the text encoder's and the decoder's
-    predictions, as at 512x512: 8 s and 41 min); `off` records a reason for every component. The checks come from
+    predictions, as at 512x512: 11 s and 31.5 min); `off` records a reason for every component. The checks come from
     the session build's cache: one stage per call."""
     report = json.loads((snapdragon_bundle / "build_report.json").read_text())
     predicted = {name: chips["snapdragon-8-gen-3"]["emulated"]["predicted_seconds"] for name, chips in report["npu"].items()}
