@@ -170,7 +170,8 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
     for node in model.graph.node:
         if node.op_type in FREE_OPS:
             continue
-        output = shape_of(node.output[0])
+        outputs = {name: shape_of(name) for name in node.output}
+        output = outputs[node.output[0]]
         macs = 0
         kind = {"Concat": "in_place", "Split": "in_place", "Slice": "in_place", "Softmax": "softmax"}.get(node.op_type, "vector")
         if is_fused(node):
@@ -197,11 +198,11 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
             elif shape_of(name):
                 size = int(np.prod(shape_of(name))) * activation_bytes
                 activation_traffic += size if size > vtcm_bytes else 0
-        for name in node.output:
-            size = int(np.prod(shape_of(name) or [0])) * activation_bytes
+        for shape in outputs.values():
+            size = int(np.prod(shape or [0])) * activation_bytes
             activation_traffic += size if size > vtcm_bytes else 0
-        elements = sum(int(np.prod(shape_of(name) or [0])) for name in node.output)
-        images = [shape_of(name) for name in node.output if name not in not_images and len(shape_of(name)) == 4]
+        elements = sum(int(np.prod(shape or [0])) for shape in outputs.values())
+        images = [shape for name, shape in outputs.items() if name not in not_images and len(shape) == 4]
         tiled = sum(tiled_size(shape) for shape in images)
         untiled = elements - sum(int(np.prod(shape)) for shape in images)
         source = computed_by(node.input[0]) if node.input else None

@@ -184,10 +184,10 @@ def plan_verification(options: TargetOptions, final: FinalModels, cache: StageCa
     others = [c for c in final.models if c not in chosen]
     if chosen:
         cache.console.print(f"  NPU verification of {', '.join(c for c in final.models if c in chosen)}: about "
-                            f"{sum(seconds[c] for c in chosen) / 60:.1f} min of HTP emulation per chipset")
+                            f"{duration(sum(seconds[c] for c in chosen))} of HTP emulation per chipset")
     if others:
         cache.console.print(f"  not verified in emulation: {', '.join(others)} (--verify-npu {mode}; about "
-                            f"{sum(seconds[c] for c in others) / 60:.1f} min more per chipset, --verify-npu all adds it)")
+                            f"{duration(sum(seconds[c] for c in others))} more per chipset, --verify-npu all adds it)")
     return VerificationPlan(frozenset(chosen), {c: reason(c) for c in others}, seconds)
 
 
