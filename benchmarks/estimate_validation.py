@@ -34,6 +34,7 @@ from collections import defaultdict
 from contextlib import redirect_stdout
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -153,35 +154,34 @@ def constants_for(values: dict[str, float], chip: str, precision: str) -> Estima
         io_ns_per_value=values["io_ns_per_value"])
 
 
-def fit(samples: list[dict], chips: list[str]) -> dict[str, float]:
+def estimate_ms(sample: dict, values: dict[str, float]) -> float:
+    """The estimate of one row's graph on its chipset at its precision, with the parameters `values`."""
+    constants = constants_for(values, sample["profile"], sample["precision"])
+    model = LatencyModel(load_chipsets()[sample["profile"]], sample["precision"], constants, None)
+    return float(layer_times_ms(sample["layers"], model).sum())
+
+
+def fit(samples: list[dict], chips: list[str], parameters: dict = PARAMETERS,
+        time_ms: Callable[[dict, dict[str, float]], float] = estimate_ms) -> dict[str, float]:
     """Least squares on log(estimate / measured) over the training rows, robust to a few outliers."""
     from scipy.optimize import least_squares
 
-    bounds = {**PARAMETERS, **{f"speed/{chip}": CHIP_SPEED for chip in chips}}
+    bounds = {**parameters, **{f"speed/{chip}": CHIP_SPEED for chip in chips}}
     names = list(bounds)
     start, lower, upper = (np.log([bounds[name][i] for name in names]) for i in range(3))
-    chipsets = load_chipsets()
 
     def residuals(log_values: np.ndarray) -> np.ndarray:
         values = dict(zip(names, np.exp(log_values)))
-        errors = []
-        for sample in samples:
-            constants = constants_for(values, sample["profile"], sample["precision"])
-            model = LatencyModel(chipsets[sample["profile"]], sample["precision"], constants, None)
-            errors.append(np.log(layer_times_ms(sample["layers"], model).sum() / sample["inference_ms"]))
+        errors = [np.log(time_ms(sample, values) / sample["inference_ms"]) for sample in samples]
         return np.concatenate([errors, PRIOR_WEIGHT * (log_values - start)])
 
     result = least_squares(residuals, start, bounds=(lower, upper), loss="soft_l1", f_scale=0.2)
     return {name: float(f"{value:.4g}") for name, value in zip(names, np.exp(result.x))}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=CSV)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-estimate-validation")
-    parser.add_argument("--write-profiles", action="store_true", help="store the fitted constants and held-out band")
-    args = parser.parse_args()
-    rows, dropped = selected_rows(args.csv)
+def estimated_samples(csv_path: Path, work: Path) -> list[dict]:
+    """The rows the model describes, each with its architecture, its side of the split and its graph's layers."""
+    rows, dropped = selected_rows(csv_path)
     rows, dropped["quantized rows over 1.5x the float time"] = without_broken_quantized(rows)
     held_out = set(json.loads(SPLIT.read_text(encoding="utf-8"))["held_out"])
     architectures = {(a.model, a.component): a for a in ARCHITECTURES}
@@ -196,18 +196,29 @@ def main() -> None:
         key = (architecture.graph_name, row["precision"])
         if key not in layers:
             precision = "fp16" if row["precision"] == "float" else row["precision"]
-            layers[key] = graph_layers(graph_path(architecture, args.work), precision, chipsets[row["profile"]])[1]
+            layers[key] = graph_layers(graph_path(architecture, work), precision, chipsets[row["profile"]])[1]
         side = "held_out" if architecture.model in held_out else "fit"
         samples.append({**row, "architecture": architecture, "side": side, "layers": layers[key]})
     print(f"{len(samples)} rows estimated, left out: {dropped}", file=sys.stderr)
+    return samples
 
-    reference = next(chip.name for chip in chipsets.values() if chip.default)
-    measured_chips = sorted({s["profile"] for s in samples} - {reference})
-    values = fit([s for s in samples if s["side"] == "fit"], measured_chips)
+
+def fitted_chipsets(samples: list[dict]) -> list[str]:
+    """The chipsets that get a speed factor: every measured one but the default (the reference)."""
+    reference = next(chip.name for chip in load_chipsets().values() if chip.default)
+    return sorted({s["profile"] for s in samples} - {reference})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", type=Path, default=CSV)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-estimate-validation")
+    parser.add_argument("--write-profiles", action="store_true", help="store the fitted constants and held-out band")
+    args = parser.parse_args()
+    samples = estimated_samples(args.csv, args.work)
+    values = fit([s for s in samples if s["side"] == "fit"], fitted_chipsets(samples))
     for s in samples:
-        constants = constants_for(values, s["profile"], s["precision"])
-        model = LatencyModel(chipsets[s["profile"]], s["precision"], constants, None)
-        s["estimate_ms"] = float(layer_times_ms(s["layers"], model).sum())
+        s["estimate_ms"] = estimate_ms(s, values)
     report = report_of(samples, values, LEFT_OUT_ARCHITECTURES)
     if args.write_profiles:
         write_profiles(values, report["by_chipset_and_precision"], samples)

@@ -1,0 +1,143 @@
+"""Other forms of the `estimate` latency model against the one it has, chosen on the training models alone; print JSON.
+
+Each form changes one general assumption of `profile.estimate.layer_times_ms`, is fitted like the model itself
+(`estimate_validation.fit`, same split, same ties) and is judged first by its leave-one-model-out error on the
+training models (each training model predicted by a fit without it; the held-out models play no part in the
+choice), then reported on the held-out models as `estimate_validation.py` reports the model:
+
+- weights streamed beside compute: QNN prefetches the next layers' weights while others compute, so a graph
+  costs the larger of its summed compute (with dispatch) and its summed DDR traffic, not a sum of per-layer maxima;
+- depthwise on the vector unit: grouped convolutions run on HVX, not HMX, so they cost per MAC and activation byte
+  at one rate for every precision instead of a fraction of the precision's HMX peak;
+- both of the above;
+- one 16-bit vector rate: float and W8A16 activations are both 16 bits wide, so their elementwise and softmax
+  layers share one rate;
+- elementwise chains written once: the links of a chain (GELU's Div-Erf-Add-Mul-Mul) stay in registers and only
+  the chain's first layer writes.
+
+    .venv/bin/python benchmarks/estimate_forms.py [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from estimate_validation import (CSV, PARAMETERS, constants_for, estimate_ms, estimated_samples,  # noqa: E402
+                                 fit, fitted_chipsets, relative_errors)
+
+from edgefusion_export.graphs import NPU_BYTES  # noqa: E402
+from edgefusion_export.profile.estimate import LatencyModel  # noqa: E402
+from edgefusion_export.targets.chipsets import load_chipsets  # noqa: E402
+
+FORMS = {
+    "the model's": set(),
+    "weights streamed beside compute": {"streamed"},
+    "depthwise on the vector unit": {"depthwise_vector"},
+    "streamed weights and depthwise on the vector unit": {"streamed", "depthwise_vector"},
+    "one 16-bit vector rate": {"shared_16_bit"},
+    "elementwise chains written once": {"chain_once"},
+}
+
+
+def parameters_of(form: set[str]) -> dict:
+    parameters = dict(PARAMETERS)
+    if "depthwise_vector" in form:
+        del parameters["grouped_ratio"]
+        parameters["depthwise_gbps"] = (20.0, 0.1, 1e4)  # activation bytes times kernel taps, per second
+    if "shared_16_bit" in form:
+        del parameters["vector_w8a16"]
+    return parameters
+
+
+def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> float:
+    """`layer_times_ms` summed, with the form's changes."""
+    chip, precision, layers = sample["profile"], sample["precision"], sample["layers"]
+    if "shared_16_bit" in form:
+        values = {**values, "vector_w8a16": values["vector_float"]}
+    if "depthwise_vector" in form:
+        values = {**values, "grouped_ratio": 1.0}  # constants_for needs one; this form does not read it
+    constants = constants_for(values, chip, precision)
+    if "shared_16_bit" in form and precision == "w8a16":
+        constants = replace(constants, softmax_gbps=constants_for(values, chip, "float").softmax_gbps)
+    model = LatencyModel(load_chipsets()[chip], precision, constants, None)
+    c, peak, speed = constants, model.peak_macs_per_s, values.get(f"speed/{chip}", 1.0)
+    vector_bytes = layers.vector_bytes * (layers.dispatched if "chain_once" in form else 1)
+    if "depthwise_vector" in form:
+        activation_bytes = NPU_BYTES["fp16" if precision == "float" else precision][1]
+        grouped_s = layers.grouped_macs * activation_bytes / (values["depthwise_gbps"] * speed * 1e9)
+    else:
+        grouped_s = layers.grouped_macs / (peak * c.grouped_efficiency)
+    compute_s = (layers.dense_macs / (peak * c.dense_efficiency) + layers.dynamic_macs / (peak * c.dynamic_efficiency)
+                 + grouped_s + vector_bytes / (c.vector_gbps * 1e9) + layers.softmax_bytes / (c.softmax_gbps * 1e9))
+    memory_s = ((layers.weight_bytes + c.activation_spill * layers.activation_bytes)
+                / (model.chipset.memory_bandwidth_gbps * 1e9 * c.memory_efficiency))
+    overhead_s = layers.dispatched * c.op_overhead_us * 1e-6
+    if "streamed" in form:
+        graph_s = max((compute_s + overhead_s).sum(), memory_s.sum())
+    else:
+        graph_s = (np.maximum(compute_s, memory_s) + overhead_s).sum()
+    return float((graph_s + layers.io_values * c.io_ns_per_value * 1e-9) * 1000)
+
+
+def leave_one_model_out(training: list[dict], chips: list[str], form: set[str]) -> dict[str, float]:
+    """Each training model's rows estimated by the form fitted on the other training models."""
+    estimates, measured = [], []
+    for model in sorted({s["model"] for s in training}):
+        values = fit([s for s in training if s["model"] != model], chips, parameters_of(form),
+                     lambda sample, values: form_time_ms(sample, values, form))
+        for sample in training:
+            if sample["model"] == model:
+                estimates.append(form_time_ms(sample, values, form))
+                measured.append(sample["inference_ms"])
+    return relative_errors(estimates, measured)
+
+
+def held_out_report(samples: list[dict], values: dict[str, float], form: set[str]) -> dict:
+    """The form fitted on every training model: held-out error on the 8 Gen 3 and the SD-1.5 components there."""
+    chip = "snapdragon-8-gen-3"
+    estimate = {id(s): form_time_ms(s, values, form) for s in samples}
+    report = {}
+    for precision in ("float", "w8a16"):
+        chosen = [s for s in samples
+                  if s["side"] == "held_out" and s["profile"] == chip and s["precision"] == precision]
+        errors = relative_errors([estimate[id(s)] for s in chosen], [s["inference_ms"] for s in chosen])
+        worst = max(max(estimate[id(s)] / s["inference_ms"], s["inference_ms"] / estimate[id(s)]) for s in chosen)
+        report[f"8 Gen 3 {precision}, held out"] = {**errors, "worst_factor": round(worst, 2)}
+    for component in ("unet", "vae", "text_encoder"):
+        rows = [s for s in samples if s["model"] == "stable_diffusion_v1_5" and s["component"] == component
+                and s["profile"] == chip]
+        measured, estimated = statistics.median(s["inference_ms"] for s in rows), estimate[id(rows[0])]
+        report[f"SD-1.5 {component}, 8 Gen 3"] = f"{estimated:.1f} ms vs {measured:.1f} ({estimated / measured - 1:+.0%})"
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-estimate-validation")
+    args = parser.parse_args()
+    samples = estimated_samples(CSV, args.work)
+    training, chips = [s for s in samples if s["side"] == "fit"], fitted_chipsets(samples)
+    values = fit(training, chips)
+    drift = max(abs(form_time_ms(s, values, set()) / estimate_ms(s, values) - 1) for s in samples)
+    assert drift < 1e-9, f"the model's form differs from layer_times_ms by {drift:.2e}"
+    results = {}
+    for name, form in FORMS.items():
+        fitted = fit(training, chips, parameters_of(form),
+                     lambda sample, values, form=form: form_time_ms(sample, values, form))
+        results[name] = {"training, leave one model out": leave_one_model_out(training, chips, form),
+                         **held_out_report(samples, fitted, form)}
+        print(f"{name}: {json.dumps(results[name])}", file=sys.stderr)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
