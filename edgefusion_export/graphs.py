@@ -195,8 +195,8 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
                 weight_traffic += int(np.prod(output or [0])) * weight_bytes
             elif source is not None:
                 weight_traffic += int(np.prod(shapes.get(source, [0]))) * weight_bytes
-            elif shape_of(name):
-                size = int(np.prod(shape_of(name))) * activation_bytes
+            elif shape := shape_of(name):
+                size = int(np.prod(shape)) * activation_bytes
                 activation_traffic += size if size > vtcm_bytes else 0
         for shape in outputs.values():
             size = int(np.prod(shape or [0])) * activation_bytes

@@ -242,9 +242,8 @@ class EmulationRate:
 
 def costed_values(costs: list[LayerCost], values: str) -> list[int]:
     """Per layer, the values an emulation rate charges for (see EmulationRate.values)."""
-    if values == "every value":
-        return [cost.tiled_elements + cost.untiled_elements for cost in costs]
-    return [cost.tiled_elements + cost.untiled_elements if cost.op_type in TRANSCENDENTAL_OPS else 0 for cost in costs]
+    return [cost.tiled_elements + cost.untiled_elements
+            if values == "every value" or cost.op_type in TRANSCENDENTAL_OPS else 0 for cost in costs]
 
 
 # Fitted on benchmarks/emulation_rates.measured.jsonl (the tiny preset, bk-sdm-tiny at 256x256 and 512x512, a
