@@ -6,7 +6,8 @@ estimate, with its held-out band), the decoder's QNN compile (time, peak memory,
 HTP emulation at the build's size (SQNR against the CPU and the float decoder, time against the prediction).
 
     .venv/bin/python benchmarks/decoder_precision.py [--preset bk-sdm-tiny] [--half-width-vae] [--size 512]
-                                                     [--verify-npu quantized|all|off] [--cache DIR] [--work DIR]
+                                                     [--verify-npu quantized|all|off] [--qnn-optimization auto|1|2|3]
+                                                     [--recipe NAME ...] [--cache DIR] [--work DIR]
 
 `--half-width-vae` builds an architecture no preset has: the preset's UNet and text encoder with a VAE of half the
 channels (64/128/256/256), seeded. `--verify-npu quantized` (the default) checks the W8A16 decoder in emulation but
@@ -36,6 +37,7 @@ from edgefusion_export.sources.resolve import resolve_source
 from edgefusion_export.sources.presets import PRESETS, SD_VAE
 from edgefusion_export.stages import StageCache
 from edgefusion_export.targets import snapdragon
+from edgefusion_export.targets.base import QNN_OPTIMIZATION_CHOICES
 from edgefusion_export.targets.chipsets import chipset
 
 RECIPES = ("edgefusion", "edgefusion-w8a16-decoder")
@@ -49,13 +51,16 @@ def main() -> None:
     parser.add_argument("--half-width-vae", action="store_true", help="an architecture no preset has (see above)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--verify-npu", choices=("all", "quantized", "off"), default="quantized")
+    parser.add_argument("--qnn-optimization", choices=QNN_OPTIMIZATION_CHOICES, default="auto",
+                        help="QNN graph finalization mode for every component (auto: the build's choice per component)")
+    parser.add_argument("--recipe", choices=RECIPES, action="append", help="build only this recipe (repeatable)")
     parser.add_argument("--cache", type=Path, default=default_cache_dir())
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-decoder-precision")
     args = parser.parse_args()
     model = half_width_vae_model(args.preset, args.work / "model") if args.half_width_vae else None
     result = {"model": f"{args.preset} with a half-width VAE" if model else args.preset, "size": f"{args.size}x{args.size}",
               "chipset": CHIP, "recipes": {}}
-    for recipe in RECIPES:
+    for recipe in args.recipe or RECIPES:
         try:
             result["recipes"][recipe] = measure(recipe, model, args)
         except UserError as error:  # a gate that stops the build is a result (the NPU check, say)
@@ -84,7 +89,7 @@ def measure(recipe: str, model: Path | None, args: argparse.Namespace) -> dict:
     """Build with `recipe` (stages shared through the cache) and read the decoder's figures off the build."""
     source = resolve_source(model, None if model else args.preset)
     options = BuildOptions(target="snapdragon", precision=recipe, sizes=((args.size, args.size),),
-                           chipsets=(CHIP,), verify_npu=args.verify_npu)
+                           chipsets=(CHIP,), verify_npu=args.verify_npu, qnn_optimization=args.qnn_optimization)
     output = args.work / recipe
     console = Console(stderr=True)
     with PeakMemory() as peak, StageCache(args.cache, console, False, {"format": CACHE_FORMAT, "tools": tool_versions()}) as cache:
@@ -110,7 +115,8 @@ def measure(recipe: str, model: Path | None, args: argparse.Namespace) -> dict:
                          "image": round(profile.per_image_ms, 1),
                          "decoder_band": LatencyModel.of(chipset(CHIP), precision).describe_band()},
         "qnn_compile": {"seconds": npu["offline"]["seconds"], "cached": qnn["cached"], "peak_rss_mb": qnn["peak_rss_mb"],
-                        "finalization_mode": snapdragon.finalization_mode(build.model(build.finals, "vae_decoder"), "auto")},
+                        "finalization_mode": snapdragon.finalization_mode(build.model(build.finals, "vae_decoder"),
+                                                                          args.qnn_optimization)},
         "emulated": {**compiled["emulated"], **npu.get("emulated", {})},
         "build_seconds": report["total_seconds"], "build_peak_rss_gb": round(peak.mb / 1024, 2),
     }

@@ -74,14 +74,10 @@ class SimplifyResult(StageResult):
 
 
 @dataclass(frozen=True)
-class PrecisionResult(StageResult):
+class PrecisionResult(ExportResult):
     """A float component at its final precision (fp32 as exported, or converted to fp16)."""
 
     precision: str
-    parity: dict[str, float]
-
-    def summary(self) -> str:
-        return f"parity {self.parity['sqnr_db']:.1f} dB"
 
 
 def example_inputs(source: ModelSource, name: str, inputs: list[TensorSpec]) -> list[torch.Tensor]:
