@@ -375,7 +375,8 @@ def fp16_pass(build: Build, component: str) -> Pass[PrecisionResult]:
 
 def to_fp16(folder: Path, float_model: Path, parity_data: Path, lookup_tables: str = "fp16") -> PrecisionResult:
     path = onnx_export.to_fp16(float_model, folder, store_lookup_tables_8bit if lookup_tables == "int8" else None)
-    return PrecisionResult(onnx_export.check_parity(path, parity_data, "fp16", float_model.stem).as_dict(), "fp16")
+    return PrecisionResult(parity=onnx_export.check_parity(path, parity_data, "fp16", float_model.stem).as_dict(),
+                           precision="fp16")
 
 
 def w8a16_pass(build: Build, component: str, precision: str) -> Pass[QuantizeResult]:
@@ -407,7 +408,7 @@ def reduce_precision(build: Build, component: str) -> tuple[Path, StageResult]:
     fall back by themselves (edgefusion), keep the most sensitive layers in float."""
     precision = build.recipe[component]
     if precision == "fp32":
-        return build.floats[component], PrecisionResult(build.simplified[component].parity, "fp32")
+        return build.floats[component], PrecisionResult(parity=build.simplified[component].parity, precision="fp32")
     if precision == "fp16":
         return build.cache.run(fp16_pass(build, component))
     folder, result = build.cache.run(w8a16_pass(build, component, "w8a16"))
