@@ -16,7 +16,12 @@ choice), then reported on the held-out models as `estimate_validation.py` report
   the chain's first layer writes;
 - a dispatch floor per op: an op's dispatch overlaps its work, so a dispatched layer costs the slowest of its
   compute, its traffic and the dispatch cost instead of their sum (small CNNs such as EfficientNet-B0/B4 and the
-  MobileNets measure about the same time per op whatever their MACs).
+  MobileNets measure about the same time per op whatever their MACs);
+- dispatch at the activation width: the per-op cost is a minimum of vector work, so 8-bit activations (w8a8) pay
+  half of what 16-bit ones (float, w8a16) pay (on the 8 Gen 3 the MobileNets and EfficientNets measure 4.3-5.4 us
+  per QNN op at 16 bits, MobileNet-v2 3.1 us and Inception-v3 2.2 us at w8a8), alone and as a floor;
+- depthwise per output value: with that floor, a grouped convolution costs its output values at one rate (HVX
+  streams the kernel taps) instead of its MACs at a fraction of the HMX peak.
 
     .venv/bin/python benchmarks/estimate_forms.py [--form NAME ...] [--csv FILE] [--work DIR]
 """
@@ -35,9 +40,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from estimate_validation import (CSV, PARAMETERS, constants_for, estimate_ms, estimated_samples,  # noqa: E402
-                                 fit, fitted_chipsets, relative_errors)
+                                 fit, fitted_chipsets, graph_path, relative_errors)
 
-from edgefusion_export.graphs import NPU_BYTES  # noqa: E402
+from edgefusion_export.graphs import NPU_BYTES, layer_costs  # noqa: E402
 from edgefusion_export.profile.estimate import LatencyModel  # noqa: E402
 from edgefusion_export.targets.chipsets import load_chipsets  # noqa: E402
 
@@ -49,6 +54,10 @@ FORMS = {
     "one 16-bit vector rate": {"shared_16_bit"},
     "elementwise chains written once": {"chain_once"},
     "a dispatch floor per op": {"overhead_floor"},
+    "dispatch at the activation width": {"overhead_width"},
+    "a dispatch floor per op at the activation width": {"overhead_floor", "overhead_width"},
+    "depthwise per output value, over a dispatch floor at the activation width":
+        {"overhead_floor", "overhead_width", "depthwise_per_value"},
 }
 
 
@@ -57,6 +66,9 @@ def parameters_of(form: set[str]) -> dict:
     if "depthwise_vector" in form:
         del parameters["grouped_ratio"]
         parameters["depthwise_gbps"] = (20.0, 0.1, 1e4)  # activation bytes times kernel taps, per second
+    if "depthwise_per_value" in form:
+        del parameters["grouped_ratio"]
+        parameters["depthwise_gbps"] = (20.0, 0.1, 1e4)  # output bytes per second
     if "shared_16_bit" in form:
         del parameters["vector_w8a16"]
     return parameters
@@ -67,17 +79,19 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     chip, precision, layers = sample["profile"], sample["precision"], sample["layers"]
     if "shared_16_bit" in form:
         values = {**values, "vector_w8a16": values["vector_float"]}
-    if "depthwise_vector" in form:
-        values = {**values, "grouped_ratio": 1.0}  # constants_for needs one; this form does not read it
+    if form & {"depthwise_vector", "depthwise_per_value"}:
+        values = {**values, "grouped_ratio": 1.0}  # constants_for needs one; these forms do not read it
     constants = constants_for(values, chip, precision)
     if "shared_16_bit" in form and precision == "w8a16":
         constants = replace(constants, softmax_gbps=constants_for(values, chip, "float").softmax_gbps)
     model = LatencyModel(load_chipsets()[chip], precision, constants, None)
     c, peak, speed = constants, model.peak_macs_per_s, values.get(f"speed/{chip}", 1.0)
     vector_bytes = layers.vector_bytes * (layers.dispatched if "chain_once" in form else 1)
+    activation_bytes = NPU_BYTES["fp16" if precision == "float" else precision][1]
     if "depthwise_vector" in form:
-        activation_bytes = NPU_BYTES["fp16" if precision == "float" else precision][1]
         grouped_s = layers.grouped_macs * activation_bytes / (values["depthwise_gbps"] * speed * 1e9)
+    elif "depthwise_per_value" in form:
+        grouped_s = sample["grouped_values"] * activation_bytes / (values["depthwise_gbps"] * speed * 1e9)
     else:
         grouped_s = layers.grouped_macs / (peak * c.grouped_efficiency)
     compute_s = (layers.dense_macs / (peak * c.dense_efficiency) + layers.dynamic_macs / (peak * c.dynamic_efficiency)
@@ -85,6 +99,8 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     memory_s = ((layers.weight_bytes + c.activation_spill * layers.activation_bytes)
                 / (model.chipset.memory_bandwidth_gbps * 1e9 * c.memory_efficiency))
     overhead_s = layers.dispatched * c.op_overhead_us * 1e-6
+    if "overhead_width" in form:  # op_overhead_us is then the 16-bit cost; 8-bit activations take half
+        overhead_s = overhead_s * activation_bytes / 2
     if "overhead_floor" in form:
         graph_s = np.maximum(np.maximum(compute_s, memory_s), overhead_s).sum()
     elif "streamed" in form:
@@ -92,6 +108,19 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     else:
         graph_s = (np.maximum(compute_s, memory_s) + overhead_s).sum()
     return float((graph_s + layers.io_values * c.io_ns_per_value * 1e-9) * 1000)
+
+
+def with_grouped_values(samples: list[dict], work: Path) -> None:
+    """Each sample gets the output values of its grouped convolutions, per layer (zero elsewhere)."""
+    chipsets, values = load_chipsets(), {}
+    for sample in samples:
+        key = sample["architecture"].graph_name, sample["precision"]
+        if key not in values:
+            precision = "fp16" if sample["precision"] == "float" else sample["precision"]
+            costs = layer_costs(graph_path(sample["architecture"], work), precision,
+                                int(chipsets[sample["profile"]].vtcm_mb * 2**20))
+            values[key] = np.array([c.elements if c.kind == "grouped" else 0 for c in costs], dtype=np.float64)
+        sample["grouped_values"] = values[key]
 
 
 def leave_one_model_out(training: list[dict], chips: list[str], form: set[str]) -> dict[str, float]:
@@ -133,6 +162,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-estimate-validation")
     args = parser.parse_args()
     samples = estimated_samples(args.csv, args.work)
+    if any("depthwise_per_value" in FORMS[name] for name in args.form or FORMS):
+        with_grouped_values(samples, args.work)
     training, chips = [s for s in samples if s["side"] == "fit"], fitted_chipsets(samples)
     values = fit(training, chips)
     drift = max(abs(form_time_ms(s, values, set()) / estimate_ms(s, values) - 1) for s in samples)
