@@ -7,7 +7,8 @@ and compares. The constants are fitted on the training models of `estimate_split
 chipsets and precisions with the ties the hardware gives (one integer MAC efficiency for w8a8 and w8a16, whose
 peaks differ by 2x; one speed factor per chipset), and reported on both sides of the split; `--write-profiles`
 stores them per chipset and precision with the held-out error band in the chipset profiles (what `estimate` and
-`profile` print with every projection).
+`profile` print with every projection). For scale it also reports the data's own noise: the same device time in the
+oldest and newest release that publish it (`release_to_release`).
 
     .venv/bin/pip install .[bench]
     .venv/bin/python benchmarks/estimate_validation.py [--work DIR] [--write-profiles]
@@ -248,6 +249,28 @@ def write_profiles(values: dict[str, float], bands: dict[str, dict], samples: li
         path.write_text(text + "\n", encoding="utf-8")
 
 
+def release_spread(samples: list[dict]) -> dict[str, dict[str, float]]:
+    """The data's own noise: one device time (model, chipset, runtime, precision) in its newest release against its
+    oldest, per chipset and precision and over all, as relative errors (the yardstick for the estimate's bands)."""
+    releases = defaultdict(lambda: defaultdict(list))
+    for s in samples:
+        key = s["model"], s["component"], s["profile"], s["runtime"], s["precision"]
+        releases[key][s["source_version"].split()[0]].append(s["inference_ms"])
+    pairs = defaultdict(lambda: ([], []))
+    for (_, _, chip, _, precision), times in releases.items():
+        if len(times) > 1:
+            versions = sorted(times, key=version_key)
+            older, newer = statistics.median(times[versions[0]]), statistics.median(times[versions[-1]])
+            for group in (f"{chip}/{precision}", "all"):
+                pairs[group][0].append(newer)
+                pairs[group][1].append(older)
+    return {group: relative_errors(*pair) for group, pair in sorted(pairs.items())}
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.lstrip("v").split("."))
+
+
 def report_of(samples: list[dict], values: dict[str, float], left_out: dict[str, str]) -> dict:
     def band(selection: list[dict]) -> dict[str, float]:
         return relative_errors([s["estimate_ms"] for s in selection], [s["inference_ms"] for s in selection])
@@ -267,6 +290,7 @@ def report_of(samples: list[dict], values: dict[str, float], left_out: dict[str,
         "parameters": values,
         "by_chipset_and_precision": grouped(lambda s: f"{s['profile']}/{s['precision']}"),
         "by_family": grouped(lambda s: s["architecture"].family),
+        "release_to_release": release_spread(samples),
         "stable_diffusion_w8a16": [row(s) for s in samples if s["architecture"].family == "stable-diffusion"],
         "worst_held_out_rows": [row(s) for s in worst if s["side"] == "held_out"][:15],
         "rows": [row(s) for s in samples],
