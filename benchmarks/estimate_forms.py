@@ -21,7 +21,9 @@ choice), then reported on the held-out models as `estimate_validation.py` report
   half of what 16-bit ones (float, w8a16) pay (on the 8 Gen 3 the MobileNets and EfficientNets measure 4.3-5.4 us
   per QNN op at 16 bits, MobileNet-v2 3.1 us and Inception-v3 2.2 us at w8a8), alone and as a floor;
 - depthwise per output value: with that floor, a grouped convolution costs its output values at one rate (HVX
-  streams the kernel taps) instead of its MACs at a fraction of the HMX peak.
+  streams the kernel taps) instead of its MACs at a fraction of the HMX peak;
+- bilinear resampling at its own float rate: QNN's cost model puts SegFormer's FP16 bilinear Resize at 259x its
+  W8A16 cost (`emulated_precisions.py`), so in float a linear Resize writes its output at a rate of its own.
 
     .venv/bin/python benchmarks/estimate_forms.py [--form NAME ...] [--csv FILE] [--work DIR]
 """
@@ -37,6 +39,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from estimate_validation import (CSV, PARAMETERS, constants_for, estimate_ms, estimated_samples,  # noqa: E402
@@ -58,7 +61,9 @@ FORMS = {
     "a dispatch floor per op at the activation width": {"overhead_floor", "overhead_width"},
     "depthwise per output value, over a dispatch floor at the activation width":
         {"overhead_floor", "overhead_width", "depthwise_per_value"},
+    "bilinear resampling at its own float rate": {"float_resize"},
 }
+PER_LAYER_FORMS = {"depthwise_per_value", "float_resize"}  # forms that read `with_layer_values`
 
 
 def parameters_of(form: set[str]) -> dict:
@@ -69,6 +74,8 @@ def parameters_of(form: set[str]) -> dict:
     if "depthwise_per_value" in form:
         del parameters["grouped_ratio"]
         parameters["depthwise_gbps"] = (20.0, 0.1, 1e4)  # output bytes per second
+    if "float_resize" in form:
+        parameters["resize_float_gbps"] = (30.0, 0.01, 1e4)
     if "shared_16_bit" in form:
         del parameters["vector_w8a16"]
     return parameters
@@ -87,6 +94,10 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     model = LatencyModel(load_chipsets()[chip], precision, constants, None)
     c, peak, speed = constants, model.peak_macs_per_s, values.get(f"speed/{chip}", 1.0)
     vector_bytes = layers.vector_bytes * (layers.dispatched if "chain_once" in form else 1)
+    vector_s = vector_bytes / (c.vector_gbps * 1e9)
+    if "float_resize" in form and precision == "float":
+        resize_bytes = sample["linear_resize_values"] * 2
+        vector_s = vector_s + resize_bytes * (1 / (values["resize_float_gbps"] * speed) - 1 / c.vector_gbps) / 1e9
     activation_bytes = NPU_BYTES["fp16" if precision == "float" else precision][1]
     if "depthwise_vector" in form:
         grouped_s = layers.grouped_macs * activation_bytes / (values["depthwise_gbps"] * speed * 1e9)
@@ -95,7 +106,7 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     else:
         grouped_s = layers.grouped_macs / (peak * c.grouped_efficiency)
     compute_s = (layers.dense_macs / (peak * c.dense_efficiency) + layers.dynamic_macs / (peak * c.dynamic_efficiency)
-                 + grouped_s + vector_bytes / (c.vector_gbps * 1e9) + layers.softmax_bytes / (c.softmax_gbps * 1e9))
+                 + grouped_s + vector_s + layers.softmax_bytes / (c.softmax_gbps * 1e9))
     memory_s = ((layers.weight_bytes + c.activation_spill * layers.activation_bytes)
                 / (model.chipset.memory_bandwidth_gbps * 1e9 * c.memory_efficiency))
     overhead_s = layers.dispatched * c.op_overhead_us * 1e-6
@@ -110,17 +121,22 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     return float((graph_s + layers.io_values * c.io_ns_per_value * 1e-9) * 1000)
 
 
-def with_grouped_values(samples: list[dict], work: Path) -> None:
-    """Each sample gets the output values of its grouped convolutions, per layer (zero elsewhere)."""
+def with_layer_values(samples: list[dict], work: Path) -> None:
+    """Each sample gets, per layer (zero elsewhere), the output values of its grouped convolutions and of its
+    linear (bilinear) Resize nodes."""
     chipsets, values = load_chipsets(), {}
     for sample in samples:
         key = sample["architecture"].graph_name, sample["precision"]
         if key not in values:
+            path = graph_path(sample["architecture"], work)
             precision = "fp16" if sample["precision"] == "float" else sample["precision"]
-            costs = layer_costs(graph_path(sample["architecture"], work), precision,
-                                int(chipsets[sample["profile"]].vtcm_mb * 2**20))
-            values[key] = np.array([c.elements if c.kind == "grouped" else 0 for c in costs], dtype=np.float64)
-        sample["grouped_values"] = values[key]
+            costs = layer_costs(path, precision, int(chipsets[sample["profile"]].vtcm_mb * 2**20))
+            linear = {node.name for node in onnx.load(str(path), load_external_data=False).graph.node
+                      if node.op_type == "Resize" and any(a.name == "mode" and a.s == b"linear" for a in node.attribute)}
+            values[key] = {
+                "grouped_values": np.array([c.elements if c.kind == "grouped" else 0 for c in costs], dtype=np.float64),
+                "linear_resize_values": np.array([c.elements if c.name in linear else 0 for c in costs], dtype=np.float64)}
+        sample.update(values[key])
 
 
 def leave_one_model_out(training: list[dict], chips: list[str], form: set[str]) -> dict[str, float]:
@@ -162,8 +178,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-estimate-validation")
     args = parser.parse_args()
     samples = estimated_samples(args.csv, args.work)
-    if any("depthwise_per_value" in FORMS[name] for name in args.form or FORMS):
-        with_grouped_values(samples, args.work)
+    if any(FORMS[name] & PER_LAYER_FORMS for name in args.form or FORMS):
+        with_layer_values(samples, args.work)
     training, chips = [s for s in samples if s["side"] == "fit"], fitted_chipsets(samples)
     values = fit(training, chips)
     drift = max(abs(form_time_ms(s, values, set()) / estimate_ms(s, values) - 1) for s in samples)
@@ -174,7 +190,7 @@ def main() -> None:
         fitted = fit(training, chips, parameters_of(form),
                      lambda sample, values, form=form: form_time_ms(sample, values, form))
         results[name] = {"training, leave one model out": leave_one_model_out(training, chips, form),
-                         **held_out_report(samples, fitted, form)}
+                         **held_out_report(samples, fitted, form), "fitted on every training model": fitted}
         print(f"{name}: {json.dumps(results[name])}", file=sys.stderr)
     print(json.dumps(results, indent=1))
 
