@@ -94,11 +94,11 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     model = LatencyModel(load_chipsets()[chip], precision, constants, None)
     c, peak, speed = constants, model.peak_macs_per_s, values.get(f"speed/{chip}", 1.0)
     vector_bytes = layers.vector_bytes * (layers.dispatched if "chain_once" in form else 1)
+    activation_bytes = NPU_BYTES["fp16" if precision == "float" else precision][1]
     vector_s = vector_bytes / (c.vector_gbps * 1e9)
     if "float_resize" in form and precision == "float":
-        resize_bytes = sample["linear_resize_values"] * 2
+        resize_bytes = sample["linear_resize_values"] * activation_bytes
         vector_s = vector_s + resize_bytes * (1 / (values["resize_float_gbps"] * speed) - 1 / c.vector_gbps) / 1e9
-    activation_bytes = NPU_BYTES["fp16" if precision == "float" else precision][1]
     if "depthwise_vector" in form:
         grouped_s = layers.grouped_macs * activation_bytes / (values["depthwise_gbps"] * speed * 1e9)
     elif "depthwise_per_value" in form:
