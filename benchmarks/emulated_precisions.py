@@ -22,10 +22,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-import onnx
-
 sys.path.insert(0, str(Path(__file__).parent))
+from emulation_rates import random_feeds  # noqa: E402
 from estimate_models import ARCHITECTURES  # noqa: E402
 from estimate_validation import CSV, graph_path, selected_rows  # noqa: E402
 
@@ -37,13 +35,6 @@ from edgefusion_export.targets.snapdragon import compile_for_chipset  # noqa: E4
 
 MODELS = ("segformer_base", "efficientnet_b0", "fcn_resnet50")
 CHIPSET = "snapdragon-8-gen-3"
-
-
-def random_inputs(model_path: Path, count: int) -> list[dict[str, np.ndarray]]:
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    rng = np.random.default_rng(0)
-    shapes = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim] for value in graph.input}
-    return [{name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()} for _ in range(count)]
 
 
 def emulated(model_path: Path, name: str, folder: Path) -> dict:
@@ -75,7 +66,7 @@ def compare(model: str, work: Path) -> dict:
     prepared, _ = qdq.prepare(graph_path(architecture, work), folder)
     quantized = folder / "w8a16.onnx"
     if not quantized.is_file():
-        qdq.quantize_w8a16(prepared, random_inputs(prepared, 2), quantized)
+        qdq.quantize_w8a16(prepared, random_feeds(prepared, 2), quantized)
     fp16, w8a16 = emulated(prepared, model, folder / "fp16"), emulated(quantized, model, folder / "w8a16")
     device = device_ms(model)
     quantized_device = device.get("w8a16") or device.get("w8a8")

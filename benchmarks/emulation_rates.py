@@ -31,18 +31,22 @@ from edgefusion_export.targets.chipsets import chipset
 FORMS = snapdragon.EMULATION_VALUE_FORMS
 
 
-def random_feed(portable: Path) -> dict[str, np.ndarray]:
+def random_feeds(portable: Path, count: int = 1) -> list[dict[str, np.ndarray]]:
+    """`count` feeds for a graph's inputs, drawn one after another from one seeded generator (integers are zeros)."""
     model = onnx.load(str(portable), load_external_data=False)
     shapes = static_shapes(model)
     rng = np.random.default_rng(0)
-    feed = {}
-    for value in model.graph.input:
-        if value.type.tensor_type.elem_type in (onnx.TensorProto.INT32, onnx.TensorProto.INT64):
-            dtype = np.int32 if value.type.tensor_type.elem_type == onnx.TensorProto.INT32 else np.int64
-            feed[value.name] = np.zeros(shapes[value.name], dtype)
-        else:
-            feed[value.name] = rng.standard_normal(shapes[value.name]).astype(np.float32)
-    return feed
+    feeds = []
+    for _ in range(count):
+        feed = {}
+        for value in model.graph.input:
+            if value.type.tensor_type.elem_type in (onnx.TensorProto.INT32, onnx.TensorProto.INT64):
+                dtype = np.int32 if value.type.tensor_type.elem_type == onnx.TensorProto.INT32 else np.int64
+                feed[value.name] = np.zeros(shapes[value.name], dtype)
+            else:
+                feed[value.name] = rng.standard_normal(shapes[value.name]).astype(np.float32)
+        feeds.append(feed)
+    return feeds
 
 
 def measure(folder: Path, chip, calls: int) -> list[dict]:
@@ -53,7 +57,7 @@ def measure(folder: Path, chip, calls: int) -> list[dict]:
         portable, precision = bundle.component_path(component), entry["precision"]
         compiled = bundle.folder / entry["compiled"][chip.name]["offline"]["file"]
         costs = layer_costs(portable, precision, 0)
-        feed = random_feed(portable)
+        feed = random_feeds(portable)[0]
         start = time.perf_counter()
         session = htp_session(compiled, chip.htp_target)
         load_s = time.perf_counter() - start
