@@ -23,7 +23,12 @@ choice), then reported on the held-out models as `estimate_validation.py` report
 - depthwise per output value: with that floor, a grouped convolution costs its output values at one rate (HVX
   streams the kernel taps) instead of its MACs at a fraction of the HMX peak;
 - bilinear resampling at its own float rate: QNN's cost model puts SegFormer's FP16 bilinear Resize at 259x its
-  W8A16 cost (`emulated_precisions.py`), so in float a linear Resize writes its output at a rate of its own.
+  W8A16 cost (`emulated_precisions.py`), so in float a linear Resize writes its output at a rate of its own;
+- the graph as QNN compiles it (`fused_activations.py`): GELU written out (Div-Erf-Add-Mul-Mul) is one Gelu op,
+  alone and with the activations QNN does not fold: only ReLU and clipping fold into the MAC layer before them,
+  and only when quantized; sigmoid, SiLU's multiply, tanh, leaky ReLU and hard-swish run as ops of their own,
+  and float ReLUs too. Each form also reports how its count of dispatched layers compares with the NPU op
+  counts AI Hub publishes (`npu_ops`), a check that involves no time.
 
     .venv/bin/python benchmarks/estimate_forms.py [--form NAME ...] [--csv FILE] [--work DIR]
 """
@@ -62,8 +67,11 @@ FORMS = {
     "depthwise per output value, over a dispatch floor at the activation width":
         {"overhead_floor", "overhead_width", "depthwise_per_value"},
     "bilinear resampling at its own float rate": {"float_resize"},
+    "GELU as one op": {"gelu_op"},
+    "GELU as one op and activations folded as QNN compiles them": {"gelu_op", "compiled_activations"},
 }
-PER_LAYER_FORMS = {"depthwise_per_value", "float_resize"}  # forms that read `with_layer_values`
+PER_LAYER_FORMS = {"depthwise_per_value", "float_resize", "gelu_op", "compiled_activations"}  # read `with_layer_values`
+FOLDED_WHEN_QUANTIZED = {"Relu", "Clip"}  # what QNN folds into the MAC layer before it only at 8-bit weights
 
 
 def parameters_of(form: set[str]) -> dict:
@@ -93,8 +101,9 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
         constants = replace(constants, softmax_gbps=constants_for(values, chip, "float").softmax_gbps)
     model = LatencyModel(load_chipsets()[chip], precision, constants, None)
     c, peak, speed = constants, model.peak_macs_per_s, values.get(f"speed/{chip}", 1.0)
-    vector_bytes = layers.vector_bytes * (layers.dispatched if "chain_once" in form else 1)
     activation_bytes = NPU_BYTES["fp16" if precision == "float" else precision][1]
+    dispatched, vector_bytes = structure(sample, form)
+    vector_bytes = vector_bytes * (dispatched if "chain_once" in form else 1)
     vector_s = vector_bytes / (c.vector_gbps * 1e9)
     if "float_resize" in form and precision == "float":
         resize_bytes = sample["linear_resize_values"] * activation_bytes
@@ -109,7 +118,7 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
                  + grouped_s + vector_s + layers.softmax_bytes / (c.softmax_gbps * 1e9))
     memory_s = ((layers.weight_bytes + c.activation_spill * layers.activation_bytes)
                 / (model.chipset.memory_bandwidth_gbps * 1e9 * c.memory_efficiency))
-    overhead_s = layers.dispatched * c.op_overhead_us * 1e-6
+    overhead_s = dispatched * c.op_overhead_us * 1e-6
     if "overhead_width" in form:  # op_overhead_us is then the 16-bit cost; 8-bit activations take half
         overhead_s = overhead_s * activation_bytes / 2
     if "overhead_floor" in form:
@@ -121,9 +130,52 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     return float((graph_s + layers.io_values * c.io_ns_per_value * 1e-9) * 1000)
 
 
+def structure(sample: dict, form: set[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer: 1 if dispatched, and the bytes it writes at the vector rate, with the form's graph changes."""
+    layers, activation_bytes = sample["layers"], NPU_BYTES["fp16" if sample["precision"] == "float" else sample["precision"]][1]
+    dispatched, values = layers.dispatched.copy(), np.zeros_like(layers.dispatched)
+    for change in ("gelu_op", "compiled_activations"):
+        if change in form:
+            dispatched = np.where(sample[f"{change}_dispatched"] >= 0, sample[f"{change}_dispatched"], dispatched)
+            values = values + sample[f"{change}_values"]
+    return dispatched, layers.vector_bytes + values * activation_bytes
+
+
+def gelu_nodes(model: onnx.ModelProto) -> tuple[set[str], set[str]]:
+    """GELU written out as x * 0.5 * (1 + erf(x / sqrt(2))), torch's export below opset 20: the names of each
+    pattern's first four nodes and of its last one (the value it writes)."""
+    weights = {tensor.name for tensor in model.graph.initializer}
+    producer = {output: node for node in model.graph.node for output in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def only_consumer(node: onnx.NodeProto, op_type: str) -> onnx.NodeProto | None:
+        following = consumers.get(node.output[0], [])
+        return following[0] if len(following) == 1 and following[0].op_type == op_type else None
+
+    inner, last = set(), set()
+    for erf in (node for node in model.graph.node if node.op_type == "Erf"):
+        scale = producer.get(erf.input[0])
+        if scale is None or scale.op_type not in ("Div", "Mul") or scale.input[1] not in weights:
+            continue
+        shift = only_consumer(erf, "Add")
+        first = shift and only_consumer(shift, "Mul")
+        end = first and only_consumer(first, "Mul")
+        if end is None:
+            continue
+        others = [name for mul in (first, end) for name in mul.input if name not in (shift.output[0], first.output[0])]
+        if sorted(name in weights for name in others) == [False, True] and scale.input[0] in others:
+            inner |= {scale.name, erf.name, shift.name, first.name}
+            last.add(end.name)
+    return inner, last
+
+
 def with_layer_values(samples: list[dict], work: Path) -> None:
     """Each sample gets, per layer (zero elsewhere), the output values of its grouped convolutions and of its
-    linear (bilinear) Resize nodes."""
+    linear (bilinear) Resize nodes, and for the graph-as-compiled forms the dispatch flags they set (-1 where they
+    keep the model's) and the values they add to or take from the vector layers."""
     chipsets, values = load_chipsets(), {}
     for sample in samples:
         key = sample["architecture"].graph_name, sample["precision"]
@@ -131,11 +183,20 @@ def with_layer_values(samples: list[dict], work: Path) -> None:
             path = graph_path(sample["architecture"], work)
             precision = "fp16" if sample["precision"] == "float" else sample["precision"]
             costs = layer_costs(path, precision, int(chipsets[sample["profile"]].vtcm_mb * 2**20))
-            linear = {node.name for node in onnx.load(str(path), load_external_data=False).graph.node
+            model = onnx.load(str(path), load_external_data=False)
+            linear = {node.name for node in model.graph.node
                       if node.op_type == "Resize" and any(a.name == "mode" and a.s == b"linear" for a in node.attribute)}
+            inner, last = gelu_nodes(model)
+            folded = FOLDED_WHEN_QUANTIZED if precision != "fp16" else set()
+            unfolded = [c.kind == "fused" and c.op_type != "BatchNormalization" and c.op_type not in folded for c in costs]
+            column = lambda value: np.array([value(c) for c in costs], dtype=np.float64)  # noqa: E731
             values[key] = {
-                "grouped_values": np.array([c.elements if c.kind == "grouped" else 0 for c in costs], dtype=np.float64),
-                "linear_resize_values": np.array([c.elements if c.name in linear else 0 for c in costs], dtype=np.float64)}
+                "grouped_values": column(lambda c: c.elements if c.kind == "grouped" else 0),
+                "linear_resize_values": column(lambda c: c.elements if c.name in linear else 0),
+                "gelu_op_dispatched": column(lambda c: 0 if c.name in inner else 1 if c.name in last else -1),
+                "gelu_op_values": column(lambda c: -c.elements if c.name in inner and c.kind == "vector" else 0),
+                "compiled_activations_dispatched": np.where(unfolded, 1.0, -1.0),
+                "compiled_activations_values": np.array([c.elements * u for c, u in zip(costs, unfolded)], dtype=np.float64)}
         sample.update(values[key])
 
 
@@ -171,6 +232,20 @@ def held_out_report(samples: list[dict], values: dict[str, float], form: set[str
     return report
 
 
+def op_counts(samples: list[dict], form: set[str]) -> dict[str, float]:
+    """The form's dispatched layers per graph and precision against the NPU op count AI Hub publishes for it (the
+    median over its rows): the median ratio and its 10th and 90th percentiles."""
+    published, counted = {}, {}
+    for sample in samples:
+        key = sample["model"], sample["component"], sample["precision"]
+        if sample["npu_ops"]:
+            published.setdefault(key, []).append(int(sample["npu_ops"]))
+            counted[key] = structure(sample, form)[0].sum()
+    ratios = [counted[key] / statistics.median(ops) for key, ops in published.items()]
+    return {"graphs": len(ratios), "median": round(statistics.median(ratios), 2),
+            "p10": round(float(np.percentile(ratios, 10)), 2), "p90": round(float(np.percentile(ratios, 90)), 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--form", choices=FORMS, action="append", help="try only this form (repeatable)")
@@ -190,7 +265,9 @@ def main() -> None:
         fitted = fit(training, chips, parameters_of(form),
                      lambda sample, values, form=form: form_time_ms(sample, values, form))
         results[name] = {"training, leave one model out": leave_one_model_out(training, chips, form),
-                         **held_out_report(samples, fitted, form), "fitted on every training model": fitted}
+                         **held_out_report(samples, fitted, form),
+                         "dispatched layers over AI Hub's NPU ops": op_counts(samples, form),
+                         "fitted on every training model": fitted}
         print(f"{name}: {json.dumps(results[name])}", file=sys.stderr)
     print(json.dumps(results, indent=1))
 

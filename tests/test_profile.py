@@ -319,6 +319,16 @@ def test_a_qdq_graph_is_estimated_as_its_float_graph_at_its_precision(tmp_path):
     assert own["precision"] == "w8a16" and own["total_ms"] == as_w8a16["total_ms"] > 0
 
 
+def test_emulator_profiles_in_one_scratch_folder_each_report_one_run(snapdragon_bundle, tmp_path):
+    """QNN appends to an existing profiling file: a second profile in the same folder must not count both runs."""
+    from edgefusion_export.bundle.manifest import load_bundle
+    from edgefusion_export.profile.emulator_backend import profile_bundle
+
+    bundle, chip = load_bundle(snapdragon_bundle), chipset("snapdragon-8-gen-2")
+    first, second = (profile_bundle(bundle, chip, tmp_path) for _ in range(2))
+    assert [row.name for row in second.rows] == [row.name for row in first.rows]
+
+
 def test_emulator_backend_reports_simulated_cycles_per_op(snapdragon_bundle, tmp_path):
     result = run_cli("profile", snapdragon_bundle, "--backend", "emulator", "--chipset", "snapdragon-8-gen-2",
                      "-o", tmp_path)

@@ -44,6 +44,7 @@ def op_type(name: str) -> str:
 def profile_component(compiled: Path, component: str, chipset: Chipset, scratch: Path) -> list[Row]:
     """Run one compiled component once in HTP emulation with QNN's detailed profiling."""
     trace = scratch / f"{component}.csv"
+    trace.unlink(missing_ok=True)  # QNN appends to an existing profiling file
     session = htp_session(compiled, chipset.htp_target,
                           extra={"profiling_level": "detailed", "profiling_file_path": str(trace)})
     session.run(None, _feeds(session))

@@ -1,0 +1,101 @@
+"""Which activations QNN folds into the MAC layer before them, and which GELU becomes: print JSON.
+
+`estimate` charges nothing for an activation it takes to be folded into the convolution or MatMul before it, and
+GELU written out by torch's exporter (Div-Erf-Add-Mul-Mul) as five elementwise layers. This builds one small
+graph per activation (Conv 64->64 3x3, the activation, Conv again, at 56x56; GELU also between two Linear layers,
+77 tokens), compiles it for the 8 Gen 3 in FP16 and in W8A16 (onnxruntime's QNN pre-processing, then QDQ
+calibrated on two random inputs), runs it once in onnxruntime-qnn's HTP emulation with QNN's per-op profiling and
+lists the ops of the finalized graph between the two MAC layers: an empty list means QNN folded the activation.
+`estimate_forms.py` turns the answer into a form of the estimate ("activations folded as QNN compiles them").
+
+    .venv/bin/python benchmarks/fused_activations.py [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from emulation_rates import random_feeds  # noqa: E402
+
+from edgefusion_export.export.onnx_export import simplify, trace  # noqa: E402
+from edgefusion_export.memory import PeakMemory  # noqa: E402
+from edgefusion_export.profile.emulator_backend import profile_component  # noqa: E402
+from edgefusion_export.quantize import qdq  # noqa: E402
+from edgefusion_export.targets.chipsets import chipset  # noqa: E402
+from edgefusion_export.targets.snapdragon import compile_for_chipset  # noqa: E402
+
+CHIPSET = "snapdragon-8-gen-3"
+MAC_OP_TYPES = {"Conv", "MatMul", "MatMulAddFusion", "FullyConnected", "Gemm"}
+
+
+class SiLU(torch.nn.Module):
+    """x * sigmoid(x) as EfficientNet and YOLO write it (torch exports nn.SiLU as the same two nodes)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
+ACTIVATIONS = {"relu": torch.nn.ReLU, "relu6": torch.nn.ReLU6, "leaky_relu": lambda: torch.nn.LeakyReLU(0.1),
+               "sigmoid": torch.nn.Sigmoid, "silu": SiLU, "tanh": torch.nn.Tanh, "hardswish": torch.nn.Hardswish,
+               "gelu": torch.nn.GELU}
+
+
+class Between(torch.nn.Module):
+    """An activation between two MAC layers."""
+
+    def __init__(self, activation: torch.nn.Module, linear: bool):
+        super().__init__()
+        make = (lambda: torch.nn.Linear(256, 256)) if linear else (lambda: torch.nn.Conv2d(64, 64, 3, padding=1))
+        self.first, self.activation, self.second = make(), activation, make()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.activation(self.first(x)))
+
+
+def ops_between(name: str, linear: bool, folder: Path) -> dict[str, list[str]]:
+    """The op types QNN runs between the two MAC layers, per precision."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    example = torch.randn(1, 77, 256) if linear else torch.randn(1, 64, 56, 56)
+    with torch.no_grad():
+        exported = trace(Between(ACTIVATIONS[name](), linear).eval(), [example], folder / "model.onnx", ["input_0"], ["output"])
+    (folder / "simplified").mkdir(exist_ok=True)
+    (folder / "prepared").mkdir(exist_ok=True)
+    prepared, _ = qdq.prepare(simplify(exported, folder / "simplified")[0], folder / "prepared")
+    graphs = {"fp16": prepared, "w8a16": qdq.quantize_w8a16(prepared, random_feeds(prepared, 2), folder / "w8a16.onnx")}
+    chip = chipset(CHIPSET)
+    ops = {}
+    for precision, graph in graphs.items():
+        (folder / precision).mkdir(exist_ok=True)
+        compiled = compile_for_chipset(graph, chip, folder / precision, allow_cpu_fallback=False, mode="2")
+        rows = profile_component(folder / precision / compiled.file, name, chip, folder / precision)
+        macs = [i for i, row in enumerate(rows) if row.op_type in MAC_OP_TYPES]
+        # ops QNN or onnxruntime's pre-processing named themselves go by their name, reshapes left out
+        ops[precision] = [row.name if row.op_type == "QNN:op" else row.op_type for row in rows[macs[0] + 1:macs[1]]
+                          if "reshape" not in row.name]
+    return ops
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-fused-activations")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    cases = [(name, False) for name in ACTIVATIONS] + [("gelu", True)]
+    with PeakMemory() as peak:
+        result = {f"{name} after {'Linear' if linear else 'Conv'}": ops_between(name, linear, args.work / f"{name}-{linear}")
+                  for name, linear in cases}
+    print(json.dumps({"chipset": CHIPSET, "ops between the two MAC layers": result,
+                      "seconds": round(time.perf_counter() - start, 1), "peak_rss_gb": round(peak.mb / 1024, 2)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
