@@ -77,7 +77,7 @@ def block_type(component: str, block: str) -> str:
 def bk_sdm_tiny(work: Path, chip) -> dict:
     bundle = work / "bk-sdm-tiny-64-w8a16"
     start = time.perf_counter()
-    options = BuildOptions(target="snapdragon", precision="w8a16", sizes=((64, 64),), fidelity_images=1, verify_npu=True,
+    options = BuildOptions(target="snapdragon", precision="w8a16", sizes=((64, 64),), fidelity_images=1, verify_npu="all",
                            quantize=QuantizeSettings(min_sqnr_db=20.0), chipsets=(chip.name,))
     compile_bundle(resolve_source(None, "bk-sdm-tiny"), options, bundle, work / "cache", sys.argv, Console(stderr=True))
     manifest = load_bundle(bundle).manifest
