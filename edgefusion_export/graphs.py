@@ -10,7 +10,9 @@ import numpy as np
 import onnx
 
 MAC_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
-# What QNN's HTP backend folds into the MAC layer before it (Conv+BatchNorm+ReLU is one op).
+# Activations the estimate folds into the MAC layer before them: its fitted accounting, not QNN's. Compiled for the
+# HTP, QNN folds batch norm, and ReLU and clipping only when quantized; the rest run as ops of their own
+# (benchmarks/fused_activations.py; counting them so fitted no better, see estimate_forms.py).
 FUSED_ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
                      "BatchNormalization", "Gelu"}
 VECTOR_KINDS = {"vector", "softmax"}
