@@ -70,7 +70,8 @@ FORMS = {
     "GELU as one op": {"gelu_op"},
     "GELU as one op and activations folded as QNN compiles them": {"gelu_op", "compiled_activations"},
 }
-PER_LAYER_FORMS = {"depthwise_per_value", "float_resize", "gelu_op", "compiled_activations"}  # read `with_layer_values`
+GRAPH_CHANGES = ("gelu_op", "compiled_activations")  # forms that change which layers dispatch and what they write
+PER_LAYER_FORMS = {"depthwise_per_value", "float_resize", *GRAPH_CHANGES}  # forms that read `with_layer_values`
 FOLDED_WHEN_QUANTIZED = {"Relu", "Clip"}  # what QNN folds into the MAC layer before it only at 8-bit weights
 
 
@@ -101,7 +102,7 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
         constants = replace(constants, softmax_gbps=constants_for(values, chip, "float").softmax_gbps)
     model = LatencyModel(load_chipsets()[chip], precision, constants, None)
     c, peak, speed = constants, model.peak_macs_per_s, values.get(f"speed/{chip}", 1.0)
-    activation_bytes = NPU_BYTES["fp16" if precision == "float" else precision][1]
+    activation_bytes = NPU_BYTES[precision][1]
     dispatched, vector_bytes = structure(sample, form)
     vector_bytes = vector_bytes * (dispatched if "chain_once" in form else 1)
     vector_s = vector_bytes / (c.vector_gbps * 1e9)
@@ -132,13 +133,12 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
 
 def structure(sample: dict, form: set[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per layer: 1 if dispatched, and the bytes it writes at the vector rate, with the form's graph changes."""
-    layers, activation_bytes = sample["layers"], NPU_BYTES["fp16" if sample["precision"] == "float" else sample["precision"]][1]
-    dispatched, values = layers.dispatched.copy(), np.zeros_like(layers.dispatched)
-    for change in ("gelu_op", "compiled_activations"):
+    dispatched, vector_bytes = sample["layers"].dispatched, sample["layers"].vector_bytes
+    for change in GRAPH_CHANGES:
         if change in form:
             dispatched = np.where(sample[f"{change}_dispatched"] >= 0, sample[f"{change}_dispatched"], dispatched)
-            values = values + sample[f"{change}_values"]
-    return dispatched, layers.vector_bytes + values * activation_bytes
+            vector_bytes = vector_bytes + sample[f"{change}_values"] * NPU_BYTES[sample["precision"]][1]
+    return dispatched, vector_bytes
 
 
 def gelu_nodes(model: onnx.ModelProto) -> tuple[set[str], set[str]]:
