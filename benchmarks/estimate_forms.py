@@ -32,6 +32,8 @@ choice), then reported on the held-out models as `estimate_validation.py` report
 - a graph floor of ops: a graph takes at least its dispatched layers times the per-op cost (at the activation
   width), which runs beside its layers' work instead of adding to it, counted the model's way (alone and with one
   16-bit vector rate) and as QNN compiles the graph;
+- softmax at a share of the vector rate: one ratio for every precision instead of a float and an integer rate of
+  its own (only BERT's W8A16 rows inform the integer one among the training models), alone and over that floor;
 - diagnostics, not candidates (they read the row's own published op count, which a user's graph does not have):
   is the count of ops what the model lacks? A dispatch cost per NPU op AI Hub published for the row's graph, added
   to the model's layers, and the same count as the graph's floor.
@@ -77,6 +79,8 @@ FORMS = {
     "GELU as one op and activations folded as QNN compiles them": {"gelu_op", "compiled_activations"},
     "a graph floor of dispatched layers at the activation width": {"graph_floor", "overhead_width"},
     "that, with one 16-bit vector rate": {"graph_floor", "overhead_width", "shared_16_bit"},
+    "softmax at a share of the vector rate": {"softmax_tied"},
+    "a graph floor of ops with softmax at a share of the vector rate": {"graph_floor", "overhead_width", "softmax_tied"},
     "a graph floor of ops as QNN compiles the graph, at the activation width":
         {"gelu_op", "compiled_activations", "graph_floor", "overhead_width"},
     "dispatch per published NPU op (diagnostic)": {"published_ops"},
@@ -100,6 +104,9 @@ def parameters_of(form: set[str]) -> dict:
         parameters["resize_float_gbps"] = (30.0, 0.01, 1e4)
     if "shared_16_bit" in form:
         del parameters["vector_w8a16"]
+    if "softmax_tied" in form:
+        del parameters["softmax_float"], parameters["softmax_integer"]
+        parameters["softmax_share"] = (0.5, 1e-3, 100.0)
     return parameters
 
 
@@ -110,7 +117,11 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
         values = {**values, "vector_w8a16": values["vector_float"]}
     if form & {"depthwise_vector", "depthwise_per_value"}:
         values = {**values, "grouped_ratio": 1.0}  # constants_for needs one; these forms do not read it
+    if "softmax_tied" in form:
+        values = {**values, "softmax_float": 1.0, "softmax_integer": 1.0}  # replaced below
     constants = constants_for(values, chip, precision)
+    if "softmax_tied" in form:
+        constants = replace(constants, softmax_gbps=constants.vector_gbps * values["softmax_share"])
     if "shared_16_bit" in form and precision == "w8a16":
         constants = replace(constants, softmax_gbps=constants_for(values, chip, "float").softmax_gbps)
     model = LatencyModel(load_chipsets()[chip], precision, constants, None)
