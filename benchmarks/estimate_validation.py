@@ -1,6 +1,7 @@
 """Validate the `estimate` latency model against AI Hub's published device times; fit its constants; print JSON.
 
-Builds every architecture of `estimate_models.py` at the shape AI Hub profiled, exports it with our exporter
+Builds every architecture of `estimate_models.py` at the shape AI Hub profiled, with its constant-initialised
+parameters drawn as a trained checkpoint's would be (`trained_like`), exports it with our exporter
 (trace, NPU rewrites, onnxsim) in the form AI Hub ran it (a Q/DQ graph costs what its float graph costs at that
 precision: Q/DQ nodes are free and weights count at their stored bytes), estimates every row this model describes
 and compares. The constants are fitted on the training models of `estimate_split.json` only, jointly for all
@@ -93,13 +94,28 @@ def selected_rows(path: Path) -> tuple[list[dict], dict[str, int]]:
     return kept, dict(dropped)
 
 
+def trained_like(module: torch.nn.Module) -> torch.nn.Module:
+    """Draw the parameters a library initialises to a constant (biases at 0, norm scales at 1) around it.
+
+    A trained checkpoint has no such constants, and the graph depends on them: simplification drops an Add of zeros
+    and a Mul by ones (a GroupNorm's affine, a Linear's bias), which QNN would run as ops of their own.
+    """
+    with torch.no_grad():
+        for parameter in module.parameters():
+            for constant in (0.0, 1.0):
+                if parameter.numel() > 0 and bool(torch.all(parameter == constant)):
+                    parameter.normal_(constant, 0.02)
+    return module
+
+
 def graph_path(architecture: Architecture, work: Path) -> Path:
-    """The simplified graph of an architecture, built once."""
-    path = work / architecture.graph_name / "simplified" / "model.onnx"
+    """The simplified graph of an architecture with trained-like parameters, built once."""
+    path = work / architecture.graph_name / "trained-like" / "simplified" / "model.onnx"
     if path.is_file():
         return path
     torch.manual_seed(0)
     module, inputs = architecture.build()
+    trained_like(module)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), redirect_stdout(sys.stderr):  # onnxsim prints to stdout, which carries the JSON
         exported = trace(module.eval(), inputs, path.parent.parent / "model.onnx",

@@ -1,9 +1,11 @@
-"""Which activations QNN folds into the MAC layer before them, and which GELU becomes: print JSON.
+"""Which activations QNN folds into the MAC layer before them, what GELU becomes, and whether a Linear's bias and
+a GroupNorm's scale and shift run as ops of their own: print JSON.
 
-`estimate` charges nothing for an activation it takes to be folded into the convolution or MatMul before it, and
-GELU written out by torch's exporter (Div-Erf-Add-Mul-Mul) as five elementwise layers. This builds one small
-graph per activation (Conv 64->64 3x3, the activation, Conv again, at 56x56; GELU also between two Linear layers,
-77 tokens), compiles it for the 8 Gen 3 in FP16 and in W8A16 (onnxruntime's QNN pre-processing, then QDQ
+`estimate` charges nothing for an activation it takes to be folded into the convolution or MatMul before it or
+for a MatMul's bias Add, GELU written out by torch's exporter (Div-Erf-Add-Mul-Mul) as five elementwise layers,
+and a GroupNorm's affine (the exporter's Mul and Add after its InstanceNormalization) as two. This builds one
+small graph per case (Conv 64->64 3x3, the activation or a GroupNorm of 32 groups with a drawn scale and shift,
+Conv again, at 56x56; GELU and nothing also between two Linear layers, 77 tokens), compiles it for the 8 Gen 3 in FP16 and in W8A16 (onnxruntime's QNN pre-processing, then QDQ
 calibrated on two random inputs), runs it once in onnxruntime-qnn's HTP emulation with QNN's per-op profiling and
 lists the ops of the finalized graph between the two MAC layers: an empty list means QNN folded the activation.
 `estimate_forms.py` turns the answer into a form of the estimate ("activations folded as QNN compiles them").
@@ -43,9 +45,18 @@ class SiLU(torch.nn.Module):
         return x * torch.sigmoid(x)
 
 
+def group_norm() -> torch.nn.GroupNorm:
+    """A GroupNorm with the scale and shift of a trained one (its initial 1 and 0 would be simplified away)."""
+    norm = torch.nn.GroupNorm(32, 64)
+    with torch.no_grad():
+        norm.weight.normal_(1.0, 0.1), norm.bias.normal_(0.0, 0.1)
+    return norm
+
+
 ACTIVATIONS = {"relu": torch.nn.ReLU, "relu6": torch.nn.ReLU6, "leaky_relu": lambda: torch.nn.LeakyReLU(0.1),
                "sigmoid": torch.nn.Sigmoid, "silu": SiLU, "tanh": torch.nn.Tanh, "hardswish": torch.nn.Hardswish,
-               "gelu": torch.nn.GELU}
+               "gelu": torch.nn.GELU, "group_norm": group_norm, "nothing": torch.nn.Identity}
+CASES = [(name, False) for name in ACTIVATIONS if name != "nothing"] + [("gelu", True), ("nothing", True)]
 
 
 class Between(torch.nn.Module):
@@ -89,10 +100,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-fused-activations")
     args = parser.parse_args()
     start = time.perf_counter()
-    cases = [(name, False) for name in ACTIVATIONS] + [("gelu", True)]
     with PeakMemory() as peak:
         result = {f"{name} after {'Linear' if linear else 'Conv'}": ops_between(name, linear, args.work / f"{name}-{linear}")
-                  for name, linear in cases}
+                  for name, linear in CASES}
     print(json.dumps({"chipset": CHIPSET, "ops between the two MAC layers": result,
                       "seconds": round(time.perf_counter() - start, 1), "peak_rss_gb": round(peak.mb / 1024, 2)}, indent=1))
 

@@ -88,7 +88,7 @@ class LayerCost:
     activation_bytes: int  # activations larger than VTCM, read and written by the layer
     # "dense" (Conv, MatMul, Gemm, ConvTranspose with weights), "dynamic" (a MatMul of two activations, as in
     # attention), "grouped" (Conv with groups), "softmax", "vector" (other computation), "fused" (an activation
-    # folded into the MAC layer before it), "in_place" (Concat, Split, Slice: written in place)
+    # or a MatMul's bias folded into the MAC layer before it), "in_place" (Concat, Split, Slice: written in place)
     kind: str = "vector"
     elements: int = 0  # values the layer writes
     dispatched: bool = True  # False for a layer QNN runs inside another: a fused activation, or a link of an
@@ -153,8 +153,22 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
     not_images = attention_tensors(model)
     fused: set[str] = set()
 
+    def is_bias(node: onnx.NodeProto) -> bool:
+        """An Add of one value per output channel to what a MatMul with weights writes: QNN runs it in the MatMul,
+        as a Gemm's or a Conv's bias (benchmarks/fused_activations.py, "bias after Linear")."""
+        output = shape_of(node.output[0])
+        for bias, value in ((node.input[1], node.input[0]), (node.input[0], node.input[1])):
+            source, stored = computed_by(value), weight_source(bias)
+            if source is not None and source.op_type == "MatMul" and weight_source(source.input[1]) and stored \
+                    and output and int(np.prod(shapes.get(stored, [0]))) == output[-1]:
+                return True
+        return False
+
     def is_fused(node: onnx.NodeProto) -> bool:
-        """An activation of a MAC layer's output (or of an activation fused into one); SiLU's x * sigmoid(x) too."""
+        """An activation of a MAC layer's output (or of an activation fused into one); SiLU's x * sigmoid(x) too;
+        a MatMul's bias."""
+        if node.op_type == "Add" and len(node.input) == 2:
+            return is_bias(node)
         if node.op_type in FUSED_ACTIVATIONS:
             source = computed_by(node.input[0])
             return source is not None and (source.op_type in MAC_OPS or source.name in fused)

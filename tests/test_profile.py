@@ -290,6 +290,42 @@ def test_shapes_are_inferred_with_large_weights_left_out():
     assert [tensor.name for tensor in model.graph.initializer] == ["w", "shape"] and len(model.graph.input) == 1
 
 
+def test_a_matmul_bias_costs_what_a_gemm_bias_costs(tmp_path):
+    """torch writes a Linear as Gemm on 2-D inputs and as MatMul then Add on 3-D ones: the bias Add is part of the
+    MatMul (it neither dispatches nor writes), so both spellings estimate alike; an Add of anything else after a
+    MatMul (a scalar, a full tensor, a bias after attention's MatMul of two activations) stays a layer."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32), "m"),
+               numpy_helper.from_array(rng.standard_normal(32).astype(np.float32), "b"),
+               numpy_helper.from_array(rng.standard_normal(100).astype(np.float32), "b100"),
+               numpy_helper.from_array(rng.standard_normal(1).astype(np.float32), "one")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [100, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [100, 32])
+    spellings = {"gemm": [helper.make_node("Gemm", ["x", "m", "b"], ["y"], name="linear")],
+                 "matmul": [helper.make_node("MatMul", ["x", "m"], ["xm"], name="linear"),
+                            helper.make_node("Add", ["b", "xm"], ["y"], name="bias")]}
+    totals = {}
+    for name, nodes in spellings.items():
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], weights[:2]),
+                                    opset_imports=[helper.make_opsetid("", 18)]), str(path))
+        totals[name] = json.loads(run_cli("estimate", path, "--precision", "w8a16", "--json").stdout)["total_ms"]
+    assert totals["matmul"] == totals["gemm"] > 0
+    nodes = [*spellings["matmul"][:1],
+             helper.make_node("Add", ["xm", "one"], ["shifted"], name="scalar"),
+             helper.make_node("Add", ["xm", "xm"], ["doubled"], name="tensor"),
+             helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0]),
+             helper.make_node("MatMul", ["x", "xt"], ["scores"], name="attention"),
+             helper.make_node("Add", ["scores", "b100"], ["biased"], name="after_attention")]
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in
+               (("shifted", [100, 32]), ("doubled", [100, 32]), ("biased", [100, 100]))]
+    path = tmp_path / "others.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], outputs, weights),
+                                opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    kinds = {c.name: (c.kind, c.dispatched) for c in layer_costs(path, "w8a16", vtcm_bytes=0)}
+    assert [kinds[name] for name in ("scalar", "tensor", "after_attention")] == [("vector", True)] * 3
+
+
 def test_a_qdq_graph_is_estimated_as_its_float_graph_at_its_precision(tmp_path):
     """Q/DQ nodes cost nothing and weights count at their stored bytes, so the validation's float graphs stand for
     the W8A16 graphs AI Hub ran: a QDQ Conv (uint8 weights, uint16 activations) estimates as the float Conv at w8a16."""
