@@ -98,7 +98,7 @@ def trained_like(module: torch.nn.Module) -> torch.nn.Module:
     """Draw the parameters a library initialises to a constant (biases at 0, norm scales at 1) around it.
 
     A trained checkpoint has no such constants, and the graph depends on them: simplification drops an Add of zeros
-    and a Mul by ones (a GroupNorm's affine, a Linear's bias), which QNN would run as ops of their own.
+    and a Mul by ones (a GroupNorm's affine, a Linear's bias), which a trained checkpoint's graph keeps.
     """
     with torch.no_grad():
         for parameter in module.parameters():

@@ -154,8 +154,9 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
     fused: set[str] = set()
 
     def is_bias(node: onnx.NodeProto) -> bool:
-        """An Add of one value per output channel to what a MatMul with weights writes: QNN runs it in the MatMul,
-        as a Gemm's or a Conv's bias (benchmarks/fused_activations.py, "bias after Linear")."""
+        """An Add of one value per output channel to what a MatMul with weights writes, costed as a Gemm's or a
+        Conv's bias: QNN's converter squashes it into the layer, onnxruntime-qnn too in FP16 but not at W8A16
+        (benchmarks/fused_activations.py, "nothing after Linear")."""
         output = shape_of(node.output[0])
         for bias, value in ((node.input[1], node.input[0]), (node.input[0], node.input[1])):
             source, stored = computed_by(value), weight_source(bias)
