@@ -6,9 +6,9 @@ for a MatMul's bias Add, GELU written out by torch's exporter (Div-Erf-Add-Mul-M
 and a GroupNorm's affine (the exporter's Mul and Add after its InstanceNormalization) as two. This builds one
 small graph per case (Conv 64->64 3x3, the activation or a GroupNorm of 32 groups with a drawn scale and shift,
 Conv again, at 56x56; GELU and nothing also between two Linear layers, 77 tokens), compiles it for the 8 Gen 3
-in FP16 and in W8A16 (onnxruntime's QNN pre-processing, then QDQ
-calibrated on two random inputs), runs it once in onnxruntime-qnn's HTP emulation with QNN's per-op profiling and
-lists the ops of the finalized graph between the two MAC layers: an empty list means QNN folded the activation.
+in FP16 and in W8A16 (onnxruntime's QNN pre-processing, then QDQ calibrated on two random inputs), runs it once in
+onnxruntime-qnn's HTP emulation with QNN's per-op profiling and lists the ops of the finalized graph between the
+two MAC layers: an empty list means QNN folded what lies between them.
 `estimate_forms.py` turns the answer into a form of the estimate ("activations folded as QNN compiles them").
 
     .venv/bin/python benchmarks/fused_activations.py [--work DIR]
