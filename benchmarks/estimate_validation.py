@@ -94,7 +94,7 @@ def selected_rows(path: Path) -> tuple[list[dict], dict[str, int]]:
     return kept, dict(dropped)
 
 
-def trained_like(module: torch.nn.Module) -> torch.nn.Module:
+def trained_like(module: torch.nn.Module) -> None:
     """Draw the parameters a library initialises to a constant (biases at 0, norm scales at 1) around it.
 
     A trained checkpoint has no such constants, and the graph depends on them: simplification drops an Add of zeros
@@ -105,7 +105,6 @@ def trained_like(module: torch.nn.Module) -> torch.nn.Module:
             for constant in (0.0, 1.0):
                 if parameter.numel() > 0 and bool(torch.all(parameter == constant)):
                     parameter.normal_(constant, 0.02)
-    return module
 
 
 def graph_path(architecture: Architecture, work: Path) -> Path:
