@@ -27,17 +27,14 @@ choice), then reported on the held-out models as `estimate_validation.py` report
 - the graph as QNN compiles it (`fused_activations.py`): GELU written out (Div-Erf-Add-Mul-Mul) is one Gelu op,
   alone and with the activations QNN does not fold: only ReLU and clipping fold into the MAC layer before them,
   and only when quantized; sigmoid, SiLU's multiply, tanh, leaky ReLU and hard-swish run as ops of their own,
-  and float ReLUs too. Each form also reports how its count of dispatched layers compares with the NPU op
+  and float ReLUs too, and so do the constant epilogues the model folds (a MatMul's bias, a GroupNorm's scale
+  and shift), as onnxruntime's QNN provider runs them at W8A16. Each form also reports how its count of dispatched layers compares with the NPU op
   counts AI Hub publishes (`npu_ops`), a check that involves no time;
 - a graph floor of ops: a graph takes at least its dispatched layers times the per-op cost (at the activation
   width), which runs beside its layers' work instead of adding to it, counted the model's way (alone and with one
   16-bit vector rate) and as QNN compiles the graph;
 - softmax at a share of the vector rate: one ratio for every precision instead of a float and an integer rate of
   its own (only BERT's W8A16 rows inform the integer one among the training models), alone and over that floor;
-- constant epilogues in their layer: an Add or Mul of a per-channel constant (a norm's scale or shift, a layer
-  scale) on what a MAC layer or a norm writes runs in that layer's output pass, as a MatMul's bias Add and a
-  LayerNormalization's affine already do in the model, so it neither dispatches nor writes: the affine after a
-  GroupNorm written as InstanceNormalization (SD's UNets and decoders), ConvNeXt's layer scale;
 - diagnostics, not candidates (they read the row's own published op count, which a user's graph does not have):
   is the count of ops what the model lacks? A dispatch cost per NPU op AI Hub published for the row's graph, added
   to the model's layers, and the same count as the graph's floor.
@@ -62,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from estimate_validation import (CSV, PARAMETERS, constants_for, estimate_ms, estimated_samples,  # noqa: E402
                                  fit, fitted_chipsets, graph_path, relative_errors)
 
-from edgefusion_export.graphs import FREE_OPS, MAC_OPS, NPU_BYTES, layer_costs, static_shapes  # noqa: E402
+from edgefusion_export.graphs import NPU_BYTES, layer_costs  # noqa: E402
 from edgefusion_export.profile.estimate import LatencyModel  # noqa: E402
 from edgefusion_export.targets.chipsets import load_chipsets  # noqa: E402
 
@@ -88,16 +85,14 @@ FORMS = {
         {"graph_floor", "overhead_width", "softmax_tied"},
     "a graph floor of ops as QNN compiles the graph, at the activation width":
         {"gelu_op", "compiled_activations", "graph_floor", "overhead_width"},
-    "constant epilogues in their layer": {"epilogue"},
     "dispatch per published NPU op (diagnostic)": {"published_ops"},
     "a graph floor of published NPU ops at the activation width (diagnostic)":
         {"published_ops", "graph_floor", "overhead_width"},
 }
 # forms that change which layers dispatch and what they write
-GRAPH_CHANGES = ("gelu_op", "compiled_activations", "epilogue")
+GRAPH_CHANGES = ("gelu_op", "compiled_activations")
 PER_LAYER_FORMS = {"depthwise_per_value", "float_resize", *GRAPH_CHANGES}  # forms that read `with_layer_values`
 FOLDED_WHEN_QUANTIZED = {"Relu", "Clip"}  # what QNN folds into the MAC layer before it only at 8-bit weights
-EPILOGUE_SOURCES = MAC_OPS | {"InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization"}
 
 
 def parameters_of(form: set[str]) -> dict:
@@ -210,40 +205,6 @@ def gelu_nodes(model: onnx.ModelProto) -> tuple[set[str], set[str]]:
     return inner, last
 
 
-def epilogue_nodes(model: onnx.ModelProto) -> set[str]:
-    """Adds and Muls of a per-channel constant (at most one value per channel of the last or second axis) whose other
-    input a MAC layer, a norm or another such epilogue writes, looking back through reshapes and Q/DQ."""
-    weights = {tensor.name: int(np.prod(tensor.dims)) for tensor in model.graph.initializer}
-    producer = {output: node for node in model.graph.node for output in node.output}
-    shapes = static_shapes(model)
-    passing = FREE_OPS | {"Transpose"}
-
-    def constant_size(name: str) -> int | None:
-        while name not in weights and name in producer and producer[name].op_type in ("DequantizeLinear", "Cast"):
-            name = producer[name].input[0]
-        return weights.get(name)
-
-    def source(name: str) -> onnx.NodeProto | None:
-        node = producer.get(name)
-        while node is not None and node.op_type in passing and node.input and constant_size(node.input[0]) is None:
-            node = producer.get(node.input[0])
-        return node
-
-    epilogues: set[str] = set()
-    for node in model.graph.node:
-        if node.op_type not in ("Add", "Mul") or len(node.input) != 2:
-            continue
-        shape = shapes.get(node.output[0], [])
-        channels = max(shape[-1] if shape else 0, shape[1] if len(shape) > 1 else 0)
-        for constant, value in ((node.input[1], node.input[0]), (node.input[0], node.input[1])):
-            size, origin = constant_size(constant), source(value)
-            if size is not None and 1 < size <= channels and origin is not None \
-                    and (origin.op_type in EPILOGUE_SOURCES or origin.name in epilogues):
-                epilogues.add(node.name)
-                break
-    return epilogues
-
-
 def with_layer_values(samples: list[dict], work: Path) -> None:
     """Each sample gets, per layer (zero elsewhere), the output values of its grouped convolutions and of its
     linear (bilinear) Resize nodes, and for the graph-as-compiled forms the dispatch flags they set (-1 where they
@@ -259,7 +220,6 @@ def with_layer_values(samples: list[dict], work: Path) -> None:
             linear = {node.name for node in model.graph.node
                       if node.op_type == "Resize" and any(a.name == "mode" and a.s == b"linear" for a in node.attribute)}
             inner, last = gelu_nodes(model)
-            epilogues = epilogue_nodes(model)
             folded = FOLDED_WHEN_QUANTIZED if precision != "fp16" else set()
             unfolded = [c.kind == "fused" and c.op_type != "BatchNormalization" and c.op_type not in folded for c in costs]
             column = lambda value: np.array([value(c) for c in costs], dtype=np.float64)  # noqa: E731
@@ -269,9 +229,7 @@ def with_layer_values(samples: list[dict], work: Path) -> None:
                 "gelu_op_dispatched": column(lambda c: 0 if c.name in inner else 1 if c.name in last else -1),
                 "gelu_op_values": column(lambda c: -c.elements if c.name in inner and c.kind == "vector" else 0),
                 "compiled_activations_dispatched": np.where(unfolded, 1.0, -1.0),
-                "compiled_activations_values": np.array([c.elements * u for c, u in zip(costs, unfolded)], dtype=np.float64),
-                "epilogue_dispatched": column(lambda c: 0 if c.name in epilogues else -1),
-                "epilogue_values": column(lambda c: -c.elements if c.name in epilogues and c.kind == "vector" else 0)}
+                "compiled_activations_values": np.array([c.elements * u for c, u in zip(costs, unfolded)], dtype=np.float64)}
         sample.update(values[key])
 
 

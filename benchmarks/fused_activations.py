@@ -1,9 +1,9 @@
 """Which activations QNN folds into the MAC layer before them, what GELU becomes, and whether a Linear's bias and
 a GroupNorm's scale and shift run as ops of their own: print JSON.
 
-`estimate` charges nothing for an activation it takes to be folded into the convolution or MatMul before it or
-for a MatMul's bias Add, GELU written out by torch's exporter (Div-Erf-Add-Mul-Mul) as five elementwise layers,
-and a GroupNorm's affine (the exporter's Mul and Add after its InstanceNormalization) as two. This builds one
+`estimate` charges nothing for an activation it takes to be folded into the convolution or MatMul before it, for
+a MatMul's bias Add or for a GroupNorm's affine (the exporter's Mul and Add after its InstanceNormalization), and
+charges GELU written out by torch's exporter (Div-Erf-Add-Mul-Mul) as five elementwise layers. This builds one
 small graph per case (Conv 64->64 3x3, the activation or a GroupNorm of 32 groups with a drawn scale and shift,
 Conv again, at 56x56; GELU and nothing also between two Linear layers, 77 tokens), compiles it for the 8 Gen 3
 in FP16 and in W8A16 (onnxruntime's QNN pre-processing, then QDQ calibrated on two random inputs), runs it once in

@@ -16,7 +16,10 @@ MAC_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
 FUSED_ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
                      "BatchNormalization", "Gelu"}
 VECTOR_KINDS = {"vector", "softmax"}
+NORM_OPS = {"InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization"}
 LOOKUP_OPS = {"Gather", "GatherElements", "GatherND"}
+PASS_THROUGH_OPS = {"QuantizeLinear", "DequantizeLinear", "Cast", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
+                    "Flatten"}
 FREE_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant", "Shape", "QuantizeLinear",
             "DequantizeLinear", "Cast", "CastLike", "EPContext"}
 # Bytes per (weight, activation) value on the NPU at each precision; float graphs run there in fp16.
@@ -88,7 +91,8 @@ class LayerCost:
     activation_bytes: int  # activations larger than VTCM, read and written by the layer
     # "dense" (Conv, MatMul, Gemm, ConvTranspose with weights), "dynamic" (a MatMul of two activations, as in
     # attention), "grouped" (Conv with groups), "softmax", "vector" (other computation), "fused" (an activation
-    # or a MatMul's bias folded into the MAC layer before it), "in_place" (Concat, Split, Slice: written in place)
+    # folded into the MAC layer before it, a constant epilogue of a MAC layer or a norm), "in_place" (Concat, Split,
+    # Slice: written in place)
     kind: str = "vector"
     elements: int = 0  # values the layer writes
     dispatched: bool = True  # False for a layer QNN runs inside another: a fused activation, or a link of an
@@ -151,35 +155,55 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
         return node
 
     not_images = attention_tensors(model)
-    fused: set[str] = set()
+    # fused so far: activations (an activation of one fuses too) and constant epilogues, by the layer they join
+    activations: set[str] = set()
+    epilogues: dict[str, set[str]] = {"mac": set(), "norm": set()}
 
-    def is_bias(node: onnx.NodeProto) -> bool:
-        """An Add of one value per output channel to what a MatMul with weights writes, costed as a Gemm's or a
-        Conv's bias: QNN's converter squashes it into the layer, onnxruntime-qnn too in FP16 but not at W8A16
-        (benchmarks/fused_activations.py, "nothing after Linear")."""
+    def origin(name: str) -> onnx.NodeProto | None:
+        """The node that computes a value, looking back through Q/DQ, casts, reshapes and transposes."""
+        node = producer.get(name)
+        while node is not None and node.op_type in PASS_THROUGH_OPS and not weight_source(node.input[0]):
+            node = producer.get(node.input[0])
+        return node
+
+    def epilogue_of(node: onnx.NodeProto) -> str | None:
+        """The layer ("mac" or "norm") that an Add or Mul of a per-channel constant (one value per channel of the
+        last or the second axis) joins: a MAC layer with weights or a norm that writes its other input, or whatever
+        an epilogue before it joined.
+        QNN's converter squashes it into the layer (a MatMul's or a Conv's bias, a FullyConnected's or a norm's
+        scale; `validate_eltwise_pattern`), and AI Hub's published op counts for SD's decoders leave no room for a
+        GroupNorm's scale and shift as ops of their own; onnxruntime-qnn runs them as ops at W8A16, and a
+        GroupNorm's in FP16 too (benchmarks/fused_activations.py)."""
         output = shape_of(node.output[0])
-        for bias, value in ((node.input[1], node.input[0]), (node.input[0], node.input[1])):
-            source, stored = computed_by(value), weight_source(bias)
-            if source is not None and source.op_type == "MatMul" and weight_source(source.input[1]) and stored \
-                    and output and int(np.prod(shapes.get(stored, [0]))) == output[-1]:
-                return True
-        return False
+        for constant, value in ((node.input[1], node.input[0]), (node.input[0], node.input[1])):
+            stored, source = weight_source(constant), origin(value)
+            if stored is None or source is None or not _per_channel(shapes.get(stored, []), output):
+                continue
+            if source.name in epilogues["mac"] or (source.op_type in MAC_OPS
+                                                   and any(map(weight_source, source.input[1:]))):
+                return "mac"
+            if source.name in epilogues["norm"] or source.op_type in NORM_OPS:
+                return "norm"
+        return None
 
     def is_fused(node: onnx.NodeProto) -> bool:
         """An activation of a MAC layer's output (or of an activation fused into one); SiLU's x * sigmoid(x) too;
-        a MatMul's bias."""
-        if node.op_type == "Add" and len(node.input) == 2:
-            return is_bias(node)
+        a constant epilogue of a MAC layer or a norm."""
+        if node.op_type in ("Add", "Mul") and len(node.input) == 2 and (layer := epilogue_of(node)) is not None:
+            epilogues[layer].add(node.name)
+            return True
         if node.op_type in FUSED_ACTIVATIONS:
             source = computed_by(node.input[0])
-            return source is not None and (source.op_type in MAC_OPS or source.name in fused)
-        if node.op_type == "Mul" and len(node.input) == 2:
-            first, second = (computed_by(name) for name in node.input)
-            for gate, value in ((first, second), (second, first)):
-                if gate is not None and gate.name in fused and gate.op_type == "Sigmoid" and value is not None \
-                        and computed_by(gate.input[0]) is value:
-                    return True
-        return False
+            fuses = source is not None and (source.op_type in MAC_OPS
+                                            or source.name in activations | epilogues["mac"])
+        else:
+            gates = [computed_by(name) for name in node.input] if node.op_type == "Mul" and len(node.input) == 2 else []
+            fuses = any(gate is not None and gate.name in activations and gate.op_type == "Sigmoid"
+                        and value is not None and computed_by(gate.input[0]) is value
+                        for gate, value in zip(gates, reversed(gates)))
+        if fuses:
+            activations.add(node.name)
+        return fuses
 
     weight_bytes, activation_bytes = NPU_BYTES[precision]
     vector_elements: dict[str, int] = {}
@@ -192,7 +216,6 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
         macs = 0
         kind = {"Concat": "in_place", "Split": "in_place", "Slice": "in_place", "Softmax": "softmax"}.get(node.op_type, "vector")
         if is_fused(node):
-            fused.add(node.name)
             kind = "fused"
         kernel = shape_of(weight_source(node.input[1]) or node.input[1]) if len(node.input) > 1 else None
         if node.op_type == "Conv" and output and kernel:
@@ -254,6 +277,15 @@ def tiled_size(shape: list[int]) -> int:
         return 0
     up = lambda value, multiple: -(-value // multiple) * multiple  # noqa: E731
     return shape[0] * up(shape[1], 32) * up(shape[2], 8) * up(shape[3], 4)
+
+
+def _per_channel(constant: list[int], output: list[int]) -> bool:
+    """Whether a constant broadcast onto `output` holds one value per channel of its last or second axis."""
+    if not output or len(constant) > len(output):
+        return False
+    aligned = [1] * (len(output) - len(constant)) + list(constant)
+    wide = [axis for axis, size in enumerate(aligned) if size != 1]
+    return len(wide) == 1 and wide[0] in (1, len(output) - 1) and aligned[wide[0]] == output[wide[0]]
 
 
 def _groups(node: onnx.NodeProto) -> int:

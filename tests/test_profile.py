@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -324,6 +325,52 @@ def test_a_matmul_bias_costs_what_a_gemm_bias_costs(tmp_path):
                                 opset_imports=[helper.make_opsetid("", 18)]), str(path))
     kinds = {c.name: (c.kind, c.dispatched) for c in layer_costs(path, "w8a16", vtcm_bytes=0)}
     assert [kinds[name] for name in ("scalar", "tensor", "after_attention")] == [("vector", True)] * 3
+
+
+def test_a_constant_epilogue_is_part_of_its_layer(tmp_path):
+    """A GroupNorm as torch exports it (InstanceNormalization over groups, then a Mul and an Add of one value per
+    channel) estimates as its norm alone, and a per-channel Mul and Add after a Conv as the Conv alone: QNN's
+    converter folds them into the layer. What follows them is costed as before (the SiLU after a norm is a layer),
+    and a per-channel Mul after an activation, or of a constant with a value per pixel, stays a layer."""
+    rng = np.random.default_rng(0)
+    constant = lambda name, shape: numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)  # noqa: E731
+    weights = [numpy_helper.from_array(np.array([1, 8, -1]), "grouped"),
+               numpy_helper.from_array(np.array([1, 32, 16, 16]), "image"),
+               constant("ones", (8,)), constant("zeros", (8,)), constant("gamma", (32, 1, 1)),
+               constant("beta", (32, 1, 1)), constant("kernel", (32, 32, 1, 1)), constant("pixels", (1, 32, 16, 16))]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 16, 16])
+    norm = [helper.make_node("Reshape", ["x", "grouped"], ["g"]),
+            helper.make_node("InstanceNormalization", ["g", "ones", "zeros"], ["n"], name="norm"),
+            helper.make_node("Reshape", ["n", "image"], ["normalized"])]
+    affine = [helper.make_node("Mul", ["normalized", "gamma"], ["scaled"], name="scale"),
+              helper.make_node("Add", ["scaled", "beta"], ["shifted"], name="shift")]
+    silu = lambda source: [helper.make_node("Sigmoid", [source], ["gate"], name="sigmoid"),  # noqa: E731
+                           helper.make_node("Mul", [source, "gate"], ["y"], name="silu")]
+
+    def save(name: str, nodes: list) -> Path:
+        path = tmp_path / f"{name}.onnx"
+        outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 32, 16, 16])
+                   for name in ("y", "z") if any(name in node.output for node in nodes)]
+        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], outputs, weights),
+                                    opset_imports=[helper.make_opsetid("", 18)]), str(path))
+        return path
+
+    def total(path: Path) -> float:
+        return json.loads(run_cli("estimate", path, "--precision", "w8a16", "--json").stdout)["total_ms"]
+
+    group_norm = save("group_norm", [*norm, *affine, *silu("shifted")])
+    assert total(group_norm) == total(save("instance_norm", [*norm, *silu("normalized")])) > 0
+    kinds = {c.name: (c.kind, c.dispatched) for c in layer_costs(group_norm, "w8a16", vtcm_bytes=0)}
+    assert [kinds[name] for name in ("scale", "shift", "sigmoid")] == [("fused", False), ("fused", False), ("vector", True)]
+    conv = helper.make_node("Conv", ["x", "kernel"], ["c"], name="conv")
+    after_conv = [conv, helper.make_node("Mul", ["c", "gamma"], ["cs"], name="scale"),
+                  helper.make_node("Add", ["cs", "beta"], ["y"], name="shift")]
+    assert total(save("conv_affine", after_conv)) == total(save("conv", [helper.make_node("Conv", ["x", "kernel"], ["y"])]))
+    others = [conv, helper.make_node("Relu", ["c"], ["r"], name="relu"),
+              helper.make_node("Mul", ["r", "gamma"], ["y"], name="after_activation"),
+              helper.make_node("Mul", ["c", "pixels"], ["z"], name="per_pixel")]
+    kinds = {c.name: c.kind for c in layer_costs(save("others", others), "w8a16", vtcm_bytes=0)}
+    assert [kinds[name] for name in ("relu", "after_activation", "per_pixel")] == ["fused", "vector", "vector"]
 
 
 def test_a_qdq_graph_is_estimated_as_its_float_graph_at_its_precision(tmp_path):

@@ -5,8 +5,8 @@ own; a graph adds the conversion of its inputs and outputs. Compute: MACs at an 
 precision's peak (QNN's HMX cost model: 16-bit activations at half the int8 rate, fp16 at a quarter), with
 their own fractions for MatMuls of two activations (attention) and grouped (depthwise) convolutions; bytes
 written by vector layers and by softmax at their own rates. Traffic: weights at their stored precision plus the
-share of over-VTCM activations that really goes to DDR. Activations and a MatMul's bias fused into the layer before
-them cost nothing; links of an elementwise chain are not dispatched on their own (see `graphs.layer_costs`).
+share of over-VTCM activations that really goes to DDR. Activations fused into the layer before them and a MAC
+layer's or a norm's constant epilogue (a MatMul's bias, a GroupNorm's scale and shift) cost nothing; links of an elementwise chain are not dispatched on their own (see `graphs.layer_costs`).
 
 The constants belong to a chipset profile and a precision. benchmarks/estimate_validation.py fits them on AI
 Hub's published times of part of its architectures and measures the error on the others (split by model);
