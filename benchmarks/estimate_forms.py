@@ -24,6 +24,8 @@ choice), then reported on the held-out models as `estimate_validation.py` report
   streams the kernel taps) instead of its MACs at a fraction of the HMX peak;
 - bilinear resampling at its own float rate: QNN's cost model puts SegFormer's FP16 bilinear Resize at 259x its
   W8A16 cost (`emulated_precisions.py`), so in float a linear Resize writes its output at a rate of its own;
+- an integer speed factor per chipset: each HTP generation's integer (w8a8, w8a16) work scales from the reference
+  chipset's by a factor of its own instead of the one speed factor it shares with float;
 - the graph as QNN compiles it (`fused_activations.py`): GELU written out (Div-Erf-Add-Mul-Mul) is one Gelu op,
   alone and with the activations QNN does not fold: only ReLU and clipping fold into the MAC layer before them,
   and only when quantized; sigmoid, SiLU's multiply, tanh, leaky ReLU and hard-swish run as ops of their own,
@@ -76,6 +78,7 @@ FORMS = {
     "depthwise per output value, over a dispatch floor at the activation width":
         {"overhead_floor", "overhead_width", "depthwise_per_value"},
     "bilinear resampling at its own float rate": {"float_resize"},
+    "an integer speed factor per chipset": {"integer_speed"},
     "GELU as one op": {"gelu_op"},
     "GELU as one op and activations folded as QNN compiles them": {"gelu_op", "compiled_activations"},
     "a graph floor of dispatched layers at the activation width": {"graph_floor", "overhead_width"},
@@ -110,12 +113,17 @@ def parameters_of(form: set[str]) -> dict:
     if "softmax_tied" in form:
         del parameters["softmax_float"], parameters["softmax_integer"]
         parameters["softmax_share"] = (0.5, 1e-3, 100.0)
+    if "integer_speed" in form:  # each chipset's integer speed relative to its float one (the reference's is 1)
+        parameters |= {f"integer_speed/{chip.name}": (1.0, 0.3, 3.0)
+                       for chip in load_chipsets().values() if not chip.default}
     return parameters
 
 
 def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> float:
     """`layer_times_ms` summed, with the form's changes."""
     chip, precision, layers = sample["profile"], sample["precision"], sample["layers"]
+    if "integer_speed" in form and precision != "float" and f"speed/{chip}" in values:
+        values = {**values, f"speed/{chip}": values[f"speed/{chip}"] * values[f"integer_speed/{chip}"]}
     if "shared_16_bit" in form:
         values = {**values, "vector_w8a16": values["vector_float"]}
     if form & {"depthwise_vector", "depthwise_per_value"}:
