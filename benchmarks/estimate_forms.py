@@ -30,8 +30,8 @@ choice), then reported on the held-out models as `estimate_validation.py` report
   alone and with the activations QNN does not fold: only ReLU and clipping fold into the MAC layer before them,
   and only when quantized; sigmoid, SiLU's multiply, tanh, leaky ReLU and hard-swish run as ops of their own,
   and float ReLUs too, and so do the constant epilogues the model folds (a MatMul's bias, a GroupNorm's scale
-  and shift), as onnxruntime's QNN provider runs them at W8A16. Each form also reports how its count of dispatched layers compares with the NPU op
-  counts AI Hub publishes (`npu_ops`), a check that involves no time;
+  and shift), as onnxruntime's QNN provider runs them at W8A16. Each form also reports how its count of
+  dispatched layers compares with the NPU op counts AI Hub publishes (`npu_ops`), a check that involves no time;
 - a graph floor of ops: a graph takes at least its dispatched layers times the per-op cost (at the activation
   width), which runs beside its layers' work instead of adding to it, counted the model's way (alone and with one
   16-bit vector rate) and as QNN compiles the graph;
@@ -92,8 +92,7 @@ FORMS = {
     "a graph floor of published NPU ops at the activation width (diagnostic)":
         {"published_ops", "graph_floor", "overhead_width"},
 }
-# forms that change which layers dispatch and what they write
-GRAPH_CHANGES = ("gelu_op", "compiled_activations")
+GRAPH_CHANGES = ("gelu_op", "compiled_activations")  # forms that change which layers dispatch and what they write
 PER_LAYER_FORMS = {"depthwise_per_value", "float_resize", *GRAPH_CHANGES}  # forms that read `with_layer_values`
 FOLDED_WHEN_QUANTIZED = {"Relu", "Clip"}  # what QNN folds into the MAC layer before it only at 8-bit weights
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,10 +148,10 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
                 return shapes[current]
         return []
 
-    def computed_by(name: str) -> onnx.NodeProto | None:
-        """The node that computes a value, looking back through Q/DQ and casts."""
+    def computed_by(name: str, through: Collection[str] = shape_keeping) -> onnx.NodeProto | None:
+        """The node that computes a value, looking back through `through` (Q/DQ and casts unless given)."""
         node = producer.get(name)
-        while node is not None and node.op_type in shape_keeping:
+        while node is not None and node.op_type in through:
             node = producer.get(node.input[0])
         return node
 
@@ -158,13 +159,6 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
     # fused so far: activations (an activation of one fuses too) and constant epilogues, by the layer they join
     activations: set[str] = set()
     epilogues: dict[str, set[str]] = {"mac": set(), "norm": set()}
-
-    def origin(name: str) -> onnx.NodeProto | None:
-        """The node that computes a value, looking back through Q/DQ, casts, reshapes and transposes."""
-        node = producer.get(name)
-        while node is not None and node.op_type in PASS_THROUGH_OPS and not weight_source(node.input[0]):
-            node = producer.get(node.input[0])
-        return node
 
     def epilogue_of(node: onnx.NodeProto) -> str | None:
         """The layer ("mac" or "norm") that an Add or Mul of a per-channel constant (one value per channel of the
@@ -176,7 +170,7 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
         GroupNorm's in FP16 too (benchmarks/fused_activations.py)."""
         output = shape_of(node.output[0])
         for constant, value in ((node.input[1], node.input[0]), (node.input[0], node.input[1])):
-            stored, source = weight_source(constant), origin(value)
+            stored, source = weight_source(constant), computed_by(value, PASS_THROUGH_OPS)
             if stored is None or source is None or not _per_channel(shapes.get(stored, []), output):
                 continue
             if source.name in epilogues["mac"] or (source.op_type in MAC_OPS
@@ -192,15 +186,16 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
         if node.op_type in ("Add", "Mul") and len(node.input) == 2 and (layer := epilogue_of(node)) is not None:
             epilogues[layer].add(node.name)
             return True
+        fuses = False
         if node.op_type in FUSED_ACTIVATIONS:
             source = computed_by(node.input[0])
             fuses = source is not None and (source.op_type in MAC_OPS
                                             or source.name in activations | epilogues["mac"])
-        else:
-            gates = [computed_by(name) for name in node.input] if node.op_type == "Mul" and len(node.input) == 2 else []
+        elif node.op_type == "Mul" and len(node.input) == 2:
+            first, second = (computed_by(name) for name in node.input)
             fuses = any(gate is not None and gate.name in activations and gate.op_type == "Sigmoid"
                         and value is not None and computed_by(gate.input[0]) is value
-                        for gate, value in zip(gates, reversed(gates)))
+                        for gate, value in ((first, second), (second, first)))
         if fuses:
             activations.add(node.name)
         return fuses

@@ -6,7 +6,8 @@ precision's peak (QNN's HMX cost model: 16-bit activations at half the int8 rate
 their own fractions for MatMuls of two activations (attention) and grouped (depthwise) convolutions; bytes
 written by vector layers and by softmax at their own rates. Traffic: weights at their stored precision plus the
 share of over-VTCM activations that really goes to DDR. Activations fused into the layer before them and a MAC
-layer's or a norm's constant epilogue (a MatMul's bias, a GroupNorm's scale and shift) cost nothing; links of an elementwise chain are not dispatched on their own (see `graphs.layer_costs`).
+layer's or a norm's constant epilogue (a MatMul's bias, a GroupNorm's scale and shift) cost nothing; links of an
+elementwise chain are not dispatched on their own (see `graphs.layer_costs`).
 
 The constants belong to a chipset profile and a precision. benchmarks/estimate_validation.py fits them on AI
 Hub's published times of part of its architectures and measures the error on the others (split by model);
