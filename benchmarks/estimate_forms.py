@@ -26,6 +26,13 @@ choice), then reported on the held-out models as `estimate_validation.py` report
   W8A16 cost (`emulated_precisions.py`), so in float a linear Resize writes its output at a rate of its own;
 - an integer speed factor per chipset: each HTP generation's integer (w8a8, w8a16) work scales from the reference
   chipset's by a factor of its own instead of the one speed factor it shares with float;
+- a memory speed per chipset: each HTP generation's DDR traffic scales from the reference chipset's by a fitted
+  factor of its own instead of the ratio of the profiles' peak bandwidths (what the NPU gets of the DRAM's peak
+  need not be the same share on every SoC);
+- MAC units at the profile's peak: the chipset's speed factor scales its vector unit and dispatch only, and its
+  MAC layers run at the profile's int8 peak (which already differs per chipset) instead of that peak times the
+  speed factor; and the other way round, one speed factor in place of the profiles' peaks (every chipset's MAC
+  peak is the reference's, and its speed factor carries the whole difference);
 - the graph as QNN compiles it (`fused_activations.py`): GELU written out (Div-Erf-Add-Mul-Mul) is one Gelu op,
   alone and with the activations QNN does not fold: only ReLU and clipping fold into the MAC layer before them,
   and only when quantized; sigmoid, SiLU's multiply, tanh, leaky ReLU and hard-swish run as ops of their own,
@@ -63,7 +70,7 @@ from estimate_validation import (CSV, PARAMETERS, constants_for, estimate_ms, es
 
 from edgefusion_export.graphs import NPU_BYTES, layer_costs  # noqa: E402
 from edgefusion_export.profile.estimate import LatencyModel  # noqa: E402
-from edgefusion_export.targets.chipsets import load_chipsets  # noqa: E402
+from edgefusion_export.targets.chipsets import chipset, load_chipsets  # noqa: E402
 
 FORMS = {
     "the model's": set(),
@@ -79,6 +86,9 @@ FORMS = {
         {"overhead_floor", "overhead_width", "depthwise_per_value"},
     "bilinear resampling at its own float rate": {"float_resize"},
     "an integer speed factor per chipset": {"integer_speed"},
+    "a memory speed per chipset": {"memory_speed"},
+    "MAC units at the profile's peak": {"macs_at_peak"},
+    "one speed factor in place of the profiles' peaks": {"speed_not_peak"},
     "GELU as one op": {"gelu_op"},
     "GELU as one op and activations folded as QNN compiles them": {"gelu_op", "compiled_activations"},
     "a graph floor of dispatched layers at the activation width": {"graph_floor", "overhead_width"},
@@ -95,6 +105,12 @@ FORMS = {
 GRAPH_CHANGES = ("gelu_op", "compiled_activations")  # forms that change which layers dispatch and what they write
 PER_LAYER_FORMS = {"depthwise_per_value", "float_resize", *GRAPH_CHANGES}  # forms that read `with_layer_values`
 FOLDED_WHEN_QUANTIZED = {"Relu", "Clip"}  # what QNN folds into the MAC layer before it only at 8-bit weights
+MAC_EFFICIENCIES = ("dense_efficiency", "dynamic_efficiency", "grouped_efficiency")
+
+
+def per_chipset(factor: str) -> dict:
+    """A factor for each chipset but the reference (whose factor is 1)."""
+    return {f"{factor}/{chip.name}": (1.0, 0.3, 3.0) for chip in load_chipsets().values() if not chip.default}
 
 
 def parameters_of(form: set[str]) -> dict:
@@ -112,9 +128,10 @@ def parameters_of(form: set[str]) -> dict:
     if "softmax_tied" in form:
         del parameters["softmax_float"], parameters["softmax_integer"]
         parameters["softmax_share"] = (0.5, 1e-3, 100.0)
-    if "integer_speed" in form:  # each chipset's integer speed relative to its float one (the reference's is 1)
-        parameters |= {f"integer_speed/{chip.name}": (1.0, 0.3, 3.0)
-                       for chip in load_chipsets().values() if not chip.default}
+    if "integer_speed" in form:  # each chipset's integer speed relative to its float one
+        parameters |= per_chipset("integer_speed")
+    if "memory_speed" in form:  # each chipset's achieved DDR bandwidth relative to its profile's peak
+        parameters |= per_chipset("memory_speed")
     return parameters
 
 
@@ -134,8 +151,13 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
         constants = replace(constants, softmax_gbps=constants.vector_gbps * values["softmax_share"])
     if "shared_16_bit" in form and precision == "w8a16":
         constants = replace(constants, softmax_gbps=constants_for(values, chip, "float").softmax_gbps)
+    speed = values.get(f"speed/{chip}", 1.0)
+    if "macs_at_peak" in form:
+        constants = replace(constants, **{name: getattr(constants, name) / speed for name in MAC_EFFICIENCIES})
     model = LatencyModel(load_chipsets()[chip], precision, constants, None)
-    c, peak, speed = constants, model.peak_macs_per_s, values.get(f"speed/{chip}", 1.0)
+    c, peak = constants, model.peak_macs_per_s
+    if "speed_not_peak" in form:
+        peak = peak * chipset(None).npu_int8_tops / model.chipset.npu_int8_tops
     activation_bytes = NPU_BYTES[precision][1]
     dispatched, vector_bytes = structure(sample, form)
     vector_bytes = vector_bytes * (dispatched if "chain_once" in form else 1)
@@ -152,7 +174,8 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     compute_s = (layers.dense_macs / (peak * c.dense_efficiency) + layers.dynamic_macs / (peak * c.dynamic_efficiency)
                  + grouped_s + vector_s + layers.softmax_bytes / (c.softmax_gbps * 1e9))
     memory_s = ((layers.weight_bytes + c.activation_spill * layers.activation_bytes)
-                / (model.chipset.memory_bandwidth_gbps * 1e9 * c.memory_efficiency))
+                / (model.chipset.memory_bandwidth_gbps * 1e9 * c.memory_efficiency
+                   * values.get(f"memory_speed/{chip}", 1.0)))
     overhead_s = dispatched * c.op_overhead_us * 1e-6
     if "overhead_width" in form:  # op_overhead_us is then the 16-bit cost; 8-bit activations take half
         overhead_s = overhead_s * activation_bytes / 2
