@@ -47,7 +47,7 @@ from estimate_models import ARCHITECTURES, Architecture  # noqa: E402
 from edgefusion_export.export.onnx_export import simplify, trace  # noqa: E402
 from edgefusion_export.profile.estimate import (  # noqa: E402
     EstimateConstants, LatencyModel, LayerArrays, graph_layers, layer_times_ms)
-from edgefusion_export.targets.chipsets import load_chipsets  # noqa: E402
+from edgefusion_export.targets.chipsets import chipset, load_chipsets  # noqa: E402
 
 CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "device-latency" / "aihub-published.csv"
 SPLIT = Path(__file__).with_name("estimate_split.json")
@@ -221,8 +221,7 @@ def estimated_samples(csv_path: Path, work: Path) -> list[dict]:
 
 def fitted_chipsets(samples: list[dict]) -> list[str]:
     """The chipsets that get a speed factor: every measured one but the default (the reference)."""
-    reference = next(chip.name for chip in load_chipsets().values() if chip.default)
-    return sorted({s["profile"] for s in samples} - {reference})
+    return sorted({s["profile"] for s in samples} - {chipset(None).name})
 
 
 def main() -> None:
