@@ -1,6 +1,7 @@
 """The architectures of AI Hub's published latency table, built from their public configurations with random
-weights (a latency model needs only the graph): torchvision, timm, transformers, diffusers, ultralytics, and three
-small networks written out from their papers' definitions. Needs `pip install .[bench]`.
+weights (a latency model needs only the graph): torchvision, timm, transformers, diffusers, ultralytics, and the
+networks no installed library builds written out from their published definitions (ESRGAN, Real-ESRGAN's compact
+network, U-Net, QuickSRNet, XLSR, YOLOv7-tiny). Needs `pip install .[bench]`.
 
 Each entry is keyed by the CSV's (model, component) and gives its family (for reports and the split) and a
 builder returning the module and its example inputs at the shape AI Hub profiled. That is the CSV's input shape
@@ -156,6 +157,110 @@ class RRDBNet(nn.Module):
         return self.last(act(self.hr(features)))
 
 
+class QuickSRNetLarge(nn.Module):
+    """QuickSRNet-Large at 4x (AIMET model zoo): twelve 3x3 convs with clipped ReLU, the input added back through
+    a 1x1 "anchor" conv, pixel shuffle."""
+
+    def __init__(self, features: int = 64, convs: int = 11, scale: int = 4):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, features, 3, padding=1), nn.Hardtanh(0.0, 1.0)]
+        for _ in range(convs):
+            layers += [nn.Conv2d(features, features, 3, padding=1), nn.Hardtanh(0.0, 1.0)]
+        self.body, self.last = nn.Sequential(*layers), nn.Conv2d(features, 3 * scale * scale, 3, padding=1)
+        self.anchor, self.shuffle = nn.Conv2d(3, 3 * scale * scale, 1), nn.PixelShuffle(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(nn.functional.hardtanh(self.last(self.body(x)) + self.anchor(x), 0.0, 1.0))
+
+
+class XLSR(nn.Module):
+    """XLSR at 4x (Ayazoglu 2021, AIMET model zoo): three blocks of a 4-group 3x3 conv and a 1x1 conv, beside a
+    3x3 conv of the input; both concatenated, mixed, pixel-shuffled and clipped."""
+
+    def __init__(self, features: int = 32, blocks: int = 3, scale: int = 4):
+        super().__init__()
+        block = lambda: [nn.Conv2d(features, features, 3, padding=1, groups=4), nn.ReLU(),  # noqa: E731
+                         nn.Conv2d(features, features, 1), nn.ReLU()]
+        self.residual = nn.Conv2d(3, 16, 3, padding=1)
+        self.body = nn.Sequential(nn.Conv2d(3, features, 3, padding=1), nn.ReLU(), nn.Conv2d(features, features, 1),
+                                  *(layer for _ in range(blocks) for layer in block()))
+        self.tail = nn.Sequential(nn.Conv2d(features + 16, features, 1), nn.ReLU(),
+                                  nn.Conv2d(features, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.hardtanh(self.tail(torch.cat([self.body(x), self.residual(x)], 1)), 0.0, 1.0)
+
+
+def conv_bn_leaky(inputs: int, outputs: int, kernel: int = 1, stride: int = 1) -> nn.Sequential:
+    """YOLOv7's Conv: convolution, BatchNorm, LeakyReLU(0.1) in its tiny variant."""
+    return nn.Sequential(nn.Conv2d(inputs, outputs, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(outputs),
+                         nn.LeakyReLU(0.1))
+
+
+class TinyElan(nn.Module):
+    """YOLOv7-tiny's ELAN block: two 1x1 branches, two 3x3 convs on the second, all four concatenated and mixed."""
+
+    def __init__(self, inputs: int, width: int, outputs: int):
+        super().__init__()
+        self.first, self.second = conv_bn_leaky(inputs, width), conv_bn_leaky(inputs, width)
+        self.third, self.fourth = conv_bn_leaky(width, width, 3), conv_bn_leaky(width, width, 3)
+        self.mix = conv_bn_leaky(4 * width, outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, second = self.first(x), self.second(x)
+        third = self.third(second)
+        return self.mix(torch.cat([self.fourth(third), third, second, first], 1))
+
+
+class YoloV7Tiny(nn.Module):
+    """YOLOv7-tiny (yolov7-tiny.yaml, 80 classes) at 640x640, with its detection head's decoding of boxes."""
+
+    ANCHORS = ((10, 13, 16, 30, 33, 23), (30, 61, 62, 45, 59, 119), (116, 90, 156, 198, 373, 326))
+
+    def __init__(self, classes: int = 80):
+        super().__init__()
+        pool = lambda: nn.MaxPool2d(2, 2)  # noqa: E731
+        self.stem = nn.Sequential(conv_bn_leaky(3, 32, 3, 2), conv_bn_leaky(32, 64, 3, 2), TinyElan(64, 32, 64))
+        self.p3 = nn.Sequential(pool(), TinyElan(64, 64, 128))
+        self.p4 = nn.Sequential(pool(), TinyElan(128, 128, 256))
+        self.p5 = nn.Sequential(pool(), TinyElan(256, 256, 512))
+        self.spp_a, self.spp_b = conv_bn_leaky(512, 256), conv_bn_leaky(512, 256)
+        self.spp_mix, self.spp_out = conv_bn_leaky(1024, 256), conv_bn_leaky(512, 256)
+        self.lateral5, self.route4, self.top4 = conv_bn_leaky(256, 128), conv_bn_leaky(256, 128), TinyElan(256, 64, 128)
+        self.lateral4, self.route3, self.top3 = conv_bn_leaky(128, 64), conv_bn_leaky(128, 64), TinyElan(128, 32, 64)
+        self.down3, self.bottom4 = conv_bn_leaky(64, 128, 3, 2), TinyElan(256, 64, 128)
+        self.down4, self.bottom5 = conv_bn_leaky(128, 256, 3, 2), TinyElan(512, 128, 256)
+        self.heads = nn.ModuleList(conv_bn_leaky(c, 2 * c, 3) for c in (64, 128, 256))
+        self.detect = nn.ModuleList(nn.Conv2d(2 * c, 3 * (classes + 5), 1) for c in (64, 128, 256))
+        self.outputs = classes + 5
+
+    def decode(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        _, _, height, width = x.shape
+        stride = 8 * 2 ** level
+        y = x.sigmoid().view(1, 3, self.outputs, height, width).permute(0, 1, 3, 4, 2)
+        rows, columns = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+        grid = torch.stack((columns, rows), 2).view(1, 1, height, width, 2).float()
+        anchors = torch.tensor(self.ANCHORS[level], dtype=torch.float32).view(1, 3, 1, 1, 2)
+        xy = (y[..., :2] * 2 - 0.5 + grid) * stride
+        wh = (y[..., 2:4] * 2) ** 2 * anchors
+        return torch.cat([xy, wh, y[..., 4:]], -1).view(1, -1, self.outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p3 = self.p3(self.stem(x))
+        p4 = self.p4(p3)
+        p5 = self.p5(p4)
+        a = self.spp_a(p5)
+        pooled = [nn.functional.max_pool2d(a, k, 1, k // 2) for k in (13, 9, 5)]
+        top5 = self.spp_out(torch.cat([self.spp_mix(torch.cat([*pooled, a], 1)), self.spp_b(p5)], 1))
+        upsample = lambda y: nn.functional.interpolate(y, scale_factor=2, mode="nearest")  # noqa: E731
+        top4 = self.top4(torch.cat([upsample(self.lateral5(top5)), self.route4(p4)], 1))
+        top3 = self.top3(torch.cat([upsample(self.lateral4(top4)), self.route3(p3)], 1))
+        bottom4 = self.bottom4(torch.cat([self.down3(top3), top4], 1))
+        bottom5 = self.bottom5(torch.cat([self.down4(bottom4), top5], 1))
+        levels = [detect(head(y)) for y, head, detect in zip((top3, bottom4, bottom5), self.heads, self.detect)]
+        return torch.cat([self.decode(y, level) for level, y in enumerate(levels)], 1)
+
+
 def double_conv(inputs: int, outputs: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(),
                          nn.Conv2d(outputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU())
@@ -247,11 +352,14 @@ ARCHITECTURES = [
     Architecture("unet_segmentation", "Unet-Segmentation", "segmentation", lambda: (SegmentationUNet(), image(640, 1280))),
     Architecture("yolov8_det", "YOLOv8-Detection", "detector", yolo("yolov8n.yaml")),
     Architecture("yolov11_det", "YOLOv11-Detection", "detector", yolo("yolo11n.yaml")),
+    Architecture("yolov7", "Yolo-v7", "detector", lambda: (YoloV7Tiny(), image(640))),
     Architecture("real_esrgan_general_x4v3", "Real-ESRGAN-General-x4v3", "super-resolution",
                  lambda: (SRVGGNetCompact(), image(128))),
     Architecture("real_esrgan_x4plus", "Real-ESRGAN-x4plus", "super-resolution", lambda: (RRDBNet(), image(128))),
     Architecture("esrgan", "ESRGAN", "super-resolution", lambda: (RRDBNet(), image(128)),
                  graph="real_esrgan_x4plus.Real-ESRGAN-x4plus"),
+    Architecture("quicksrnetlarge", "QuickSRNetLarge", "super-resolution", lambda: (QuickSRNetLarge(), image(128))),
+    Architecture("xlsr", "XLSR", "super-resolution", lambda: (XLSR(), image(128))),
     *(Architecture(model, name, "stable-diffusion", stable_diffusion(component, "1.5"), graph=f"sd-1.5.{component}")
       for component, names in (("text_encoder", ("text_encoder", "TextEncoder_Quantized")),
                                ("unet", ("unet", "UNet_Quantized")), ("vae", ("vae", "VAEDecoder_Quantized")))

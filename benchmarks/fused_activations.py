@@ -1,5 +1,5 @@
-"""Which activations QNN folds into the MAC layer before them, what GELU becomes, and whether a Linear's bias and
-a GroupNorm's scale and shift run as ops of their own: print JSON.
+"""Which activations QNN folds into the MAC layer before them, what GELU becomes, whether a Linear's bias and
+a GroupNorm's scale and shift run as ops of their own, and what a grouped convolution costs: print JSON.
 
 `estimate` charges nothing for an activation it takes to be folded into the convolution or MatMul before it, for
 a MatMul's bias Add or for a GroupNorm's affine (the exporter's Mul and Add after its InstanceNormalization), and
@@ -10,6 +10,10 @@ in FP16 and in W8A16 (onnxruntime's QNN pre-processing, then QDQ calibrated on t
 onnxruntime-qnn's HTP emulation with QNN's per-op profiling and lists the ops of the finalized graph between the
 two MAC layers: an empty list means QNN folded what lies between them.
 `estimate_forms.py` turns the answer into a form of the estimate ("activations folded as QNN compiles them").
+"grouped convolutions" compiles a chain of 3x3 Convs (32 channels at 64x64: dense, 4 groups, depthwise; 256
+channels at 28x28: 8 groups, then dense) the same way and gives each one's emulated time as a share of the dense
+Conv of its shape: `estimate` costs a grouped Conv that is not depthwise with each group's input channels padded
+to 32, as the dense Conv for 4 groups of 8 channels and at an eighth of it for 8 groups of 32.
 
     .venv/bin/python benchmarks/fused_activations.py [--work DIR]
 """
@@ -72,28 +76,62 @@ class Between(torch.nn.Module):
         return self.second(self.activation(self.first(x)))
 
 
-def ops_between(name: str, linear: bool, folder: Path) -> dict[str, list[str]]:
-    """The op types QNN runs between the two MAC layers, per precision."""
+def emulated_rows(module: torch.nn.Module, example: torch.Tensor, name: str, folder: Path) -> dict[str, list]:
+    """The module compiled for the chipset in FP16 and in W8A16 and profiled once in HTP emulation: its op rows."""
     folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    example = torch.randn(1, 77, 256) if linear else torch.randn(1, 64, 56, 56)
     with torch.no_grad():
-        exported = trace(Between(ACTIVATIONS[name](), linear).eval(), [example], folder / "model.onnx", ["input_0"], ["output"])
+        exported = trace(module.eval(), [example], folder / "model.onnx", ["input_0"], ["output"])
     (folder / "simplified").mkdir(exist_ok=True)
     (folder / "prepared").mkdir(exist_ok=True)
     prepared, _ = qdq.prepare(simplify(exported, folder / "simplified")[0], folder / "prepared")
     graphs = {"fp16": prepared, "w8a16": qdq.quantize_w8a16(prepared, random_feeds(prepared, 2), folder / "w8a16.onnx")}
     chip = chipset(CHIPSET)
-    ops = {}
+    rows = {}
     for precision, graph in graphs.items():
         (folder / precision).mkdir(exist_ok=True)
         compiled = compile_for_chipset(graph, chip, folder / precision, allow_cpu_fallback=False, mode="2")
-        rows = profile_component(folder / precision / compiled.file, name, chip, folder / precision)
+        rows[precision] = profile_component(folder / precision / compiled.file, name, chip, folder / precision)
+    return rows
+
+
+def ops_between(name: str, linear: bool, folder: Path) -> dict[str, list[str]]:
+    """The op types QNN runs between the two MAC layers, per precision."""
+    torch.manual_seed(0)
+    example = torch.randn(1, 77, 256) if linear else torch.randn(1, 64, 56, 56)
+    ops = {}
+    for precision, rows in emulated_rows(Between(ACTIVATIONS[name](), linear), example, name, folder).items():
         macs = [i for i, row in enumerate(rows) if row.op_type in MAC_OP_TYPES]
         # ops QNN or onnxruntime's pre-processing named themselves go by their name, reshapes left out
         ops[precision] = [row.name if row.op_type == "QNN:op" else row.op_type for row in rows[macs[0] + 1:macs[1]]
                           if "reshape" not in row.name]
     return ops
+
+
+class GroupedConvs(torch.nn.Module):
+    """Dense, 4-group and depthwise 3x3 Convs at 32 channels, then 8-group and dense ones at 256."""
+
+    def __init__(self):
+        super().__init__()
+        conv = lambda width, groups: torch.nn.Conv2d(width, width, 3, padding=1, groups=groups)  # noqa: E731
+        self.dense32, self.groups4, self.depthwise32 = conv(32, 1), conv(32, 4), conv(32, 32)
+        self.widen = torch.nn.Conv2d(32, 256, 2, stride=2)
+        self.groups8, self.dense256 = conv(256, 8), conv(256, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.widen(self.depthwise32(self.groups4(self.dense32(x))))[..., 2:30, 2:30]
+        return self.dense256(self.groups8(x))
+
+
+def grouped_conv_shares(folder: Path) -> dict[str, dict[str, float]]:
+    """Each grouped Conv's emulated time as a share of the dense Conv of its shape, per precision."""
+    torch.manual_seed(0)
+    shares = {}
+    for precision, rows in emulated_rows(GroupedConvs(), torch.randn(1, 32, 64, 64), "grouped", folder).items():
+        times = {row.name.split("/")[0]: row.time_ms for row in rows if row.op_type == "Conv"}
+        shares[precision] = {"4 groups of 8 channels": round(times["groups4"] / times["dense32"], 2),
+                             "depthwise (32 groups of 1)": round(times["depthwise32"] / times["dense32"], 2),
+                             "8 groups of 32 channels": round(times["groups8"] / times["dense256"], 2)}
+    return shares
 
 
 def main() -> None:
@@ -104,7 +142,9 @@ def main() -> None:
     with PeakMemory() as peak:
         result = {f"{name} after {'Linear' if linear else 'Conv'}": ops_between(name, linear, args.work / f"{name}-{linear}")
                   for name, linear in CASES}
+        grouped = grouped_conv_shares(args.work / "grouped")
     print(json.dumps({"chipset": CHIPSET, "ops between the two MAC layers": result,
+                      "grouped convolutions, emulated time over the dense Conv's": grouped,
                       "seconds": round(time.perf_counter() - start, 1), "peak_rss_gb": round(peak.mb / 1024, 2)}, indent=1))
 
 

@@ -26,6 +26,7 @@ FREE_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant"
 # Bytes per (weight, activation) value on the NPU at each precision; float graphs run there in fp16.
 NPU_BYTES = {"w8a16": (1, 2), "w8a16-mixed": (1, 2), "w8a8": (1, 1), "fp16": (2, 2), "fp32": (2, 2), "float": (2, 2)}
 ACTIVATION_PRECISIONS = {"uint16": "w8a16", "int16": "w8a16", "uint8": "w8a8", "int8": "w8a8"}
+CHANNEL_TILE = 32  # the HTP lays out and multiplies channels in blocks of 32
 
 
 def graph_precision(model_path: Path) -> str:
@@ -91,9 +92,9 @@ class LayerCost:
     weight_bytes: int
     activation_bytes: int  # activations larger than VTCM, read and written by the layer
     # "dense" (Conv, MatMul, Gemm, ConvTranspose with weights), "dynamic" (a MatMul of two activations, as in
-    # attention), "grouped" (Conv with groups), "softmax", "vector" (other computation), "fused" (an activation
-    # folded into the MAC layer before it, a constant epilogue of a MAC layer or a norm), "in_place" (Concat, Split,
-    # Slice: written in place)
+    # attention), "grouped" (depthwise Conv: one input channel per group), "softmax", "vector" (other computation),
+    # "fused" (an activation folded into the MAC layer before it, a constant epilogue of a MAC layer or a norm),
+    # "in_place" (Concat, Split, Slice: written in place)
     kind: str = "vector"
     elements: int = 0  # values the layer writes
     dispatched: bool = True  # False for a layer QNN runs inside another: a fused activation, or a link of an
@@ -214,8 +215,13 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
             kind = "fused"
         kernel = shape_of(weight_source(node.input[1]) or node.input[1]) if len(node.input) > 1 else None
         if node.op_type == "Conv" and output and kernel:
-            macs = int(np.prod(output)) * int(np.prod(kernel[1:]))  # kernel: [Cout, Cin/groups, kh, kw]
-            kind = "dense" if _groups(node) == 1 else "grouped"
+            # kernel: [Cout, Cin/groups, kh, kw]. A grouped Conv that is not depthwise runs on the MAC array with
+            # each group's input channels padded to a channel block (QNN's HTP costs a 4-group Conv of 32 channels
+            # as the dense one, and 8 groups of 32 channels at an eighth of the dense one)
+            depthwise = _groups(node) > 1 and kernel[1] == 1
+            depth = kernel[1] if depthwise else min(_round_up(kernel[1], CHANNEL_TILE), kernel[1] * _groups(node))
+            macs = int(np.prod(output)) * depth * int(np.prod(kernel[2:]))
+            kind = "grouped" if depthwise else "dense"
         elif node.op_type == "ConvTranspose" and output and kernel:
             macs = int(np.prod(shape_of(node.input[0]))) * int(np.prod(kernel[1:]))  # kernel: [Cin, Cout/groups, kh, kw]
             kind = "dense"
@@ -270,8 +276,11 @@ def tiled_size(shape: list[int]) -> int:
     to 4); 0 for other ranks."""
     if len(shape) != 4:
         return 0
-    up = lambda value, multiple: -(-value // multiple) * multiple  # noqa: E731
-    return shape[0] * up(shape[1], 32) * up(shape[2], 8) * up(shape[3], 4)
+    return shape[0] * _round_up(shape[1], CHANNEL_TILE) * _round_up(shape[2], 8) * _round_up(shape[3], 4)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def _per_channel(constant: list[int], output: list[int]) -> bool:

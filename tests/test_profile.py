@@ -247,6 +247,29 @@ def test_estimate_counts_macs_by_kind_and_takes_the_slower_of_compute_and_memory
     assert layer_times_ms(LayerArrays.of(layers, "fp16", io_values=1000), model).tolist() == pytest.approx(expected)
 
 
+def test_a_grouped_convolution_runs_with_its_groups_padded_to_a_channel_block(tmp_path):
+    """QNN's HTP costs a 4-group 3x3 Conv of 32 channels as the dense one and 8 groups of 32 channels at an eighth
+    of it (benchmarks/fused_activations.py, "grouped convolutions"): a grouped Conv that is not depthwise counts
+    each group's input channels padded to 32 at the dense rate; a depthwise Conv keeps its own rate."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+               for name, shape in (("g4", (32, 8, 3, 3)), ("dw", (32, 1, 3, 3)), ("widen", (256, 32, 1, 1)),
+                                   ("g8", (256, 32, 3, 3)))]
+    nodes = [helper.make_node("Conv", ["x", "g4"], ["a"], pads=[1, 1, 1, 1], group=4, name="4 groups of 8"),
+             helper.make_node("Conv", ["a", "dw"], ["b"], pads=[1, 1, 1, 1], group=32, name="depthwise"),
+             helper.make_node("Conv", ["b", "widen"], ["c"], name="widen"),
+             helper.make_node("Conv", ["c", "g8"], ["d"], pads=[1, 1, 1, 1], group=8, name="8 groups of 32")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 10, 10])],
+                              [helper.make_tensor_value_info("d", TensorProto.FLOAT, [1, 256, 10, 10])], weights)
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    costs = layer_costs(path, "fp16", vtcm_bytes=0)
+    assert [(c.name, c.kind, c.macs, c.weight_bytes) for c in costs] == [
+        ("4 groups of 8", "dense", 32 * 100 * 32 * 9, 32 * 8 * 9 * 2),
+        ("depthwise", "grouped", 32 * 100 * 9, 32 * 9 * 2), ("widen", "dense", 256 * 100 * 32, 256 * 32 * 2),
+        ("8 groups of 32", "dense", 256 * 100 * 32 * 9, 256 * 32 * 9 * 2)]
+
+
 def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
     """`estimate --json` on a hand-made Conv 8->16 3x3 at 10x10 with a dynamic batch (taken as 1): the chipset
     profile's fitted constants applied by hand, per precision, with their held-out error band."""
