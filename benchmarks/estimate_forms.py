@@ -34,7 +34,7 @@ choice), then reported on the held-out models as `estimate_validation.py` report
   speed factor; and the other way round, one speed factor in place of the profiles' peaks (every chipset's MAC
   peak is the reference's, and its speed factor carries the whole difference);
 - the graph as QNN compiles it (`fused_activations.py`): GELU written out (Div-Erf-Add-Mul-Mul) is one Gelu op,
-  alone and with the activations QNN does not fold: only ReLU and clipping fold into the MAC layer before them,
+  alone and with the activations QNN does not fold, and those activations alone: only ReLU and clipping fold into the MAC layer before them,
   and only when quantized; sigmoid, SiLU's multiply, tanh, leaky ReLU and hard-swish run as ops of their own,
   and float ReLUs too, and so do the constant epilogues the model folds (a MatMul's bias, a GroupNorm's scale
   and shift), as onnxruntime's QNN provider runs them at W8A16. Each form also reports how its count of
@@ -44,6 +44,8 @@ choice), then reported on the held-out models as `estimate_validation.py` report
   16-bit vector rate) and as QNN compiles the graph;
 - softmax at a share of the vector rate: one ratio for every precision instead of a float and an integer rate of
   its own (only BERT's W8A16 rows inform the integer one among the training models), alone and over that floor;
+- inputs and outputs at the activation width: if a quantized graph takes and gives quantized values (AI Hub's
+  `--quantize_io`), a w8a8 or w8a16 graph's boundary moves 1 or 2 bytes per value where a float graph's moves 4;
 - diagnostics, not candidates (they read the row's own published op count, which a user's graph does not have):
   is the count of ops what the model lacks? A dispatch cost per NPU op AI Hub published for the row's graph, added
   to the model's layers, and the same count as the graph's floor.
@@ -90,6 +92,8 @@ FORMS = {
     "MAC units at the profile's peak": {"macs_at_peak"},
     "one speed factor in place of the profiles' peaks": {"speed_not_peak"},
     "GELU as one op": {"gelu_op"},
+    "activations folded as QNN compiles them": {"compiled_activations"},
+    "inputs and outputs at the activation width": {"io_width"},
     "GELU as one op and activations folded as QNN compiles them": {"gelu_op", "compiled_activations"},
     "a graph floor of dispatched layers at the activation width": {"graph_floor", "overhead_width"},
     "that, with one 16-bit vector rate": {"graph_floor", "overhead_width", "shared_16_bit"},
@@ -187,7 +191,10 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
         graph_s = max((compute_s + overhead_s).sum(), memory_s.sum())
     else:
         graph_s = (np.maximum(compute_s, memory_s) + overhead_s).sum()
-    return float((graph_s + layers.io_values * c.io_ns_per_value * 1e-9) * 1000)
+    io_s = layers.io_values * c.io_ns_per_value * 1e-9
+    if "io_width" in form and precision != "float":  # io_ns_per_value is then the float32 boundary's cost
+        io_s = io_s * activation_bytes / 4
+    return float((graph_s + io_s) * 1000)
 
 
 def structure(sample: dict, form: set[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """The architectures of AI Hub's published latency table, built from their public configurations with random
 weights (a latency model needs only the graph): torchvision, timm, transformers, diffusers, ultralytics, and the
 networks no installed library builds written out from their published definitions (ESRGAN, Real-ESRGAN's compact
-network, U-Net, QuickSRNet, XLSR, YOLOv7-tiny). Needs `pip install .[bench]`.
+network, U-Net, QuickSRNet, XLSR, YOLOv7-tiny, DeepLabV3+). Needs `pip install .[bench]`.
 
 Each entry is keyed by the CSV's (model, component) and gives its family (for reports and the split) and a
 builder returning the module and its example inputs at the shape AI Hub profiled. That is the CSV's input shape
@@ -261,6 +261,41 @@ class YoloV7Tiny(nn.Module):
         return torch.cat([self.decode(y, level) for level, y in enumerate(levels)], 1)
 
 
+def conv_bn_relu(inputs: int, outputs: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(inputs, outputs, kernel, padding=dilation * (kernel // 2), dilation=dilation,
+                                   bias=False), nn.BatchNorm2d(outputs), nn.ReLU())
+
+
+class DeepLabV3Plus(nn.Module):
+    """DeepLabV3+ on MobileNet-v2 at output stride 16 (jfzhang95/pytorch-deeplab-xception, which qai-hub-models
+    wraps): ASPP at dilations 1/6/12/18 with image pooling, a decoder on the stride-4 features, 21 classes."""
+
+    def __init__(self, classes: int = 21):
+        super().__init__()
+        import torchvision
+
+        features = torchvision.models.mobilenet_v2(weights=None).features[:-1]  # the last 1x1 conv is not used
+        features[14].conv[1][0].stride = (1, 1)  # output stride 16: the last stride-2 block keeps its resolution
+        for block in features[15:]:
+            depthwise = block.conv[1][0]
+            depthwise.dilation, depthwise.padding = (2, 2), (2, 2)
+        self.low, self.high = features[:4], features[4:]
+        self.branches = nn.ModuleList([conv_bn_relu(320, 256), *(conv_bn_relu(320, 256, 3, d) for d in (6, 12, 18))])
+        self.pooled = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_bn_relu(320, 256))
+        self.project = conv_bn_relu(5 * 256, 256)
+        self.reduce = conv_bn_relu(24, 48)
+        self.decoder = nn.Sequential(conv_bn_relu(304, 256, 3), conv_bn_relu(256, 256, 3), nn.Conv2d(256, classes, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        resize = lambda y, size: nn.functional.interpolate(y, size=size, mode="bilinear", align_corners=True)  # noqa: E731
+        low = self.low(x)
+        high = self.high(low)
+        pooled = resize(self.pooled(high), high.shape[2:])
+        aspp = self.project(torch.cat([*(branch(high) for branch in self.branches), pooled], 1))
+        logits = self.decoder(torch.cat([resize(aspp, low.shape[2:]), self.reduce(low)], 1))
+        return resize(logits, x.shape[2:])
+
+
 def double_conv(inputs: int, outputs: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(),
                          nn.Conv2d(outputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU())
@@ -349,6 +384,8 @@ ARCHITECTURES = [
     Architecture("whisper_base", "HfWhisperEncoder", "transformer", whisper_encoder(512, 6, 8)),
     Architecture("segformer_base", "Segformer-Base", "segmentation", segformer_b0),
     Architecture("fcn_resnet50", "FCN-ResNet50", "segmentation", fcn_resnet50),
+    Architecture("deeplabv3_plus_mobilenet", "DeepLabV3-Plus-MobileNet", "segmentation",
+                 lambda: (DeepLabV3Plus(), image(513))),
     Architecture("unet_segmentation", "Unet-Segmentation", "segmentation", lambda: (SegmentationUNet(), image(640, 1280))),
     Architecture("yolov8_det", "YOLOv8-Detection", "detector", yolo("yolov8n.yaml")),
     Architecture("yolov11_det", "YOLOv11-Detection", "detector", yolo("yolo11n.yaml")),

@@ -56,7 +56,6 @@ PRECISIONS = ("float", "w8a8", "w8a16")
 LEFT_OUT_ARCHITECTURES = {
     "aotgan": "AOT-GAN's generator is in no installed library",
     "ddrnet23_slim": "DDRNet is in no installed library",
-    "deeplabv3_plus_mobilenet": "DeepLabV3+ on MobileNet-v2 is in no installed library (torchvision has DeepLabV3 only)",
     "ffnet_40s": "FFNet is in no installed library",
     "lama_dilated": "LaMa is in no installed library",
     "midas": "MiDaS v2.1 small needs torch.hub code",
