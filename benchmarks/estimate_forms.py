@@ -34,11 +34,12 @@ choice), then reported on the held-out models as `estimate_validation.py` report
   speed factor; and the other way round, one speed factor in place of the profiles' peaks (every chipset's MAC
   peak is the reference's, and its speed factor carries the whole difference);
 - the graph as QNN compiles it (`fused_activations.py`): GELU written out (Div-Erf-Add-Mul-Mul) is one Gelu op,
-  alone and with the activations QNN does not fold, and those activations alone: only ReLU and clipping fold into the MAC layer before them,
-  and only when quantized; sigmoid, SiLU's multiply, tanh, leaky ReLU and hard-swish run as ops of their own,
-  and float ReLUs too, and so do the constant epilogues the model folds (a MatMul's bias, a GroupNorm's scale
-  and shift), as onnxruntime's QNN provider runs them at W8A16. Each form also reports how its count of
-  dispatched layers compares with the NPU op counts AI Hub publishes (`npu_ops`), a check that involves no time;
+  alone and with the activations QNN does not fold, and those activations alone: only ReLU and clipping fold into
+  the MAC layer before them, and only when quantized; sigmoid, SiLU's multiply, tanh, leaky ReLU and hard-swish run
+  as ops of their own, and float ReLUs too, and so do the constant epilogues the model folds (a MatMul's bias, a
+  GroupNorm's scale and shift), as onnxruntime's QNN provider runs them at W8A16. Each form also reports how its
+  count of dispatched layers compares with the NPU op counts AI Hub publishes (`npu_ops`), a check that involves
+  no time;
 - a graph floor of ops: a graph takes at least its dispatched layers times the per-op cost (at the activation
   width), which runs beside its layers' work instead of adding to it, counted the model's way (alone and with one
   16-bit vector rate) and as QNN compiles the graph;

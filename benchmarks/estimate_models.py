@@ -287,7 +287,9 @@ class DeepLabV3Plus(nn.Module):
         self.decoder = nn.Sequential(conv_bn_relu(304, 256, 3), conv_bn_relu(256, 256, 3), nn.Conv2d(256, classes, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        resize = lambda y, size: nn.functional.interpolate(y, size=size, mode="bilinear", align_corners=True)  # noqa: E731
+        def resize(y: torch.Tensor, size: torch.Size) -> torch.Tensor:
+            return nn.functional.interpolate(y, size=size, mode="bilinear", align_corners=True)
+
         low = self.low(x)
         high = self.high(low)
         pooled = resize(self.pooled(high), high.shape[2:])
