@@ -191,10 +191,16 @@ class XLSR(nn.Module):
         return nn.functional.hardtanh(self.tail(torch.cat([self.body(x), self.residual(x)], 1)), 0.0, 1.0)
 
 
+def conv_bn(inputs: int, outputs: int, kernel: int = 1, stride: int = 1, dilation: int = 1,
+            activation: Callable[[], nn.Module] = nn.ReLU) -> nn.Sequential:
+    """A convolution without bias (padded to keep the size at stride 1), BatchNorm and an activation."""
+    return nn.Sequential(nn.Conv2d(inputs, outputs, kernel, stride, dilation * (kernel // 2), dilation, bias=False),
+                         nn.BatchNorm2d(outputs), activation())
+
+
 def conv_bn_leaky(inputs: int, outputs: int, kernel: int = 1, stride: int = 1) -> nn.Sequential:
-    """YOLOv7's Conv: convolution, BatchNorm, LeakyReLU(0.1) in its tiny variant."""
-    return nn.Sequential(nn.Conv2d(inputs, outputs, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(outputs),
-                         nn.LeakyReLU(0.1))
+    """YOLOv7's Conv in its tiny variant: LeakyReLU(0.1) as the activation."""
+    return conv_bn(inputs, outputs, kernel, stride, activation=lambda: nn.LeakyReLU(0.1))
 
 
 class TinyElan(nn.Module):
@@ -261,11 +267,6 @@ class YoloV7Tiny(nn.Module):
         return torch.cat([self.decode(y, level) for level, y in enumerate(levels)], 1)
 
 
-def conv_bn_relu(inputs: int, outputs: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(inputs, outputs, kernel, padding=dilation * (kernel // 2), dilation=dilation,
-                                   bias=False), nn.BatchNorm2d(outputs), nn.ReLU())
-
-
 class DeepLabV3Plus(nn.Module):
     """DeepLabV3+ on MobileNet-v2 at output stride 16 (jfzhang95/pytorch-deeplab-xception, which qai-hub-models
     wraps): ASPP at dilations 1/6/12/18 with image pooling, a decoder on the stride-4 features, 21 classes."""
@@ -280,11 +281,11 @@ class DeepLabV3Plus(nn.Module):
             depthwise = block.conv[1][0]
             depthwise.dilation, depthwise.padding = (2, 2), (2, 2)
         self.low, self.high = features[:4], features[4:]
-        self.branches = nn.ModuleList([conv_bn_relu(320, 256), *(conv_bn_relu(320, 256, 3, d) for d in (6, 12, 18))])
-        self.pooled = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_bn_relu(320, 256))
-        self.project = conv_bn_relu(5 * 256, 256)
-        self.reduce = conv_bn_relu(24, 48)
-        self.decoder = nn.Sequential(conv_bn_relu(304, 256, 3), conv_bn_relu(256, 256, 3), nn.Conv2d(256, classes, 1))
+        self.branches = nn.ModuleList([conv_bn(320, 256), *(conv_bn(320, 256, 3, dilation=d) for d in (6, 12, 18))])
+        self.pooled = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_bn(320, 256))
+        self.project = conv_bn(5 * 256, 256)
+        self.reduce = conv_bn(24, 48)
+        self.decoder = nn.Sequential(conv_bn(304, 256, 3), conv_bn(256, 256, 3), nn.Conv2d(256, classes, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         def resize(y: torch.Tensor, size: torch.Size) -> torch.Tensor:
@@ -299,8 +300,7 @@ class DeepLabV3Plus(nn.Module):
 
 
 def double_conv(inputs: int, outputs: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(),
-                         nn.Conv2d(outputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU())
+    return nn.Sequential(conv_bn(inputs, outputs, 3), conv_bn(outputs, outputs, 3))
 
 
 class SegmentationUNet(nn.Module):
