@@ -218,8 +218,9 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
             # kernel: [Cout, Cin/groups, kh, kw]. A grouped Conv that is not depthwise runs on the MAC array with
             # each group's input channels padded to a channel block (QNN's HTP costs a 4-group Conv of 32 channels
             # as the dense one, and 8 groups of 32 channels at an eighth of the dense one)
-            depthwise = _groups(node) > 1 and kernel[1] == 1
-            depth = kernel[1] if depthwise else min(_round_up(kernel[1], CHANNEL_TILE), kernel[1] * _groups(node))
+            groups = _groups(node)
+            depthwise = groups > 1 and kernel[1] == 1
+            depth = kernel[1] if depthwise else min(_round_up(kernel[1], CHANNEL_TILE), kernel[1] * groups)
             macs = int(np.prod(output)) * depth * int(np.prod(kernel[2:]))
             kind = "grouped" if depthwise else "dense"
         elif node.op_type == "ConvTranspose" and output and kernel:
