@@ -1,7 +1,8 @@
 """The architectures of AI Hub's published latency table, built from their public configurations with random
 weights (a latency model needs only the graph): torchvision, timm, transformers, diffusers, ultralytics, and the
 networks no installed library builds written out from their published definitions (ESRGAN, Real-ESRGAN's compact
-network, U-Net, QuickSRNet, XLSR, YOLOv7-tiny, DeepLabV3+). Needs `pip install .[bench]`.
+network, U-Net, QuickSRNet, XLSR, YOLOv7-tiny, DeepLabV3+, DDRNet-23-slim, MiDaS's decoder, AOT-GAN, LaMa-Dilated).
+Needs `pip install .[bench]`.
 
 Each entry is keyed by the CSV's (model, component) and gives its family (for reports and the split) and a
 builder returning the module and its example inputs at the shape AI Hub profiled. That is the CSV's input shape
@@ -12,6 +13,7 @@ published times would mean 0.4-0.8 TMAC/s where every other large convolution ne
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -299,6 +301,250 @@ class DeepLabV3Plus(nn.Module):
         return resize(logits, x.shape[2:])
 
 
+class Residual(nn.Module):
+    """x + body(x)."""
+
+    def __init__(self, *body: nn.Module):
+        super().__init__()
+        self.body = nn.Sequential(*body)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class DualResolutionBlock(nn.Module):
+    """DDRNet's residual block: two 3x3 convs (BasicBlock) or 1x1-3x3-1x1 to twice the width (Bottleneck), a 1x1
+    projection where the shape changes, ReLU after the sum unless it is its stage's last."""
+
+    def __init__(self, inputs: int, width: int, stride: int = 1, bottleneck: bool = False, relu: bool = True):
+        super().__init__()
+        outputs = 2 * width if bottleneck else width
+        last = nn.Sequential(nn.Conv2d(width, outputs, 1 if bottleneck else 3, padding=0 if bottleneck else 1,
+                                       bias=False), nn.BatchNorm2d(outputs))
+        first = ([conv_bn(inputs, width), conv_bn(width, width, 3, stride)] if bottleneck
+                 else [conv_bn(inputs, width, 3, stride)])
+        self.body = nn.Sequential(*first, last)
+        self.shortcut = (nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride, bias=False), nn.BatchNorm2d(outputs))
+                         if stride != 1 or inputs != outputs else nn.Identity())
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x) + self.shortcut(x)
+        return torch.relu(y) if self.relu else y
+
+
+def ddr_stage(inputs: int, width: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(DualResolutionBlock(inputs, width, stride), DualResolutionBlock(width, width, relu=False))
+
+
+def bn_relu_conv(inputs: int, outputs: int, kernel: int = 1) -> nn.Sequential:
+    """DDRNet's pre-activated convolution: BatchNorm, ReLU, then a convolution without bias."""
+    return nn.Sequential(nn.BatchNorm2d(inputs), nn.ReLU(),
+                         nn.Conv2d(inputs, outputs, kernel, padding=kernel // 2, bias=False))
+
+
+def bilinear(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    return nn.functional.interpolate(x, size=size, mode="bilinear")
+
+
+class DeepAggregationPyramid(nn.Module):
+    """DDRNet's DAPPM: the input average-pooled at four scales, each upsampled, added to the finer one and mixed."""
+
+    def __init__(self, inputs: int = 512, branch: int = 128, outputs: int = 128):
+        super().__init__()
+        pools = [nn.AvgPool2d(k, s, k // 2) for k, s in ((5, 2), (9, 4), (17, 8))] + [nn.AdaptiveAvgPool2d(1)]
+        self.scales = nn.ModuleList([bn_relu_conv(inputs, branch), *(nn.Sequential(pool, bn_relu_conv(inputs, branch))
+                                                                    for pool in pools)])
+        self.process = nn.ModuleList(bn_relu_conv(branch, branch, 3) for _ in pools)
+        self.compression, self.shortcut = bn_relu_conv(5 * branch, outputs), bn_relu_conv(inputs, outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        levels = [self.scales[0](x)]
+        for scale, process in zip(self.scales[1:], self.process):
+            levels.append(process(bilinear(scale(x), x.shape[2:]) + levels[-1]))
+        return self.compression(torch.cat(levels, 1)) + self.shortcut(x)
+
+
+class DDRNet23Slim(nn.Module):
+    """DDRNet-23-slim (chenjun2hao/DDRNet.pytorch, which qai-hub-models wraps): a ResNet branch down to 1/64 beside a
+    high-resolution branch kept at 1/8, exchanging features twice, DAPPM, a 19-class head at 1/8."""
+
+    def __init__(self, planes: int = 32, classes: int = 19):
+        super().__init__()
+        high = 2 * planes
+        self.stem = nn.Sequential(conv_bn(3, planes, 3, 2), conv_bn(planes, planes, 3, 2), ddr_stage(planes, planes))
+        self.layer2, self.layer3 = ddr_stage(planes, 2 * planes, 2), ddr_stage(2 * planes, 4 * planes, 2)
+        self.layer4 = ddr_stage(4 * planes, 8 * planes, 2)
+        self.layer3_, self.layer4_ = ddr_stage(2 * planes, high), ddr_stage(high, high)
+        self.layer5_ = DualResolutionBlock(high, high, bottleneck=True, relu=False)
+        self.layer5 = DualResolutionBlock(8 * planes, 8 * planes, 2, bottleneck=True, relu=False)
+        bn = nn.BatchNorm2d
+        self.compression3 = nn.Sequential(nn.Conv2d(4 * planes, high, 1, bias=False), bn(high))
+        self.compression4 = nn.Sequential(nn.Conv2d(8 * planes, high, 1, bias=False), bn(high))
+        self.down3 = nn.Sequential(nn.Conv2d(high, 4 * planes, 3, 2, 1, bias=False), bn(4 * planes))
+        self.down4 = nn.Sequential(conv_bn(high, 4 * planes, 3, 2),
+                                   nn.Conv2d(4 * planes, 8 * planes, 3, 2, 1, bias=False), bn(8 * planes))
+        self.spp = DeepAggregationPyramid(16 * planes, 128, 4 * planes)
+        self.head = nn.Sequential(bn_relu_conv(4 * planes, 64, 3), nn.BatchNorm2d(64), nn.ReLU(),
+                                  nn.Conv2d(64, classes, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = (x.shape[2] // 8, x.shape[3] // 8)
+        layer1 = self.stem(x)
+        layer2 = self.layer2(torch.relu(layer1))
+        low = self.layer3(torch.relu(layer2))
+        high = self.layer3_(torch.relu(layer2))
+        low, high = low + self.down3(torch.relu(high)), high + bilinear(self.compression3(torch.relu(low)), size)
+        low = self.layer4(torch.relu(low))
+        high = self.layer4_(torch.relu(high))
+        low, high = low + self.down4(torch.relu(high)), high + bilinear(self.compression4(torch.relu(low)), size)
+        high = self.layer5_(torch.relu(high))
+        low = bilinear(self.spp(self.layer5(torch.relu(low))), size)
+        return self.head(low + high)
+
+
+class AotBlock(nn.Module):
+    """AOT-GAN's block: 3x3 convs at dilations 1/2/4/8 to a quarter of the width each, concatenated and fused, blended
+    into the input by a gate normalised over the image (as AI Hub's patch computes it: mean reused, divided first)."""
+
+    def __init__(self, width: int = 256, rates: tuple[int, ...] = (1, 2, 4, 8)):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.ReflectionPad2d(rate), nn.Conv2d(width, width // 4, 3, dilation=rate), nn.ReLU())
+            for rate in rates)
+        self.fuse = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3))
+        self.gate = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.fuse(torch.cat([branch(x) for branch in self.branches], 1))
+        gate = self.gate(x)
+        centred = gate - gate.mean((2, 3), keepdim=True)
+        std = (centred ** 2 / (gate.shape[2] * gate.shape[3] - 1)).sum((2, 3), keepdim=True).sqrt() + 1e-9
+        mask = torch.sigmoid(5 * (2 * centred / std - 1))
+        return x * (1 - mask) + out * mask
+
+
+class AotGan(nn.Module):
+    """AOT-GAN's inpainting generator (researchmm/AOT-GAN-for-Inpainting) with AI Hub's masking around it: two
+    stride-2 convs to 256 channels, eight AOT blocks, two bilinear upsamplings with 3x3 convs."""
+
+    def __init__(self, blocks: int = 8):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(4, 64, 7), nn.ReLU(), nn.Conv2d(64, 128, 4, 2, 1),
+                                     nn.ReLU(), nn.Conv2d(128, 256, 4, 2, 1), nn.ReLU())
+        self.middle = nn.Sequential(*(AotBlock() for _ in range(blocks)))
+        self.up = nn.ModuleList([nn.Conv2d(256, 128, 3, padding=1), nn.Conv2d(128, 64, 3, padding=1)])
+        self.last = nn.Conv2d(64, 3, 3, padding=1)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.middle(self.encoder(torch.cat([(image * 2 - 1) * (1 - mask) + mask, mask], 1)))
+        for conv in self.up:
+            x = torch.relu(conv(nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)))
+        predicted = (torch.clamp(torch.tanh(self.last(x)), -1, 1) + 1) / 2
+        return predicted * mask + image * (1 - mask)
+
+
+class MultidilatedConv(nn.Module):
+    """LaMa's multi-dilated 3x3 conv ("cat_in"): each quarter of the input channels through its own conv at
+    dilation 1/2/4/8 (reflect-padded), the four summed."""
+
+    def __init__(self, width: int, dilations: tuple[int, ...] = (1, 2, 4, 8)):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(width // len(dilations), width, 3, padding=d, dilation=d,
+                                             padding_mode="reflect") for d in dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return functools.reduce(torch.add, (conv(part) for conv, part in zip(self.convs, x.chunk(len(self.convs), 1))))
+
+
+class LamaDilated(nn.Module):
+    """LaMa-Dilated (advimman/lama, pix2pixhd_multidilated_catin_4dil_9b) with AI Hub's masking around it: a 7x7
+    stem, three stride-2 convs to 512 channels, nine residual blocks of two multi-dilated convs, three transposed
+    convs back, a 7x7 conv and a sigmoid."""
+
+    def __init__(self, width: int = 64, blocks: int = 9):
+        super().__init__()
+        widths = [width * 2 ** i for i in range(4)]
+        bn_relu = lambda channels: [nn.BatchNorm2d(channels), nn.ReLU()]  # noqa: E731
+        layers = [nn.ReflectionPad2d((7, 13, 7, 13)), nn.Conv2d(4, width, 7), *bn_relu(width)]
+        for inputs, outputs in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(inputs, outputs, 3, 2, 1), *bn_relu(outputs)]
+        deepest = widths[-1]
+        layers += [Residual(MultidilatedConv(deepest), *bn_relu(deepest), MultidilatedConv(deepest),
+                            nn.BatchNorm2d(deepest)) for _ in range(blocks)]
+        for inputs, outputs in zip(widths[:0:-1], widths[-2::-1]):
+            layers += [nn.ConvTranspose2d(inputs, outputs, 3, 2, 1, output_padding=1), *bn_relu(outputs)]
+        layers += [nn.ReplicationPad2d((0, 6, 0, 6)), nn.Conv2d(width, 3, 7), nn.Sigmoid()]
+        self.generator = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        predicted = self.generator(torch.cat([image * (1 - mask), mask], 1))[:, :, 8:-8, 8:-8]
+        return mask * predicted + (1 - mask) * image
+
+
+def inpainting_inputs(size: int) -> list[torch.Tensor]:
+    """An RGB image and a binary mask of its size."""
+    return [torch.rand(1, 3, size, size), torch.randint(0, 2, (1, 1, size, size)).float()]
+
+
+class ResidualConvUnit(nn.Module):
+    """MiDaS's residual unit: ReLU, 3x3 conv, ReLU, 3x3 conv, plus the input."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(width, width, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class FeatureFusion(nn.Module):
+    """MiDaS's fusion block: the coarser path plus a residual unit of the skip, another unit, 2x bilinear, 1x1."""
+
+    def __init__(self, width: int, outputs: int, skip: bool):
+        super().__init__()
+        self.skip = ResidualConvUnit(width) if skip else None
+        self.unit, self.out = ResidualConvUnit(width), nn.Conv2d(width, outputs, 1)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        if self.skip is not None:
+            x = x + self.skip(skip)
+        upsampled = nn.functional.interpolate(self.unit(x), scale_factor=2, mode="bilinear", align_corners=True)
+        return self.out(upsampled)
+
+
+class MidasSmall(nn.Module):
+    """MiDaS v2.1 small (isl-org/MiDaS, MidasNet_small): EfficientNet-Lite3 read at strides 4/8/16/32, each level
+    reduced to 64/128/256/512 channels, fused coarse to fine, a depth head at full resolution."""
+
+    def __init__(self, features: int = 64):
+        super().__init__()
+        import timm
+
+        net = timm.create_model("tf_efficientnet_lite3", pretrained=False)
+        self.levels = nn.ModuleList([nn.Sequential(net.conv_stem, net.bn1, *net.blocks[0:2]), net.blocks[2],
+                                     nn.Sequential(*net.blocks[3:5]), nn.Sequential(*net.blocks[5:7])])
+        widths = [features * 2 ** i for i in range(4)]
+        self.reduce = nn.ModuleList(nn.Conv2d(channels, width, 3, padding=1, bias=False)
+                                    for channels, width in zip((32, 48, 136, 384), widths))
+        self.fuse = nn.ModuleList(FeatureFusion(width, max(width // 2, features), skip=width != widths[-1])
+                                  for width in widths)
+        self.head = nn.Sequential(nn.Conv2d(features, features // 2, 3, padding=1),
+                                  nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(features // 2, 32, 3, padding=1),
+                                  nn.ReLU(), nn.Conv2d(32, 1, 1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        reduced = []
+        for level, reduce in zip(self.levels, self.reduce):
+            x = level(x)
+            reduced.append(reduce(x))
+        path = self.fuse[-1](reduced[-1])
+        for fuse, skip in zip(self.fuse[-2::-1], reduced[-2::-1]):
+            path = fuse(path, skip)
+        return self.head(path)
+
+
 def double_conv(inputs: int, outputs: int) -> nn.Sequential:
     return nn.Sequential(conv_bn(inputs, outputs, 3), conv_bn(outputs, outputs, 3))
 
@@ -389,6 +635,10 @@ ARCHITECTURES = [
     Architecture("deeplabv3_plus_mobilenet", "DeepLabV3-Plus-MobileNet", "segmentation",
                  lambda: (DeepLabV3Plus(), image(513))),
     Architecture("unet_segmentation", "Unet-Segmentation", "segmentation", lambda: (SegmentationUNet(), image(640, 1280))),
+    Architecture("ddrnet23_slim", "DDRNet23-Slim", "segmentation", lambda: (DDRNet23Slim(), image(1024, 2048))),
+    Architecture("midas", "Midas-V2", "depth", lambda: (MidasSmall(), image(256))),
+    Architecture("aotgan", "AOT-GAN", "inpainting", lambda: (AotGan(), inpainting_inputs(512))),
+    Architecture("lama_dilated", "LaMa-Dilated", "inpainting", lambda: (LamaDilated(), inpainting_inputs(512))),
     Architecture("yolov8_det", "YOLOv8-Detection", "detector", yolo("yolov8n.yaml")),
     Architecture("yolov11_det", "YOLOv11-Detection", "detector", yolo("yolo11n.yaml")),
     Architecture("yolov7", "Yolo-v7", "detector", lambda: (YoloV7Tiny(), image(640))),

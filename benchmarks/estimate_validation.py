@@ -54,11 +54,8 @@ SPLIT = Path(__file__).with_name("estimate_split.json")
 NPU_RUNTIMES = {"qnn_context_binary", "precompiled_qnn_onnx", "qnn_dlc", "onnx", "qnn"}
 PRECISIONS = ("float", "w8a8", "w8a16")
 LEFT_OUT_ARCHITECTURES = {
-    "aotgan": "AOT-GAN's generator is in no installed library",
-    "ddrnet23_slim": "DDRNet is in no installed library",
-    "ffnet_40s": "FFNet is in no installed library",
-    "lama_dilated": "LaMa is in no installed library",
-    "midas": "MiDaS v2.1 small needs torch.hub code",
+    "ffnet_40s": "FFNet is in no installed library, and its ResNet-40S-D backbone (models/resnet.py) was not available "
+                 "to write out",
     "mobilesam": "MobileSAM's TinyViT encoder and prompt decoder are in no installed library",
     "sam2": "SAM2's exported encoder/decoder split is AI Hub's own",
     "whisper_base/HfWhisperDecoder": "the table gives no input shape (decoder with a KV cache)",
@@ -108,11 +105,12 @@ def graph_path(architecture: Architecture, work: Path) -> Path:
     path = work / architecture.graph_name / "trained-like" / "simplified" / "model.onnx"
     if path.is_file():
         return path
-    torch.manual_seed(0)
-    module, inputs = architecture.build()
-    trained_like(module)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), redirect_stdout(sys.stderr):  # onnxsim prints to stdout, which carries the JSON
+    # onnxsim, and Ultralytics on its first import, print to stdout, which carries the JSON
+    with torch.no_grad(), redirect_stdout(sys.stderr):
+        torch.manual_seed(0)
+        module, inputs = architecture.build()
+        trained_like(module)
         exported = trace(module.eval(), inputs, path.parent.parent / "model.onnx",
                          [f"input_{i}" for i in range(len(inputs))], ["output"])
         simplify(exported, path.parent)
