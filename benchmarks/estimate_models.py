@@ -1,8 +1,8 @@
 """The architectures of AI Hub's published latency table, built from their public configurations with random
 weights (a latency model needs only the graph): torchvision, timm, transformers, diffusers, ultralytics, and the
 networks no installed library builds written out from their published definitions (ESRGAN, Real-ESRGAN's compact
-network, U-Net, QuickSRNet, XLSR, YOLOv7-tiny, DeepLabV3+, DDRNet-23-slim, MiDaS's decoder, AOT-GAN, LaMa-Dilated).
-Needs `pip install .[bench]`.
+network, U-Net, QuickSRNet, XLSR, YOLOv7-tiny, DeepLabV3+, DDRNet-23-slim, FFNet-40S, MiDaS's decoder, AOT-GAN,
+LaMa-Dilated). Needs `pip install .[bench]`.
 
 Each entry is keyed by the CSV's (model, component) and gives its family (for reports and the split) and a
 builder returning the module and its example inputs at the shape AI Hub profiled. That is the CSV's input shape
@@ -312,9 +312,9 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-class DualResolutionBlock(nn.Module):
-    """DDRNet's residual block: two 3x3 convs (BasicBlock) or 1x1-3x3-1x1 to twice the width (Bottleneck), a 1x1
-    projection where the shape changes, ReLU after the sum unless it is its stage's last."""
+class ResNetBlock(nn.Module):
+    """A ResNet block as DDRNet and FFNet write it: two 3x3 convs (BasicBlock) or 1x1-3x3-1x1 to twice the width
+    (DDRNet's Bottleneck), a 1x1 projection where the shape changes, ReLU after the sum unless `relu` is off."""
 
     def __init__(self, inputs: int, width: int, stride: int = 1, bottleneck: bool = False, relu: bool = True):
         super().__init__()
@@ -334,7 +334,7 @@ class DualResolutionBlock(nn.Module):
 
 
 def ddr_stage(inputs: int, width: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(DualResolutionBlock(inputs, width, stride), DualResolutionBlock(width, width, relu=False))
+    return nn.Sequential(ResNetBlock(inputs, width, stride), ResNetBlock(width, width, relu=False))
 
 
 def bn_relu_conv(inputs: int, outputs: int, kernel: int = 1) -> nn.Sequential:
@@ -376,8 +376,8 @@ class DDRNet23Slim(nn.Module):
         self.layer2, self.layer3 = ddr_stage(planes, 2 * planes, 2), ddr_stage(2 * planes, 4 * planes, 2)
         self.layer4 = ddr_stage(4 * planes, 8 * planes, 2)
         self.layer3_, self.layer4_ = ddr_stage(2 * planes, high), ddr_stage(high, high)
-        self.layer5_ = DualResolutionBlock(high, high, bottleneck=True, relu=False)
-        self.layer5 = DualResolutionBlock(8 * planes, 8 * planes, 2, bottleneck=True, relu=False)
+        self.layer5_ = ResNetBlock(high, high, bottleneck=True, relu=False)
+        self.layer5 = ResNetBlock(8 * planes, 8 * planes, 2, bottleneck=True, relu=False)
         bn = nn.BatchNorm2d
         self.compression3 = nn.Sequential(nn.Conv2d(4 * planes, high, 1, bias=False), bn(high))
         self.compression4 = nn.Sequential(nn.Conv2d(8 * planes, high, 1, bias=False), bn(high))
@@ -401,6 +401,44 @@ class DDRNet23Slim(nn.Module):
         high = self.layer5_(torch.relu(high))
         low = bilinear(self.spp(self.layer5(torch.relu(low))), size)
         return self.head(low + high)
+
+
+def nearest(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    return nn.functional.interpolate(x, size=size, mode="nearest")
+
+
+class FFNet40S(nn.Module):
+    """FFNet-40S in its mobile form (Qualcomm-AI-research/FFNet, segmentation_ffnet40S_dBBB_mobile, which
+    qai-hub-models wraps): a slim ResNet of 4/5/6/4 basic blocks down to 1/64, 1x1 adapters, an up-branch with
+    nearest upsampling, its four scales concatenated at 1/8 and a 19-class 3x3 head."""
+
+    def __init__(self, blocks: tuple[int, ...] = (4, 5, 6, 4), widths: tuple[int, ...] = (64, 128, 192, 320),
+                 head: tuple[int, ...] = (64, 128, 128, 256), smoothed: tuple[int, ...] = (96, 96, 64, 32),
+                 classes: int = 19):
+        super().__init__()
+        self.stem = nn.Sequential(conv_bn(3, 32, 3, 2), conv_bn(32, 64, 3, 2))
+        self.stages = nn.ModuleList(
+            nn.Sequential(ResNetBlock(inputs, width, 2), *(ResNetBlock(width, width) for _ in range(count - 1)))
+            for inputs, width, count in zip((64, *widths), widths, blocks))
+        self.adapters = nn.ModuleList(conv_bn(width, channels) for width, channels in zip(widths, head))
+        self.smooth = nn.ModuleList(conv_bn(channels, out, 3) for channels, out in zip(head, smoothed))
+        self.up = nn.ModuleList(conv_bn(channels, finer) for channels, finer in zip(head[1:], head))
+        self.head = nn.Sequential(nn.Conv2d(sum(smoothed), 256, 3, padding=1), nn.BatchNorm2d(256), nn.ReLU(),
+                                  nn.Conv2d(256, classes, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        features = []
+        for stage, adapter in zip(self.stages, self.adapters):
+            x = stage(x)
+            features.append(adapter(x))
+        x = features[-1]
+        smoothed = [self.smooth[-1](x)]
+        for level in reversed(range(len(features) - 1)):
+            x = nearest(self.up[level](x), features[level].shape[2:]) + features[level]
+            smoothed.insert(0, self.smooth[level](x))
+        size = smoothed[0].shape[2:]
+        return self.head(torch.cat([smoothed[0], *(nearest(y, size) for y in smoothed[1:])], 1))
 
 
 class AotBlock(nn.Module):
@@ -636,6 +674,7 @@ ARCHITECTURES = [
                  lambda: (DeepLabV3Plus(), image(513))),
     Architecture("unet_segmentation", "Unet-Segmentation", "segmentation", lambda: (SegmentationUNet(), image(640, 1280))),
     Architecture("ddrnet23_slim", "DDRNet23-Slim", "segmentation", lambda: (DDRNet23Slim(), image(1024, 2048))),
+    Architecture("ffnet_40s", "FFNet-40S", "segmentation", lambda: (FFNet40S(), image(1024, 2048))),
     Architecture("midas", "Midas-V2", "depth", lambda: (MidasSmall(), image(256))),
     Architecture("aotgan", "AOT-GAN", "inpainting", lambda: (AotGan(), inpainting_inputs(512))),
     Architecture("lama_dilated", "LaMa-Dilated", "inpainting", lambda: (LamaDilated(), inpainting_inputs(512))),

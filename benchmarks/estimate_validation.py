@@ -54,9 +54,8 @@ SPLIT = Path(__file__).with_name("estimate_split.json")
 NPU_RUNTIMES = {"qnn_context_binary", "precompiled_qnn_onnx", "qnn_dlc", "onnx", "qnn"}
 PRECISIONS = ("float", "w8a8", "w8a16")
 LEFT_OUT_ARCHITECTURES = {
-    "ffnet_40s": "FFNet is in no installed library, and its ResNet-40S-D backbone (models/resnet.py) was not available "
-                 "to write out",
-    "mobilesam": "MobileSAM's TinyViT encoder and prompt decoder are in no installed library",
+    "mobilesam": "the table gives its prompt decoder no input shape, and AI Hub's encoder wrapper (a 720p image into "
+                 "TinyViT at SAM's 1024x1024) is not written out here",
     "sam2": "SAM2's exported encoder/decoder split is AI Hub's own",
     "whisper_base/HfWhisperDecoder": "the table gives no input shape (decoder with a KV cache)",
     "whisper_tiny/HfWhisperDecoder": "the table gives no input shape (decoder with a KV cache)",
