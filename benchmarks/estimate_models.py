@@ -319,12 +319,11 @@ class ResNetBlock(nn.Module):
     def __init__(self, inputs: int, width: int, stride: int = 1, bottleneck: bool = False, relu: bool = True):
         super().__init__()
         outputs = 2 * width if bottleneck else width
-        last = nn.Sequential(nn.Conv2d(width, outputs, 1 if bottleneck else 3, padding=0 if bottleneck else 1,
-                                       bias=False), nn.BatchNorm2d(outputs))
+        last = conv_bn(width, outputs, 1 if bottleneck else 3, activation=nn.Identity)
         first = ([conv_bn(inputs, width), conv_bn(width, width, 3, stride)] if bottleneck
                  else [conv_bn(inputs, width, 3, stride)])
         self.body = nn.Sequential(*first, last)
-        self.shortcut = (nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride, bias=False), nn.BatchNorm2d(outputs))
+        self.shortcut = (conv_bn(inputs, outputs, 1, stride, activation=nn.Identity)
                          if stride != 1 or inputs != outputs else nn.Identity())
         self.relu = relu
 
@@ -378,12 +377,11 @@ class DDRNet23Slim(nn.Module):
         self.layer3_, self.layer4_ = ddr_stage(2 * planes, high), ddr_stage(high, high)
         self.layer5_ = ResNetBlock(high, high, bottleneck=True, relu=False)
         self.layer5 = ResNetBlock(8 * planes, 8 * planes, 2, bottleneck=True, relu=False)
-        bn = nn.BatchNorm2d
-        self.compression3 = nn.Sequential(nn.Conv2d(4 * planes, high, 1, bias=False), bn(high))
-        self.compression4 = nn.Sequential(nn.Conv2d(8 * planes, high, 1, bias=False), bn(high))
-        self.down3 = nn.Sequential(nn.Conv2d(high, 4 * planes, 3, 2, 1, bias=False), bn(4 * planes))
+        self.compression3 = conv_bn(4 * planes, high, activation=nn.Identity)
+        self.compression4 = conv_bn(8 * planes, high, activation=nn.Identity)
+        self.down3 = conv_bn(high, 4 * planes, 3, 2, activation=nn.Identity)
         self.down4 = nn.Sequential(conv_bn(high, 4 * planes, 3, 2),
-                                   nn.Conv2d(4 * planes, 8 * planes, 3, 2, 1, bias=False), bn(8 * planes))
+                                   conv_bn(4 * planes, 8 * planes, 3, 2, activation=nn.Identity))
         self.spp = DeepAggregationPyramid(16 * planes, 128, 4 * planes)
         self.head = nn.Sequential(bn_relu_conv(4 * planes, 64, 3), nn.BatchNorm2d(64), nn.ReLU(),
                                   nn.Conv2d(64, classes, 1))
@@ -525,16 +523,9 @@ def inpainting_inputs(size: int) -> list[torch.Tensor]:
     return [torch.rand(1, 3, size, size), torch.randint(0, 2, (1, 1, size, size)).float()]
 
 
-class ResidualConvUnit(nn.Module):
+def residual_conv_unit(width: int) -> Residual:
     """MiDaS's residual unit: ReLU, 3x3 conv, ReLU, 3x3 conv, plus the input."""
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(width, width, 3, padding=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    return Residual(nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1))
 
 
 class FeatureFusion(nn.Module):
@@ -542,8 +533,8 @@ class FeatureFusion(nn.Module):
 
     def __init__(self, width: int, outputs: int, skip: bool):
         super().__init__()
-        self.skip = ResidualConvUnit(width) if skip else None
-        self.unit, self.out = ResidualConvUnit(width), nn.Conv2d(width, outputs, 1)
+        self.skip = residual_conv_unit(width) if skip else None
+        self.unit, self.out = residual_conv_unit(width), nn.Conv2d(width, outputs, 1)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         if self.skip is not None:
