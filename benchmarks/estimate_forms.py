@@ -47,6 +47,18 @@ choice), then reported on the held-out models as `estimate_validation.py` report
   its own (only BERT's W8A16 rows inform the integer one among the training models), alone and over that floor;
 - inputs and outputs at the activation width: if a quantized graph takes and gives quantized values (AI Hub's
   `--quantize_io`), a w8a8 or w8a16 graph's boundary moves 1 or 2 bytes per value where a float graph's moves 4;
+- convolutions in channel blocks: the HMX multiplies channels in blocks of 32, so a dense convolution costs its
+  output channels rounded up to 32 (a narrow head of a few classes at the block's width), as QNN's HTP cost model
+  charges them (`fused_activations.py`, "narrow convolutions"), and the same with its input channels rounded up too
+  (a first layer on RGB at the block's width), which that cost model does not charge;
+- DDR traffic at most at the profile's bandwidth: the achieved share of the DRAM's peak is bounded by 1, where the
+  model's fit lets it reach 2;
+- layout transposes at their own rate: a Transpose moves values between the HTP's tiled image layout and a token
+  sequence (a transformer's or SegFormer's NCHW <-> NLC), which is not an elementwise write, so it writes at a rate
+  of its own per precision class instead of the vector rate;
+- inputs and outputs converted to the tiled layout: the graph's boundary converts each image tensor into the HTP's
+  tiled layout, so it costs the image's values with channels padded to 32 (a 3-channel image at 32) at the fitted
+  rate per value;
 - diagnostics, not candidates (they read the row's own published op count, which a user's graph does not have):
   is the count of ops what the model lacks? A dispatch cost per NPU op AI Hub published for the row's graph, added
   to the model's layers, and the same count as the graph's floor.
@@ -71,7 +83,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from estimate_validation import (CSV, PARAMETERS, constants_for, estimate_ms, estimated_samples,  # noqa: E402
                                  fit, fitted_chipsets, graph_path, relative_errors)
 
-from edgefusion_export.graphs import NPU_BYTES, layer_costs  # noqa: E402
+from edgefusion_export.graphs import (CHANNEL_TILE, NPU_BYTES, layer_costs, round_up, static_shapes,  # noqa: E402
+                                     tiled_size)
 from edgefusion_export.profile.estimate import LatencyModel  # noqa: E402
 from edgefusion_export.targets.chipsets import chipset, load_chipsets  # noqa: E402
 
@@ -103,12 +116,19 @@ FORMS = {
         {"graph_floor", "overhead_width", "softmax_tied"},
     "a graph floor of ops as QNN compiles the graph, at the activation width":
         {"gelu_op", "compiled_activations", "graph_floor", "overhead_width"},
+    "output channels in blocks of 32": {"output_blocks"},
+    "input and output channels in blocks of 32": {"output_blocks", "input_blocks"},
+    "DDR traffic at most at the profile's bandwidth": {"bandwidth_cap"},
+    "layout transposes at their own rate": {"transpose_rate"},
+    "inputs and outputs converted to the tiled layout": {"io_tiled"},
     "dispatch per published NPU op (diagnostic)": {"published_ops"},
     "a graph floor of published NPU ops at the activation width (diagnostic)":
         {"published_ops", "graph_floor", "overhead_width"},
 }
 GRAPH_CHANGES = ("gelu_op", "compiled_activations")  # forms that change which layers dispatch and what they write
-PER_LAYER_FORMS = {"depthwise_per_value", "float_resize", *GRAPH_CHANGES}  # forms that read `with_layer_values`
+CHANNEL_BLOCKS = {"output_blocks": ("output",), "input_blocks": ("output", "input")}  # the form's blocked sides
+PER_LAYER_FORMS = {"depthwise_per_value", "float_resize", "transpose_rate", "io_tiled", *CHANNEL_BLOCKS, *GRAPH_CHANGES}
+# (forms that read `with_layer_values`)
 FOLDED_WHEN_QUANTIZED = {"Relu", "Clip"}  # what QNN folds into the MAC layer before it only at 8-bit weights
 MAC_EFFICIENCIES = ("dense_efficiency", "dynamic_efficiency", "grouped_efficiency")
 
@@ -130,6 +150,10 @@ def parameters_of(form: set[str]) -> dict:
         parameters["resize_float_gbps"] = (30.0, 0.01, 1e4)
     if "shared_16_bit" in form:
         del parameters["vector_w8a16"]
+    if "bandwidth_cap" in form:
+        parameters["memory_efficiency"] = (0.8, 0.05, 1.0)
+    if "transpose_rate" in form:
+        parameters |= {"transpose_float": (30.0, 0.1, 1e4), "transpose_integer": (60.0, 0.1, 1e4)}
     if "softmax_tied" in form:
         del parameters["softmax_float"], parameters["softmax_integer"]
         parameters["softmax_share"] = (0.5, 1e-3, 100.0)
@@ -170,13 +194,19 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     if "float_resize" in form and precision == "float":
         resize_bytes = sample["linear_resize_values"] * activation_bytes
         vector_s = vector_s + resize_bytes * (1 / (values["resize_float_gbps"] * speed) - 1 / c.vector_gbps) / 1e9
+    if "transpose_rate" in form:
+        transpose_bytes = sample["transpose_values"] * activation_bytes
+        rate = values["transpose_float" if precision == "float" else "transpose_integer"] * speed
+        vector_s = vector_s + transpose_bytes * (1 / rate - 1 / c.vector_gbps) / 1e9
+    blocks = [change for change in CHANNEL_BLOCKS if change in form]
+    dense_macs = sample[f"{blocks[-1]}_macs"] if blocks else layers.dense_macs
     if "depthwise_vector" in form:
         grouped_s = layers.grouped_macs * activation_bytes / (values["depthwise_gbps"] * speed * 1e9)
     elif "depthwise_per_value" in form:
         grouped_s = sample["grouped_values"] * activation_bytes / (values["depthwise_gbps"] * speed * 1e9)
     else:
         grouped_s = layers.grouped_macs / (peak * c.grouped_efficiency)
-    compute_s = (layers.dense_macs / (peak * c.dense_efficiency) + layers.dynamic_macs / (peak * c.dynamic_efficiency)
+    compute_s = (dense_macs / (peak * c.dense_efficiency) + layers.dynamic_macs / (peak * c.dynamic_efficiency)
                  + grouped_s + vector_s + layers.softmax_bytes / (c.softmax_gbps * 1e9))
     memory_s = ((layers.weight_bytes + c.activation_spill * layers.activation_bytes)
                 / (model.chipset.memory_bandwidth_gbps * 1e9 * c.memory_efficiency
@@ -192,7 +222,7 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
         graph_s = max((compute_s + overhead_s).sum(), memory_s.sum())
     else:
         graph_s = (np.maximum(compute_s, memory_s) + overhead_s).sum()
-    io_s = layers.io_values * c.io_ns_per_value * 1e-9
+    io_s = (sample["tiled_io_values"] if "io_tiled" in form else layers.io_values) * c.io_ns_per_value * 1e-9
     if "io_width" in form and precision != "float":  # io_ns_per_value is then the float32 boundary's cost
         io_s = io_s * activation_bytes / 4
     return float((graph_s + io_s) * 1000)
@@ -243,10 +273,32 @@ def gelu_nodes(model: onnx.ModelProto) -> tuple[set[str], set[str]]:
     return inner, last
 
 
+def channel_block_macs(model: onnx.ModelProto, sides: tuple[str, ...]) -> dict[str, int]:
+    """Each dense (ungrouped) Conv's MACs with the channels of its `sides` ("output", "input") rounded up to a block."""
+    shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | static_shapes(model)
+    widths = lambda width, side: round_up(width, CHANNEL_TILE) if side in sides else width  # noqa: E731
+    blocked = {}
+    for node in model.graph.node:
+        kernel, output = shapes.get(node.input[1]) if len(node.input) > 1 else None, shapes.get(node.output[0])
+        if node.op_type == "Conv" and kernel and output and all(a.i == 1 for a in node.attribute if a.name == "group"):
+            pixels = int(np.prod(output)) // output[1]
+            blocked[node.name] = (pixels * widths(output[1], "output") * widths(kernel[1], "input")
+                                  * int(np.prod(kernel[2:])))
+    return blocked
+
+
+def tiled_io_values(model: onnx.ModelProto) -> int:
+    """Values of a graph's inputs and outputs, each image tensor in the HTP's tiled layout (channels padded to 32)."""
+    shapes = static_shapes(model)
+    sizes = [shapes.get(value.name, [0]) for value in [*model.graph.input, *model.graph.output]]
+    return sum(tiled_size(shape) if len(shape) == 4 else int(np.prod(shape)) for shape in sizes)
+
+
 def with_layer_values(samples: list[dict], work: Path) -> None:
-    """Each sample gets, per layer (zero elsewhere), the output values of its grouped convolutions and of its
-    linear (bilinear) Resize nodes, and for the graph-as-compiled forms the dispatch flags they set (-1 where they
-    keep the model's) and the values they add to or take from the vector layers."""
+    """Each sample gets, per layer (zero elsewhere), the output values of its grouped convolutions, of its linear
+    (bilinear) Resize nodes and of its Transposes, and its dense MACs with channels in blocks; per graph, its
+    boundary's values in the tiled layout; and for the graph-as-compiled forms the dispatch flags they set (-1 where
+    they keep the model's) and the values they add to or take from the vector layers."""
     chipsets, values = load_chipsets(), {}
     for sample in samples:
         key = sample["architecture"].graph_name, sample["precision"]
@@ -258,12 +310,18 @@ def with_layer_values(samples: list[dict], work: Path) -> None:
             linear = {node.name for node in model.graph.node
                       if node.op_type == "Resize" and any(a.name == "mode" and a.s == b"linear" for a in node.attribute)}
             inner, last = gelu_nodes(model)
+            blocked = {change: channel_block_macs(model, sides) for change, sides in CHANNEL_BLOCKS.items()}
             folded = FOLDED_WHEN_QUANTIZED if precision != "fp16" else set()
             unfolded = [c.kind == "fused" and c.op_type != "BatchNormalization" and c.op_type not in folded for c in costs]
             column = lambda value: np.array([value(c) for c in costs], dtype=np.float64)  # noqa: E731
             values[key] = {
                 "grouped_values": column(lambda c: c.elements if c.kind == "grouped" else 0),
                 "linear_resize_values": column(lambda c: c.elements if c.name in linear else 0),
+                "tiled_io_values": tiled_io_values(model),
+                "transpose_values": column(lambda c: c.elements if c.op_type == "Transpose" and c.kind == "vector"
+                                           else 0),
+                **{f"{change}_macs": column(lambda c, b=b: b.get(c.name, c.macs) if c.kind == "dense" else 0)
+                   for change, b in blocked.items()},
                 "gelu_op_dispatched": column(lambda c: 0 if c.name in inner else 1 if c.name in last else -1),
                 "gelu_op_values": column(lambda c: -c.elements if c.name in inner and c.kind == "vector" else 0),
                 "compiled_activations_dispatched": np.where(unfolded, 1.0, -1.0),

@@ -1,5 +1,5 @@
 """Which activations QNN folds into the MAC layer before them, what GELU becomes, whether a Linear's bias and
-a GroupNorm's scale and shift run as ops of their own, and what a grouped convolution costs: print JSON.
+a GroupNorm's scale and shift run as ops of their own, and what grouped and narrow convolutions cost: print JSON.
 
 `estimate` charges nothing for an activation it takes to be folded into the convolution or MatMul before it, for
 a MatMul's bias Add or for a GroupNorm's affine (the exporter's Mul and Add after its InstanceNormalization), and
@@ -14,6 +14,10 @@ two MAC layers: an empty list means QNN folded what lies between them.
 channels at 28x28: 8 groups, then dense) the same way and gives each one's emulated time as a share of the dense
 Conv of its shape: `estimate` costs a grouped Conv that is not depthwise with each group's input channels padded
 to 32, as the dense Conv for 4 groups of 8 channels and at an eighth of it for 8 groups of 32.
+"narrow convolutions" does the same for dense 3x3 Convs with fewer than 32 channels on one side (a first layer on
+a 3-channel image; then at 64x64, 32 -> 3, 3 -> 32, 32 -> 8 and 8 -> 32 channels) against the 32 -> 32 Conv that
+follows them: whether the HTP charges a block of 32 channels for the narrow side (`estimate_forms.py`, "output
+channels in blocks of 32" and "input and output channels in blocks of 32").
 
     .venv/bin/python benchmarks/fused_activations.py [--work DIR]
 """
@@ -122,16 +126,35 @@ class GroupedConvs(torch.nn.Module):
         return self.dense256(self.groups8(x))
 
 
-def grouped_conv_shares(folder: Path) -> dict[str, dict[str, float]]:
-    """Each grouped Conv's emulated time as a share of the dense Conv of its shape, per precision."""
-    torch.manual_seed(0)
-    shares = {}
-    for precision, rows in emulated_rows(GroupedConvs(), torch.randn(1, 32, 64, 64), "grouped", folder).items():
+class NarrowConvs(torch.nn.Module):
+    """3x3 Convs with fewer than 32 channels on one side, from a 3-channel image, then a dense one at 32."""
+
+    def __init__(self):
+        super().__init__()
+        conv = lambda inputs, outputs: torch.nn.Conv2d(inputs, outputs, 3, padding=1)  # noqa: E731
+        self.first, self.to3, self.from3, self.to8, self.from8, self.dense32 = (
+            conv(3, 32), conv(32, 3), conv(3, 32), conv(32, 8), conv(8, 32), conv(32, 32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense32(self.from8(self.to8(self.from3(self.to3(self.first(x))))))
+
+
+GROUPED_SHARES = {"4 groups of 8 channels": ("groups4", "dense32"), "depthwise (32 groups of 1)": ("depthwise32", "dense32"),
+                  "8 groups of 32 channels": ("groups8", "dense256")}
+NARROW_SHARES = {f"{name} (exact MACs: {macs})": (layer, "dense32") for name, layer, macs in (
+    ("3 -> 32 on the graph's input", "first", "0.09"), ("32 -> 3", "to3", "0.09"), ("3 -> 32", "from3", "0.09"),
+    ("32 -> 8", "to8", "0.25"), ("8 -> 32", "from8", "0.25"))}
+
+
+def conv_shares(module: torch.nn.Module, example: torch.Tensor, shares: dict[str, tuple[str, str]],
+                folder: Path) -> dict[str, dict[str, float]]:
+    """Per precision, each named Conv's emulated time as a share of its reference Conv's (`shares`: name -> both)."""
+    shares_by_precision = {}
+    for precision, rows in emulated_rows(module, example, folder.name, folder).items():
         times = {row.name.split("/")[0]: row.time_ms for row in rows if row.op_type == "Conv"}
-        shares[precision] = {"4 groups of 8 channels": round(times["groups4"] / times["dense32"], 2),
-                             "depthwise (32 groups of 1)": round(times["depthwise32"] / times["dense32"], 2),
-                             "8 groups of 32 channels": round(times["groups8"] / times["dense256"], 2)}
-    return shares
+        shares_by_precision[precision] = {name: round(times[layer] / times[reference], 2)
+                                          for name, (layer, reference) in shares.items()}
+    return shares_by_precision
 
 
 def main() -> None:
@@ -142,9 +165,12 @@ def main() -> None:
     with PeakMemory() as peak:
         result = {f"{name} after {'Linear' if linear else 'Conv'}": ops_between(name, linear, args.work / f"{name}-{linear}")
                   for name, linear in CASES}
-        grouped = grouped_conv_shares(args.work / "grouped")
+        torch.manual_seed(0)
+        grouped = conv_shares(GroupedConvs(), torch.randn(1, 32, 64, 64), GROUPED_SHARES, args.work / "grouped")
+        narrow = conv_shares(NarrowConvs(), torch.randn(1, 3, 64, 64), NARROW_SHARES, args.work / "narrow")
     print(json.dumps({"chipset": CHIPSET, "ops between the two MAC layers": result,
                       "grouped convolutions, emulated time over the dense Conv's": grouped,
+                      "narrow convolutions, emulated time over the 32 -> 32 Conv's": narrow,
                       "seconds": round(time.perf_counter() - start, 1), "peak_rss_gb": round(peak.mb / 1024, 2)}, indent=1))
 
 

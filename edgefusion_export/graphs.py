@@ -220,7 +220,7 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int) -> list[Layer
             # as the dense one, and 8 groups of 32 channels at an eighth of the dense one)
             groups = _groups(node)
             depthwise = groups > 1 and kernel[1] == 1
-            depth = kernel[1] if depthwise else min(_round_up(kernel[1], CHANNEL_TILE), kernel[1] * groups)
+            depth = kernel[1] if depthwise else min(round_up(kernel[1], CHANNEL_TILE), kernel[1] * groups)
             macs = int(np.prod(output)) * depth * int(np.prod(kernel[2:]))
             kind = "grouped" if depthwise else "dense"
         elif node.op_type == "ConvTranspose" and output and kernel:
@@ -277,10 +277,10 @@ def tiled_size(shape: list[int]) -> int:
     to 4); 0 for other ranks."""
     if len(shape) != 4:
         return 0
-    return shape[0] * _round_up(shape[1], CHANNEL_TILE) * _round_up(shape[2], 8) * _round_up(shape[3], 4)
+    return shape[0] * round_up(shape[1], CHANNEL_TILE) * round_up(shape[2], 8) * round_up(shape[3], 4)
 
 
-def _round_up(value: int, multiple: int) -> int:
+def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
