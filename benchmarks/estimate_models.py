@@ -1,14 +1,16 @@
 """The architectures of AI Hub's published latency table, built from their public configurations with random
-weights (a latency model needs only the graph): torchvision, timm, transformers, diffusers, ultralytics, and the
-networks no installed library builds written out from their published definitions (ESRGAN, Real-ESRGAN's compact
-network, U-Net, QuickSRNet, XLSR, YOLOv7-tiny, DeepLabV3+, DDRNet-23-slim, FFNet-40S, MiDaS's decoder, AOT-GAN,
+weights (a latency model needs only the graph): torchvision, timm, transformers, diffusers, ultralytics (also
+MobileSAM and SAM2, split into encoder and decoder and patched for QNN as qai-hub-models does), and the networks no
+installed library builds written out from their published definitions (ESRGAN, Real-ESRGAN's compact network,
+U-Net, QuickSRNet, XLSR, YOLOv7-tiny, DeepLabV3+, DDRNet-23-slim, FFNet-40S, MiDaS's decoder, AOT-GAN,
 LaMa-Dilated). Needs `pip install .[bench]`.
 
 Each entry is keyed by the CSV's (model, component) and gives its family (for reports and the split) and a
 builder returning the module and its example inputs at the shape AI Hub profiled. That is the CSV's input shape
 (taken from info.yaml) except where the model's own `get_input_spec` in qai-hub-models says otherwise:
 Unet-Segmentation runs at 640x1280 and FCN-ResNet50 at 520x520 (their info.yaml says 224x224; at 224 their
-published times would mean 0.4-0.8 TMAC/s where every other large convolution network reaches 4-6).
+published times would mean 0.4-0.8 TMAC/s where every other large convolution network reaches 4-6), and MobileSAM's
+and SAM2's encoders take SAM's 1024x1024 (the table's 720p is the app's image, resized outside the graph).
 """
 
 from __future__ import annotations
@@ -644,6 +646,218 @@ class UnetCall(nn.Module):
         return (self.unet(latent, timestep, encoder_hidden_states=text).sample,)
 
 
+class LinearAsConv(nn.Module):
+    """A Linear layer run as a 1x1 Conv over [B, D, 1, L], as qai-hub-models patches SAM's mask decoder for QNN."""
+
+    def __init__(self, inputs: int, outputs: int):
+        super().__init__()
+        self.conv = nn.Conv2d(inputs, outputs, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(1, 1, -1, x.shape[-1]).permute(0, 3, 1, 2)
+        return self.conv(rows).permute(0, 2, 3, 1).reshape(*x.shape[:-1], -1)
+
+
+class ConvMLP(nn.Module):
+    """SAM's MLPs (the transformer's and the mask decoder's heads) with each Linear as a 1x1 Conv."""
+
+    def __init__(self, linears: list[nn.Linear], activation: nn.Module, sigmoid: bool = False):
+        super().__init__()
+        self.layers = nn.ModuleList(LinearAsConv(linear.in_features, linear.out_features) for linear in linears)
+        self.activation, self.sigmoid = activation, sigmoid
+
+    @classmethod
+    def of(cls, mlp: nn.Module) -> ConvMLP:
+        """The MLP `mlp` (ultralytics' MLPBlock or MLP: Linear layers, `act` between them, maybe a sigmoid)."""
+        linears = [module for module in mlp.modules() if isinstance(module, nn.Linear)]
+        return cls(linears, mlp.act, getattr(mlp, "sigmoid", False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        x = self.layers[-1](x)
+        return torch.sigmoid(x) if self.sigmoid else x
+
+
+class SplitHeadAttention(nn.Module):
+    """SAM's decoder attention with a query, key and value projection per head (qai-hub-models' QNN patch)."""
+
+    def __init__(self, attention: nn.Module):
+        super().__init__()
+        self.width = attention.internal_dim // attention.num_heads
+        self.heads = nn.ModuleList(
+            nn.ModuleList(LinearAsConv(inputs, self.width) for inputs in
+                          (attention.embedding_dim, attention.kv_in_dim, attention.kv_in_dim))
+            for _ in range(attention.num_heads))
+        self.out_proj = attention.out_proj
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        heads = [torch.softmax(query(q) @ key(k).transpose(-2, -1) / self.width ** 0.5, dim=-1) @ value(v)
+                 for query, key, value in self.heads]
+        return self.out_proj(torch.cat(heads, -1))
+
+
+def mobile_sam() -> nn.Module:
+    from ultralytics.models.sam.build import build_mobile_sam
+
+    return build_mobile_sam()
+
+
+class SamEncoder(nn.Module):
+    """SAM's pixel normalisation of an image in [0, 1], then its image encoder (qai-hub-models' MobileSAMEncoder)."""
+
+    def __init__(self, sam: nn.Module):
+        super().__init__()
+        self.encoder = sam.image_encoder
+        self.register_buffer("mean", sam.pixel_mean / 255)
+        self.register_buffer("std", sam.pixel_std / 255)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.encoder((image - self.mean) / self.std)
+
+
+def patch_mask_decoder(decoder: nn.Module) -> None:
+    """qai-hub-models' QNN patches of SAM's and SAM2's mask decoders: attention split per head, Linear layers as
+    1x1 Convs."""
+    transformer = decoder.transformer
+    transformer.final_attn_token_to_image = SplitHeadAttention(transformer.final_attn_token_to_image)
+    for block in transformer.layers:
+        for name in ("self_attn", "cross_attn_token_to_image", "cross_attn_image_to_token"):
+            setattr(block, name, SplitHeadAttention(getattr(block, name)))
+        block.mlp = ConvMLP.of(block.mlp)
+    decoder.output_hypernetworks_mlps = nn.ModuleList(map(ConvMLP.of, decoder.output_hypernetworks_mlps))
+    decoder.iou_prediction_head = ConvMLP.of(decoder.iou_prediction_head)
+
+
+def decode_masks(decoder: nn.Module, lead: list[torch.Tensor], sparse: torch.Tensor, embeddings: torch.Tensor,
+                 image_pe: torch.Tensor, upscale: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """SAM's mask decoder after its prompt embeddings: the two-way transformer over the output tokens (`lead`, the
+    tokens before the IoU token, then the IoU and mask tokens) and the prompt's, the upscaled image tokens (`upscale`)
+    times each mask token's hypernetwork, and the first mask with its score (single-mask mode)."""
+    first = len(lead)
+    tokens = torch.cat([*lead, decoder.iou_token.weight, decoder.mask_tokens.weight]).unsqueeze(0)
+    tokens, image_tokens = decoder.transformer(embeddings, image_pe, torch.cat([tokens, sparse], 1))
+    upscaled = upscale(image_tokens.transpose(1, 2).reshape(embeddings.shape))
+    hypernetworks = decoder.output_hypernetworks_mlps
+    hyper = torch.stack([mlp(tokens[:, first + 1 + i]) for i, mlp in enumerate(hypernetworks)], 1)
+    masks = (hyper @ upscaled.flatten(2)).reshape(1, -1, *upscaled.shape[2:])
+    return masks[:, :1], decoder.iou_prediction_head(tokens[:, first])[:, :1]
+
+
+class SamDecoder(nn.Module):
+    """SAM's prompt encoder on points and its mask decoder, one mask out, as qai-hub-models' MobileSAMDecoder runs
+    them: image embeddings [1, 256, 64, 64], two points and their labels -> a 256x256 mask and its score; its QNN
+    patches, no mask input."""
+
+    def __init__(self, sam: nn.Module):
+        super().__init__()
+        self.prompt, self.decoder = sam.prompt_encoder, sam.mask_decoder
+        patch_mask_decoder(self.decoder)
+
+    def forward(self, embeddings: torch.Tensor, coords: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        prompt = self.prompt
+        labels = labels.unsqueeze(-1)
+        points = prompt.pe_layer._pe_encoding((coords + 0.5) / prompt.input_image_size[0])  # SAM's ONNX export's way
+        sparse = points * (labels != -1) + prompt.not_a_point_embed.weight * (labels == -1)
+        for label, embedding in enumerate(prompt.point_embeddings):
+            sparse = sparse + embedding.weight * (labels == label)
+        dense = prompt.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, *prompt.image_embedding_size)
+        return decode_masks(self.decoder, [], sparse, embeddings + dense, prompt.get_dense_pe(),
+                            self.decoder.output_upscaling)
+
+
+class SplitQkvAttention(nn.Module):
+    """SAM2's Hiera attention with its fused qkv projection as three 1x1 Convs (qai-hub-models' QNN patch)."""
+
+    def __init__(self, attention: nn.Module):
+        super().__init__()
+        self.q, self.k, self.v = (LinearAsConv(attention.dim, attention.dim_out) for _ in range(3))
+        self.proj = LinearAsConv(attention.dim_out, attention.dim_out)
+        self.heads, self.q_pool = attention.num_heads, attention.q_pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def by_head(values: torch.Tensor) -> torch.Tensor:  # [B, H, W, C] -> [B, heads, H * W, C / heads]
+            return values.reshape(len(x), -1, self.heads, values.shape[-1] // self.heads).transpose(1, 2)
+
+        query = self.q(x)
+        if self.q_pool is not None:
+            query = self.q_pool(query.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        out = nn.functional.scaled_dot_product_attention(by_head(query), by_head(self.k(x)), by_head(self.v(x)))
+        return self.proj(out.transpose(1, 2).reshape(*query.shape[:3], -1))
+
+
+def sam2_tiny() -> nn.Module:
+    from ultralytics.models.sam.build import build_sam2_t
+
+    return build_sam2_t()
+
+
+class Sam2Encoder(nn.Module):
+    """SAM2's image encoder (Hiera-T and its FPN) with the mask decoder's high-resolution projections and the
+    no-memory embedding, and its prompt encoder on two points, as qai-hub-models' SAM2Encoder: an image in [0, 1] at
+    1024x1024 and two points -> image embeddings [1, 256, 64, 64], high-resolution features [1, 32, 256, 256] and
+    [1, 64, 128, 128], and the points' embeddings; its QNN patches."""
+
+    def __init__(self, sam: nn.Module):
+        super().__init__()
+        for block in sam.image_encoder.trunk.blocks:
+            block.attn, block.mlp = SplitQkvAttention(block.attn), ConvMLP.of(block.mlp)
+        self.sam = sam
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).reshape(-1, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).reshape(-1, 1, 1))
+
+    def forward(self, image: torch.Tensor, coords: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        sam, prompt = self.sam, self.sam.sam_prompt_encoder
+        high_res_0, high_res_1, embeddings = sam.forward_image((image - self.mean) / self.std)["backbone_fpn"][-3:]
+        embeddings = embeddings + sam.no_mem_embed.reshape(1, -1, 1, 1)
+        points = torch.cat([coords * 2 - 1 + 1 / prompt.input_image_size[0], torch.zeros(1, 1, 2)], 1)
+        labels = torch.cat([labels, -torch.ones(1, 1)], 1).unsqueeze(-1)
+        points = 2 * torch.pi * points @ prompt.pe_layer.positional_encoding_gaussian_matrix
+        points = torch.cat([points.sin(), points.cos()], -1)
+        sparse = (points + prompt.point_embeddings[1].weight) * (labels != -1)
+        return embeddings, high_res_0, high_res_1, sparse + prompt.not_a_point_embed.weight * (labels == -1)
+
+
+class Sam2Decoder(nn.Module):
+    """SAM2's mask decoder, one mask out, as qai-hub-models' SAM2Decoder: image embeddings, the two high-resolution
+    feature maps and three point embeddings -> a 256x256 mask and its score; its QNN patches (the upscaling's
+    LayerNorm left out, as there), no mask input."""
+
+    def __init__(self, sam: nn.Module):
+        super().__init__()
+        self.prompt, self.decoder = sam.sam_prompt_encoder, sam.sam_mask_decoder
+        patch_mask_decoder(self.decoder)
+
+    def forward(self, embeddings: torch.Tensor, high_res_0: torch.Tensor, high_res_1: torch.Tensor,
+                sparse: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        decoder = self.decoder
+        first, _, first_activation, second, second_activation = decoder.output_upscaling
+
+        def upscale(image_tokens: torch.Tensor) -> torch.Tensor:
+            return second_activation(second(first_activation(first(image_tokens) + high_res_1)) + high_res_0)
+
+        dense = self.prompt.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        return decode_masks(decoder, [decoder.obj_score_token.weight], sparse, embeddings + dense,
+                            self.prompt.get_dense_pe(), upscale)
+
+
+def sam_decoder_inputs() -> list[torch.Tensor]:
+    """Image embeddings [1, 256, 64, 64], two points in SAM's 1024x1024 frame and their labels."""
+    return [torch.randn(1, 256, 64, 64), torch.rand(1, 2, 2) * 1024, torch.tensor([[1.0, 0.0]])]
+
+
+def sam2_encoder_inputs() -> list[torch.Tensor]:
+    """An image in [0, 1] at 1024x1024, two points in [0, 1] and their labels."""
+    return [torch.rand(1, 3, 1024, 1024), torch.rand(1, 2, 2), torch.tensor([[1.0, 0.0]])]
+
+
+def sam2_decoder_inputs() -> list[torch.Tensor]:
+    """Image embeddings [1, 256, 64, 64], high-resolution features [1, 32, 256, 256] and [1, 64, 128, 128], and
+    three point embeddings (two points and the padding one)."""
+    return [torch.randn(1, 256, 64, 64), torch.randn(1, 32, 256, 256), torch.randn(1, 64, 128, 128),
+            torch.randn(1, 3, 256)]
+
+
 ARCHITECTURES = [
     Architecture("resnet18", "ResNet18", "cnn", torchvision_model("resnet18", 224)),
     Architecture("resnet50", "ResNet50", "cnn", torchvision_model("resnet50", 224)),
@@ -669,6 +883,12 @@ ARCHITECTURES = [
     Architecture("midas", "Midas-V2", "depth", lambda: (MidasSmall(), image(256))),
     Architecture("aotgan", "AOT-GAN", "inpainting", lambda: (AotGan(), inpainting_inputs(512))),
     Architecture("lama_dilated", "LaMa-Dilated", "inpainting", lambda: (LamaDilated(), inpainting_inputs(512))),
+    Architecture("mobilesam", "MobileSAMEncoder", "segment-anything",
+                 lambda: (SamEncoder(mobile_sam()), [torch.rand(1, 3, 1024, 1024)])),
+    Architecture("mobilesam", "MobileSAMDecoder", "segment-anything",
+                 lambda: (SamDecoder(mobile_sam()), sam_decoder_inputs())),
+    Architecture("sam2", "SAM2Encoder", "segment-anything", lambda: (Sam2Encoder(sam2_tiny()), sam2_encoder_inputs())),
+    Architecture("sam2", "SAM2Decoder", "segment-anything", lambda: (Sam2Decoder(sam2_tiny()), sam2_decoder_inputs())),
     Architecture("yolov8_det", "YOLOv8-Detection", "detector", yolo("yolov8n.yaml")),
     Architecture("yolov11_det", "YOLOv11-Detection", "detector", yolo("yolo11n.yaml")),
     Architecture("yolov7", "Yolo-v7", "detector", lambda: (YoloV7Tiny(), image(640))),

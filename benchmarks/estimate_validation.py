@@ -54,9 +54,6 @@ SPLIT = Path(__file__).with_name("estimate_split.json")
 NPU_RUNTIMES = {"qnn_context_binary", "precompiled_qnn_onnx", "qnn_dlc", "onnx", "qnn"}
 PRECISIONS = ("float", "w8a8", "w8a16")
 LEFT_OUT_ARCHITECTURES = {
-    "mobilesam": "the table gives its prompt decoder no input shape, and AI Hub's encoder wrapper (a 720p image into "
-                 "TinyViT at SAM's 1024x1024) is not written out here",
-    "sam2": "SAM2's exported encoder/decoder split is AI Hub's own",
     "whisper_base/HfWhisperDecoder": "the table gives no input shape (decoder with a KV cache)",
     "whisper_tiny/HfWhisperDecoder": "the table gives no input shape (decoder with a KV cache)",
     "controlnet_canny/controlnet": "the ControlNet branch with its 13 residual outputs is not built here",
