@@ -127,8 +127,8 @@ FORMS = {
 }
 GRAPH_CHANGES = ("gelu_op", "compiled_activations")  # forms that change which layers dispatch and what they write
 CHANNEL_BLOCKS = {"output_blocks": ("output",), "input_blocks": ("output", "input")}  # the form's blocked sides
+# forms that read `with_layer_values`
 PER_LAYER_FORMS = {"depthwise_per_value", "float_resize", "transpose_rate", "io_tiled", *CHANNEL_BLOCKS, *GRAPH_CHANGES}
-# (forms that read `with_layer_values`)
 FOLDED_WHEN_QUANTIZED = {"Relu", "Clip"}  # what QNN folds into the MAC layer before it only at 8-bit weights
 MAC_EFFICIENCIES = ("dense_efficiency", "dynamic_efficiency", "grouped_efficiency")
 
@@ -273,9 +273,8 @@ def gelu_nodes(model: onnx.ModelProto) -> tuple[set[str], set[str]]:
     return inner, last
 
 
-def channel_block_macs(model: onnx.ModelProto, sides: tuple[str, ...]) -> dict[str, int]:
+def channel_block_macs(model: onnx.ModelProto, shapes: dict[str, list[int]], sides: tuple[str, ...]) -> dict[str, int]:
     """Each dense (ungrouped) Conv's MACs with the channels of its `sides` ("output", "input") rounded up to a block."""
-    shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | static_shapes(model)
     widths = lambda width, side: round_up(width, CHANNEL_TILE) if side in sides else width  # noqa: E731
     blocked = {}
     for node in model.graph.node:
@@ -287,9 +286,8 @@ def channel_block_macs(model: onnx.ModelProto, sides: tuple[str, ...]) -> dict[s
     return blocked
 
 
-def tiled_io_values(model: onnx.ModelProto) -> int:
+def tiled_io_values(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> int:
     """Values of a graph's inputs and outputs, each image tensor in the HTP's tiled layout (channels padded to 32)."""
-    shapes = static_shapes(model)
     sizes = [shapes.get(value.name, [0]) for value in [*model.graph.input, *model.graph.output]]
     return sum(tiled_size(shape) if len(shape) == 4 else int(np.prod(shape)) for shape in sizes)
 
@@ -310,14 +308,15 @@ def with_layer_values(samples: list[dict], work: Path) -> None:
             linear = {node.name for node in model.graph.node
                       if node.op_type == "Resize" and any(a.name == "mode" and a.s == b"linear" for a in node.attribute)}
             inner, last = gelu_nodes(model)
-            blocked = {change: channel_block_macs(model, sides) for change, sides in CHANNEL_BLOCKS.items()}
+            shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | static_shapes(model)
+            blocked = {change: channel_block_macs(model, shapes, sides) for change, sides in CHANNEL_BLOCKS.items()}
             folded = FOLDED_WHEN_QUANTIZED if precision != "fp16" else set()
             unfolded = [c.kind == "fused" and c.op_type != "BatchNormalization" and c.op_type not in folded for c in costs]
             column = lambda value: np.array([value(c) for c in costs], dtype=np.float64)  # noqa: E731
             values[key] = {
                 "grouped_values": column(lambda c: c.elements if c.kind == "grouped" else 0),
                 "linear_resize_values": column(lambda c: c.elements if c.name in linear else 0),
-                "tiled_io_values": tiled_io_values(model),
+                "tiled_io_values": tiled_io_values(model, shapes),
                 "transpose_values": column(lambda c: c.elements if c.op_type == "Transpose" and c.kind == "vector"
                                            else 0),
                 **{f"{change}_macs": column(lambda c, b=b: b.get(c.name, c.macs) if c.kind == "dense" else 0)

@@ -139,7 +139,8 @@ class NarrowConvs(torch.nn.Module):
         return self.dense32(self.from8(self.to8(self.from3(self.to3(self.first(x))))))
 
 
-GROUPED_SHARES = {"4 groups of 8 channels": ("groups4", "dense32"), "depthwise (32 groups of 1)": ("depthwise32", "dense32"),
+GROUPED_SHARES = {"4 groups of 8 channels": ("groups4", "dense32"),
+                  "depthwise (32 groups of 1)": ("depthwise32", "dense32"),
                   "8 groups of 32 channels": ("groups8", "dense256")}
 NARROW_SHARES = {f"{name} (exact MACs: {macs})": (layer, "dense32") for name, layer, macs in (
     ("3 -> 32 on the graph's input", "first", "0.09"), ("32 -> 3", "to3", "0.09"), ("3 -> 32", "from3", "0.09"),
