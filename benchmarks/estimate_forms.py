@@ -59,6 +59,14 @@ choice), then reported on the held-out models as `estimate_validation.py` report
 - inputs and outputs converted to the tiled layout: the graph's boundary converts each image tensor into the HTP's
   tiled layout, so it costs the image's values with channels padded to 32 (a 3-channel image at 32) at the fitted
   rate per value;
+- a speed per runtime: the same graph on the same phone measures differently under AI Hub's runtimes (in the
+  training rows the DLC's about 10% faster than the ONNX ones), so each runtime's time is the context binary's
+  times a fitted factor, and the same with a factor for the DLC alone; the estimate stays the context binary's;
+- a speed per release: AI Hub's releases compile with different QNN SDKs, so a row of an older release (v0.37.0,
+  v0.30.7) is the newest release's time (v0.46.1, the estimate's) times a fitted factor;
+- the fit itself, not the form: each training model weighted equally (a model's rows share one model's weight,
+  where each row weighs the same in the model's fit: YOLOv8 has 33 training rows, BERT 9), and the loss on
+  log(estimate / measured) as plain least squares or Cauchy's instead of the soft L1 the model is fitted with;
 - diagnostics, not candidates (they read the row's own published op count, which a user's graph does not have):
   is the count of ops what the model lacks? A dispatch cost per NPU op AI Hub published for the row's graph, added
   to the model's layers, and the same count as the graph's floor.
@@ -80,8 +88,8 @@ import numpy as np
 import onnx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from estimate_validation import (CSV, PARAMETERS, constants_for, estimate_ms, estimated_samples,  # noqa: E402
-                                 fit, fitted_chipsets, graph_path, relative_errors)
+from estimate_validation import (CSV, NPU_RUNTIMES, PARAMETERS, ROBUST_LOSS, constants_for,  # noqa: E402
+                                 estimate_ms, estimated_samples, fit, fitted_chipsets, graph_path, relative_errors)
 
 from edgefusion_export.graphs import (CHANNEL_TILE, NPU_BYTES, layer_costs, round_up, static_shapes,  # noqa: E402
                                      tiled_size)
@@ -121,6 +129,12 @@ FORMS = {
     "DDR traffic at most at the profile's bandwidth": {"bandwidth_cap"},
     "layout transposes at their own rate": {"transpose_rate"},
     "inputs and outputs converted to the tiled layout": {"io_tiled"},
+    "a speed per runtime": {"runtime_speed"},
+    "the DLC runtime at a speed of its own": {"dlc_speed"},
+    "a speed per release": {"release_speed"},
+    "each training model weighted equally": {"models_equal"},
+    "plain least squares": {"least_squares"},
+    "a Cauchy loss": {"cauchy_loss"},
     "dispatch per published NPU op (diagnostic)": {"published_ops"},
     "a graph floor of published NPU ops at the activation width (diagnostic)":
         {"published_ops", "graph_floor", "overhead_width"},
@@ -131,6 +145,11 @@ CHANNEL_BLOCKS = {"output_blocks": ("output",), "input_blocks": ("output", "inpu
 PER_LAYER_FORMS = {"depthwise_per_value", "float_resize", "transpose_rate", "io_tiled", *CHANNEL_BLOCKS, *GRAPH_CHANGES}
 FOLDED_WHEN_QUANTIZED = {"Relu", "Clip"}  # what QNN folds into the MAC layer before it only at 8-bit weights
 MAC_EFFICIENCIES = ("dense_efficiency", "dynamic_efficiency", "grouped_efficiency")
+OLDER_RELEASES = ["v0.30.7", "v0.37.0"]  # the table's releases before v0.46.1, the newest
+ROW_SPEEDS = {"runtime_speed": ("runtime", sorted(NPU_RUNTIMES - {"qnn_context_binary"})),
+              "dlc_speed": ("runtime", ["qnn_dlc"]), "release_speed": ("release", OLDER_RELEASES)}
+FIT_RULES = {"models_equal": {"models_equal": True}, "least_squares": {"loss": ("linear", 1.0)},
+             "cauchy_loss": {"loss": ("cauchy", ROBUST_LOSS[1])}}  # forms that change the fit, not the time
 
 
 def per_chipset(factor: str) -> dict:
@@ -161,7 +180,16 @@ def parameters_of(form: set[str]) -> dict:
         parameters |= per_chipset("integer_speed")
     if "memory_speed" in form:  # each chipset's achieved DDR bandwidth relative to its profile's peak
         parameters |= per_chipset("memory_speed")
+    for change, (field, kinds) in ROW_SPEEDS.items():
+        if change in form:
+            parameters |= {f"{field}/{kind}": (1.0, 0.3, 3.0) for kind in kinds}
     return parameters
+
+
+def form_fit(training: list[dict], chips: list[str], form: set[str]) -> dict[str, float]:
+    """`estimate_validation.fit` of the form's time, with the fit's rule changed where the form changes it."""
+    rules = {option: value for change in form & FIT_RULES.keys() for option, value in FIT_RULES[change].items()}
+    return fit(training, chips, parameters_of(form), lambda sample, values: form_time_ms(sample, values, form), **rules)
 
 
 def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> float:
@@ -225,7 +253,9 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
     io_s = (sample["tiled_io_values"] if "io_tiled" in form else layers.io_values) * c.io_ns_per_value * 1e-9
     if "io_width" in form and precision != "float":  # io_ns_per_value is then the float32 boundary's cost
         io_s = io_s * activation_bytes / 4
-    return float((graph_s + io_s) * 1000)
+    release = sample["source_version"].split()[0]
+    speed_of_row = values.get(f"runtime/{sample['runtime']}", 1.0) * values.get(f"release/{release}", 1.0)
+    return float((graph_s + io_s) * 1000 * speed_of_row)
 
 
 def structure(sample: dict, form: set[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -332,8 +362,7 @@ def leave_one_model_out(training: list[dict], chips: list[str], form: set[str]) 
     """Each training model's rows estimated by the form fitted on the other training models."""
     estimates, measured = [], []
     for model in sorted({s["model"] for s in training}):
-        values = fit([s for s in training if s["model"] != model], chips, parameters_of(form),
-                     lambda sample, values: form_time_ms(sample, values, form))
+        values = form_fit([s for s in training if s["model"] != model], chips, form)
         for sample in training:
             if sample["model"] == model:
                 estimates.append(form_time_ms(sample, values, form))
@@ -390,8 +419,7 @@ def main() -> None:
     results = {}
     for name in args.form or FORMS:
         form = FORMS[name]
-        fitted = fit(training, chips, parameters_of(form),
-                     lambda sample, values, form=form: form_time_ms(sample, values, form))
+        fitted = form_fit(training, chips, form)
         results[name] = {"training, leave one model out": leave_one_model_out(training, chips, form),
                          **held_out_report(samples, fitted, form),
                          "dispatched layers over AI Hub's NPU ops": op_counts(samples, form),

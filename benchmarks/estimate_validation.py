@@ -32,7 +32,7 @@ import re
 import statistics
 import sys
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import redirect_stdout
 from dataclasses import asdict
 from pathlib import Path
@@ -145,6 +145,7 @@ PARAMETERS = {
 }
 CHIP_SPEED = (1.0, 0.3, 4.0)
 PRIOR_WEIGHT = 0.02  # pulls parameters the rows cannot tell apart towards their start values
+ROBUST_LOSS = ("soft_l1", 0.2)  # scipy's loss on log(estimate / measured) and the residual where it turns robust
 
 
 def constants_for(values: dict[str, float], chip: str, precision: str) -> EstimateConstants:
@@ -168,20 +169,25 @@ def estimate_ms(sample: dict, values: dict[str, float]) -> float:
 
 
 def fit(samples: list[dict], chips: list[str], parameters: dict = PARAMETERS,
-        time_ms: Callable[[dict, dict[str, float]], float] = estimate_ms) -> dict[str, float]:
-    """Least squares on log(estimate / measured) over the training rows, robust to a few outliers."""
+        time_ms: Callable[[dict, dict[str, float]], float] = estimate_ms,
+        loss: tuple[str, float] = ROBUST_LOSS, models_equal: bool = False) -> dict[str, float]:
+    """Least squares on log(estimate / measured) over the training rows, robust to a few outliers (`loss`: scipy's
+    loss and its scale). With `models_equal` each model weighs as much as any other, whatever its count of rows."""
     from scipy.optimize import least_squares
 
     bounds = {**parameters, **{f"speed/{chip}": CHIP_SPEED for chip in chips}}
     names = list(bounds)
     start, lower, upper = (np.log([bounds[name][i] for name in names]) for i in range(3))
+    rows = Counter(sample["model"] for sample in samples)
+    weights = np.array([np.sqrt(len(samples) / (len(rows) * rows[sample["model"]])) if models_equal else 1.0
+                        for sample in samples])
 
     def residuals(log_values: np.ndarray) -> np.ndarray:
         values = dict(zip(names, np.exp(log_values)))
         errors = [np.log(time_ms(sample, values) / sample["inference_ms"]) for sample in samples]
-        return np.concatenate([errors, PRIOR_WEIGHT * (log_values - start)])
+        return np.concatenate([weights * errors, PRIOR_WEIGHT * (log_values - start)])
 
-    result = least_squares(residuals, start, bounds=(lower, upper), loss="soft_l1", f_scale=0.2)
+    result = least_squares(residuals, start, bounds=(lower, upper), loss=loss[0], f_scale=loss[1])
     return {name: float(f"{value:.4g}") for name, value in zip(names, np.exp(result.x))}
 
 
