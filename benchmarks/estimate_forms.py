@@ -72,6 +72,7 @@ choice), then reported on the held-out models as `estimate_validation.py` report
   to the model's layers, and the same count as the graph's floor.
 
     .venv/bin/python benchmarks/estimate_forms.py [--form NAME ...] [--csv FILE] [--work DIR]
+    .venv/bin/python benchmarks/estimate_forms.py --influence    # the held-out figures without each training model
 """
 
 from __future__ import annotations
@@ -389,6 +390,12 @@ def held_out_report(samples: list[dict], values: dict[str, float], form: set[str
     return report
 
 
+def influence(samples: list[dict], training: list[dict], chips: list[str]) -> dict[str, dict]:
+    """What the held-out figures rest on: the model's form fitted without each training model in turn."""
+    return {model: held_out_report(samples, fit([s for s in training if s["model"] != model], chips), set())
+            for model in sorted({s["model"] for s in training})}
+
+
 def op_counts(samples: list[dict], form: set[str]) -> dict[str, float]:
     """The form's dispatched layers per graph and precision against the NPU op count AI Hub publishes for it (the
     median over its rows): the median ratio and its 10th and 90th percentiles."""
@@ -408,8 +415,14 @@ def main() -> None:
     parser.add_argument("--form", choices=FORMS, action="append", help="try only this form (repeatable)")
     parser.add_argument("--csv", type=Path, default=CSV)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-estimate-validation")
+    parser.add_argument("--influence", action="store_true",
+                        help="instead of the forms: the held-out figures with each training model left out of the fit")
     args = parser.parse_args()
     samples = estimated_samples(args.csv, args.work)
+    if args.influence:
+        training = [s for s in samples if s["side"] == "fit"]
+        print(json.dumps(influence(samples, training, fitted_chipsets(samples)), indent=1))
+        return
     if any(FORMS[name] & PER_LAYER_FORMS for name in args.form or FORMS):
         with_layer_values(samples, args.work)
     training, chips = [s for s in samples if s["side"] == "fit"], fitted_chipsets(samples)
