@@ -338,9 +338,12 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
         if not model.is_file():
             raise UserError(f"{model} is not a file; pass ONNX model files")
         try:
-            dynamic = dynamic_inputs(onnx.load(str(model), load_external_data=False))
+            loaded = onnx.load(str(model), load_external_data=False)
         except (DecodeError, OSError, ValueError) as error:
             raise UserError(f"{model} is not an ONNX model ({first_line(error)}); pass a .onnx file")
+        if not loaded.graph.node:  # empty bytes, or bytes protobuf reads as a model with no graph
+            raise UserError(f"{model} holds no ONNX graph (empty, cut short or not ONNX); pass a .onnx model file")
+        dynamic = dynamic_inputs(loaded)
         runs_at = precision or graph_precision(model)
         latency = LatencyModel.of(chip, runs_at)
         result = {"model": str(model), "chipset": chip.name, "precision": runs_at,

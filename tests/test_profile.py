@@ -299,6 +299,20 @@ def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
     assert f"held-out median error {chip.estimate['w8a16']['held_out_error']['median']:.0%}" in text
 
 
+def test_estimate_refuses_what_is_not_a_model(tmp_path):
+    """A missing file, bytes that are not ONNX, an empty file (a download cut short) and a protobuf that parses as
+    an ONNX model but holds no graph: one line each, never an estimate of 0 ms."""
+    (tmp_path / "text.onnx").write_text("not onnx\n")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "graphless.onnx").write_bytes(b"x\n")  # field 15, a varint: a ModelProto with no graph
+    cases = {"missing.onnx": "is not a file", "text.onnx": "is not an ONNX model",
+             "empty.onnx": "holds no ONNX graph", "graphless.onnx": "holds no ONNX graph"}
+    for name, fragment in cases.items():
+        result = run_cli("estimate", tmp_path / name, "--chipset", "snapdragon-8-gen-3", "--json")
+        assert_clean_error(result, name, fragment)
+        assert result.stdout == ""
+
+
 def test_shapes_are_inferred_with_large_weights_left_out():
     """Shape inference serialises the model (protobuf refuses over 2 GB: SD-1.5's float UNet failed the SiLU
     rewrite): large weights become typed inputs for it, the model itself keeps them."""
