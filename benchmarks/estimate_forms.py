@@ -419,13 +419,12 @@ def main() -> None:
                         help="instead of the forms: the held-out figures with each training model left out of the fit")
     args = parser.parse_args()
     samples = estimated_samples(args.csv, args.work)
+    training, chips = [s for s in samples if s["side"] == "fit"], fitted_chipsets(samples)
     if args.influence:
-        training = [s for s in samples if s["side"] == "fit"]
-        print(json.dumps(influence(samples, training, fitted_chipsets(samples)), indent=1))
+        print(json.dumps(influence(samples, training, chips), indent=1))
         return
     if any(FORMS[name] & PER_LAYER_FORMS for name in args.form or FORMS):
         with_layer_values(samples, args.work)
-    training, chips = [s for s in samples if s["side"] == "fit"], fitted_chipsets(samples)
     values = fit(training, chips)
     drift = max(abs(form_time_ms(s, values, set()) / estimate_ms(s, values) - 1) for s in samples)
     assert drift < 1e-9, f"the model's form differs from layer_times_ms by {drift:.2e}"
