@@ -320,21 +320,27 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
 @click.option("--chipset", help="Chipset profile (default: snapdragon-8-gen-3). See 'targets'.")
 @click.option("--precision", type=click.Choice(["float", "w8a8", "w8a16"]),
               help="What the graph will run at on the NPU (default: a QDQ graph's own, else float).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DIM,DIM,...",
+              help="Shape of a graph input with dynamic dimensions, e.g. sample=1,4,64,64 (repeatable; "
+                   "default: each dynamic dimension taken as 1).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model on stdout.")
 @user_errors
-def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | None, as_json: bool) -> None:
+def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | None, input_shapes: tuple[str, ...],
+             as_json: bool) -> None:
     """Projected NPU time of one call of any ONNX model (the 'estimate' backend of 'profile')."""
     import json
+    from dataclasses import asdict
 
     import onnx
     from google.protobuf.message import DecodeError
 
-    from .graphs import dynamic_inputs, graph_precision
+    from .graphs import fix_input_shapes, graph_precision, parse_input_shape
     from .profile.estimate import LatencyModel, estimate_model
     from .targets.chipsets import chipset as chipset_profile
 
     chip = chipset_profile(chipset)
-    for model in models:
+    shapes = dict(map(parse_input_shape, input_shapes))
+    for model in models:  # every model checked before any is estimated
         if not model.is_file():
             raise UserError(f"{model} is not a file; pass ONNX model files")
         try:
@@ -343,18 +349,25 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
             raise UserError(f"{model} is not an ONNX model ({first_line(error)}); pass a .onnx file")
         if not loaded.graph.node:  # empty bytes, or bytes protobuf reads as a model with no graph
             raise UserError(f"{model} holds no ONNX graph (empty, cut short or not ONNX); pass a .onnx model file")
-        dynamic = dynamic_inputs(loaded)
+        try:
+            fix_input_shapes(loaded, shapes)
+        except UserError as error:
+            raise UserError(f"{model}: {error}; give --input-shape this graph's input names and shapes")
+    for model in models:
         runs_at = precision or graph_precision(model)
         latency = LatencyModel.of(chip, runs_at)
-        result = {"model": str(model), "chipset": chip.name, "precision": runs_at,
-                  "total_ms": estimate_model(model, runs_at, chip),
-                  "held_out_error": latency.band.__dict__ if latency.band else None, "dynamic_inputs_as_1": dynamic}
+        graph = estimate_model(model, runs_at, chip, shapes)
         if as_json:
-            click.echo(json.dumps(result))
-        else:
-            note = f"; dynamic dimensions of {', '.join(dynamic)} taken as 1" if dynamic else ""
-            click.echo(f"{model}: {result['total_ms']:.2f} ms per call on {chip.marketing_name} at {runs_at} "
-                       f"(analytical estimate, {latency.describe_band()}{note})")
+            click.echo(json.dumps({"model": str(model), "chipset": chip.name, "precision": runs_at, **asdict(graph),
+                                   "held_out_error": asdict(latency.band) if latency.band else None}))
+            continue
+        notes = [f"dynamic dimensions of {', '.join(graph.dynamic_inputs_as_1)} taken as 1 (give them with "
+                 "--input-shape)"] if graph.dynamic_inputs_as_1 else []
+        if graph.not_costed:
+            layers = ", ".join(f"{count} {op_type}" for op_type, count in graph.not_costed.items())
+            notes.append(f"not costed, with no inferred output shape or with subgraphs: {layers}")
+        click.echo(f"{model}: {graph.total_ms:.2f} ms per call on {chip.marketing_name} at {runs_at} "
+                   f"(analytical estimate, {'; '.join([latency.describe_band(), *notes])})")
 
 
 @main.command()

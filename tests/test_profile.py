@@ -8,6 +8,7 @@ import jsonschema
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from edgefusion_export.graphs import LayerCost, layer_costs, static_shapes
@@ -293,7 +294,8 @@ def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
                     + fitted["op_overhead_us"] / 1e3 + io * fitted["io_ns_per_value"] / 1e6)
         assert json.loads(line) == {"model": str(path), "chipset": "snapdragon-8-gen-3", "precision": precision,
                                     "total_ms": pytest.approx(expected, abs=1e-4),
-                                    "held_out_error": fitted["held_out_error"], "dynamic_inputs_as_1": ["x"]}
+                                    "held_out_error": fitted["held_out_error"], "input_shapes": {"x": [1, 8, 10, 10]},
+                                    "dynamic_inputs_as_1": ["x"], "not_costed": {}}
     assert json.loads(run_cli("estimate", path, "--json").stdout)["precision"] == "float"  # not QDQ: float
     text = run_cli("estimate", path, "--precision", "w8a16").stdout
     assert f"held-out median error {chip.estimate['w8a16']['held_out_error']['median']:.0%}" in text
@@ -311,6 +313,93 @@ def test_estimate_refuses_what_is_not_a_model(tmp_path):
         result = run_cli("estimate", tmp_path / name, "--chipset", "snapdragon-8-gen-3", "--json")
         assert_clean_error(result, name, fragment)
         assert result.stdout == ""
+
+
+class ConvAttention(torch.nn.Module):
+    """A Conv, its image as a token sequence, two-head self-attention and a Linear, with the shapes taken from the
+    tensors (as an export with dynamic axes computes them: Shape, Gather, Concat into Reshapes)."""
+
+    def __init__(self, channels: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.conv, self.heads = torch.nn.Conv2d(3, channels, 3, padding=1), heads
+        self.qkv, self.out = torch.nn.Linear(channels, 3 * channels), torch.nn.Linear(channels, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        image = self.conv(x)
+        batch, channels, height, width = image.shape
+        tokens = image.reshape(batch, channels, height * width).transpose(1, 2)
+        q, k, v = self.qkv(tokens).reshape(batch, height * width, 3 * self.heads, -1).transpose(1, 2).chunk(3, dim=1)
+        attended = torch.softmax(q @ k.transpose(-1, -2) * 0.25, dim=-1) @ v
+        return self.out(attended.transpose(1, 2).reshape(batch, height * width, channels))
+
+
+def test_estimate_takes_a_dynamic_graph_at_the_shapes_given(tmp_path):
+    """Exported with dynamic batch, height and width and estimated with --input-shape, a graph estimates exactly as
+    its static export: its Reshapes' shapes propagate from the input's and the shape arithmetic computing them is
+    folded (before, its MatMuls counted no MACs and its Gathers were dispatched). Without the shape, its dynamic
+    dimensions are taken as 1 and named."""
+    model, example = ConvAttention().eval(), torch.randn(1, 3, 24, 32)
+    paths = {kind: tmp_path / f"{kind}.onnx" for kind in ("static", "dynamic")}
+    torch.onnx.export(model, (example,), paths["static"], input_names=["x"], dynamo=False)
+    torch.onnx.export(model, (example,), paths["dynamic"], input_names=["x"], dynamo=False,
+                      dynamic_axes={"x": {0: "batch", 2: "height", 3: "width"}})
+    assert sum(node.op_type == "Shape" for node in onnx.load(paths["dynamic"]).graph.node) >= 4
+
+    def estimate(path, *options):
+        result = run_cli("estimate", path, "--precision", "w8a16", "--json", *options)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    static, given = estimate(paths["static"]), estimate(paths["dynamic"], "--input-shape", "x=1,3,24,32")
+    assert given == {**static, "model": str(paths["dynamic"])}
+    assert static["input_shapes"] == {"x": [1, 3, 24, 32]} and static["dynamic_inputs_as_1"] == []
+    assert static["not_costed"] == {}
+    taken_as_1 = estimate(paths["dynamic"])
+    assert taken_as_1["input_shapes"] == {"x": [1, 3, 1, 1]} and taken_as_1["dynamic_inputs_as_1"] == ["x"]
+    assert taken_as_1["total_ms"] < static["total_ms"] / 2
+    text = run_cli("estimate", paths["dynamic"]).stdout
+    assert "dynamic dimensions of x taken as 1 (give them with --input-shape)" in text
+
+
+def test_estimate_names_the_layers_it_cannot_cost(tmp_path):
+    """Control flow (its subgraphs are not walked) and layers whose output shape is not inferred (an op of another
+    domain, and what follows it) are named with their counts, in the line and in --json."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    branch = {name: helper.make_graph([helper.make_node(op, ["x"], [name])], name, [],
+                                      [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4])])
+              for name, op in (("then", "Relu"), ("else", "Neg"))}
+    nodes = [helper.make_node("If", ["flag"], ["chosen"], then_branch=branch["then"], else_branch=branch["else"]),
+             helper.make_node("Blur", ["chosen"], ["blurred"], domain="com.example"),
+             helper.make_node("Sigmoid", ["blurred"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("flag", TensorProto.BOOL, []), x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "branches.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)]),
+              path)
+    result = run_cli("estimate", path, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["not_costed"] == {"If": 1, "Sigmoid": 1, "com.example.Blur": 1}
+    assert "not costed, with no inferred output shape or with subgraphs: 1 If, 1 Sigmoid, 1 com.example.Blur" in \
+        run_cli("estimate", path).stdout
+
+
+def test_estimate_refuses_input_shapes_that_do_not_fit(tmp_path):
+    """--input-shape names an input of every graph passed and keeps its fixed dimensions; each mistake is one line,
+    and every graph is checked before any is estimated (nothing on stdout)."""
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 10, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    good = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), good)
+    cases = {"y=1,8,10,10": ("relu.onnx", "no input 'y' (its inputs: x)"),
+             "x=1,8,10": ("relu.onnx", "input 'x' is Nx8x10x10; 1x8x10 does not fit"),
+             "x=2,8,12,10": ("input 'x' is Nx8x10x10; 2x8x12x10 does not fit",),
+             "x=1,8,a,10": ("'x=1,8,a,10' is not NAME=DIM,DIM,...",), "x=0,8,10,10": ("is not NAME=DIM,DIM",)}
+    for shape, fragments in cases.items():
+        result = run_cli("estimate", good, good, "--input-shape", shape)
+        assert_clean_error(result, *fragments)
+        assert result.stdout == ""
+    assert run_cli("estimate", good, "--input-shape", "x=2,8,10,10").exit_code == 0
 
 
 def test_shapes_are_inferred_with_large_weights_left_out():

@@ -16,6 +16,7 @@ that held-out error band is stored beside the constants and printed with every p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import onnx
 
 from ..bundle.manifest import Bundle
 from ..errors import UserError
-from ..graphs import NPU_BYTES, LayerCost, dynamic_inputs, layer_costs, static_shapes
+from ..graphs import NPU_BYTES, LayerCost, fix_input_shapes, layer_costs, static_shapes, uncosted_layers
 from ..targets.chipsets import Chipset
 from .blocks import block_of
 from .model import Profile, Row
@@ -134,17 +135,18 @@ def layer_times_ms(layers: LayerArrays, model: LatencyModel) -> np.ndarray:
     return np.append(per_layer, layers.io_values * c.io_ns_per_value * 1e-9) * 1000
 
 
-def io_values(model_path: Path) -> int:
-    """Values of a graph's inputs and outputs (a dynamic dimension counts as 1)."""
+def io_values(model_path: Path, input_shapes: Mapping[str, list[int]] | None = None) -> int:
+    """Values of a graph's inputs and outputs (a dynamic dimension not given counts as 1)."""
     model = onnx.load(str(model_path), load_external_data=False)
-    dynamic_inputs(model)
+    fix_input_shapes(model, input_shapes)
     shapes = static_shapes(model)
     return sum(int(np.prod(shapes.get(value.name, [0]))) for value in [*model.graph.input, *model.graph.output])
 
 
-def graph_layers(model_path: Path, precision: str, chipset: Chipset) -> tuple[list[LayerCost], LayerArrays]:
-    costs = layer_costs(model_path, precision, int(chipset.vtcm_mb * 2**20))
-    return costs, LayerArrays.of(costs, precision, io_values(model_path))
+def graph_layers(model_path: Path, precision: str, chipset: Chipset,
+                 input_shapes: Mapping[str, list[int]] | None = None) -> tuple[list[LayerCost], LayerArrays]:
+    costs = layer_costs(model_path, precision, int(chipset.vtcm_mb * 2**20), input_shapes)
+    return costs, LayerArrays.of(costs, precision, io_values(model_path, input_shapes))
 
 
 def estimate_component(model_path: Path, component: str, precision: str, chipset: Chipset) -> list[Row]:
@@ -155,10 +157,28 @@ def estimate_component(model_path: Path, component: str, precision: str, chipset
     return rows + [Row(component, "graph inputs and outputs", "IO", "io", "NPU", round(float(io_ms), 5))]
 
 
-def estimate_model(model_path: Path, precision: str, chipset: Chipset) -> float:
-    """Projected milliseconds of one call of any ONNX graph at `precision` (float, w8a8, w8a16) on `chipset`."""
-    layers = graph_layers(model_path, precision, chipset)[1]
-    return round(float(layer_times_ms(layers, LatencyModel.of(chipset, precision)).sum()), 4)
+@dataclass(frozen=True)
+class GraphEstimate:
+    """One call of a graph, and what the estimate took for it."""
+
+    total_ms: float
+    input_shapes: dict[str, list[int]]  # as estimated
+    dynamic_inputs_as_1: list[str]  # inputs with a dimension neither fixed nor given, taken as 1
+    not_costed: dict[str, int]  # op types of the layers whose work is unknown, by count (`graphs.uncosted_layers`)
+
+
+def estimate_model(model_path: Path, precision: str, chipset: Chipset,
+                   input_shapes: Mapping[str, list[int]] | None = None) -> GraphEstimate:
+    """Projected milliseconds of one call of any ONNX graph at `precision` (float, w8a8, w8a16) on `chipset`, its
+    inputs at `input_shapes` where given."""
+    layers = graph_layers(model_path, precision, chipset, input_shapes)[1]
+    model = onnx.load(str(model_path), load_external_data=False)
+    dynamic = fix_input_shapes(model, input_shapes)
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    return GraphEstimate(round(float(layer_times_ms(layers, LatencyModel.of(chipset, precision)).sum()), 4),
+                         {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
+                          for value in model.graph.input if value.name not in initializers},
+                         dynamic, uncosted_layers(model))
 
 
 def estimate_bundle(bundle: Bundle, chipset: Chipset, size: str | None = None) -> Profile:
