@@ -334,12 +334,12 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
     import onnx
     from google.protobuf.message import DecodeError
 
-    from .graphs import fix_input_shapes, graph_precision, parse_input_shape
+    from .graphs import fix_input_shapes, graph_inputs, graph_precision, parse_input_shape
     from .profile.estimate import LatencyModel, estimate_model
     from .targets.chipsets import chipset as chipset_profile
 
     chip = chipset_profile(chipset)
-    shapes = dict(map(parse_input_shape, input_shapes))
+    shapes, inputs = dict(map(parse_input_shape, input_shapes)), {}
     for model in models:  # every model checked before any is estimated
         if not model.is_file():
             raise UserError(f"{model} is not a file; pass ONNX model files")
@@ -349,14 +349,18 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
             raise UserError(f"{model} is not an ONNX model ({first_line(error)}); pass a .onnx file")
         if not loaded.graph.node:  # empty bytes, or bytes protobuf reads as a model with no graph
             raise UserError(f"{model} holds no ONNX graph (empty, cut short or not ONNX); pass a .onnx model file")
+        inputs[model] = graph_inputs(loaded)
         try:
-            fix_input_shapes(loaded, shapes)
+            fix_input_shapes(loaded, {name: shape for name, shape in shapes.items() if name in inputs[model]})
         except UserError as error:
-            raise UserError(f"{model}: {error}; give --input-shape this graph's input names and shapes")
+            raise UserError(f"{model}: {error}; keep those and give a number for each other dimension")
+    if unknown := sorted(shapes.keys() - {name for names in inputs.values() for name in names}):
+        known = "; ".join(f"{model}: {', '.join(names)}" for model, names in inputs.items())
+        raise UserError(f"--input-shape names {', '.join(unknown)}, which no graph passed has as an input ({known})")
     for model in models:
         runs_at = precision or graph_precision(model)
         latency = LatencyModel.of(chip, runs_at)
-        graph = estimate_model(model, runs_at, chip, shapes)
+        graph = estimate_model(model, runs_at, chip, {name: shapes[name] for name in inputs[model] if name in shapes})
         if as_json:
             click.echo(json.dumps({"model": str(model), "chipset": chip.name, "precision": runs_at, **asdict(graph),
                                    "held_out_error": asdict(latency.band) if latency.band else None}))

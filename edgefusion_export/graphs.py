@@ -222,11 +222,17 @@ def parse_input_shape(text: str) -> tuple[str, list[int]]:
     return name, shape
 
 
+def graph_inputs(model: onnx.ModelProto) -> list[str]:
+    """The names of the values a graph is fed (not its initializers, which older models list as inputs too)."""
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    return [value.name for value in model.graph.input if value.name not in initializers]
+
+
 def fix_input_shapes(model: onnx.ModelProto, given: Mapping[str, list[int]] | None = None) -> list[str]:
     """Set the graph inputs' shapes: those `given`, whose fixed dimensions must agree with the graph's, then every
     dimension still not a fixed number to 1 (a batch). Returns the inputs that had a dimension set to 1."""
-    initializers = {tensor.name for tensor in model.graph.initializer}
-    inputs = {value.name: value for value in model.graph.input if value.name not in initializers}
+    fed = graph_inputs(model)
+    inputs = {value.name: value for value in model.graph.input if value.name in fed}
     for name, shape in (given or {}).items():
         if name not in inputs:
             raise UserError(f"the graph has no input {name!r} (its inputs: {', '.join(inputs)})")

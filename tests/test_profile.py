@@ -383,23 +383,30 @@ def test_estimate_names_the_layers_it_cannot_cost(tmp_path):
         run_cli("estimate", path).stdout
 
 
-def test_estimate_refuses_input_shapes_that_do_not_fit(tmp_path):
-    """--input-shape names an input of every graph passed and keeps its fixed dimensions; each mistake is one line,
-    and every graph is checked before any is estimated (nothing on stdout)."""
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 10, 10])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    good = tmp_path / "relu.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), good)
-    cases = {"y=1,8,10,10": ("relu.onnx", "no input 'y' (its inputs: x)"),
-             "x=1,8,10": ("relu.onnx", "input 'x' is Nx8x10x10; 1x8x10 does not fit"),
+def test_estimate_gives_each_graph_the_input_shapes_it_has(tmp_path):
+    """Each --input-shape goes to the graphs with an input of that name (a CI job estimates a text encoder and a UNet
+    in one call); one that no graph has, or one that does not keep an input's fixed dimensions, is one line, and every
+    graph is checked before any is estimated (nothing on stdout)."""
+    paths = {}
+    for name, shape in (("x", ["N", 8, 10, 10]), ("z", ["N", "L"])):
+        graph = helper.make_graph([helper.make_node("Relu", [name], ["y"])], "g",
+                                  [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        paths[name] = tmp_path / f"relu_{name}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), paths[name])
+    result = run_cli("estimate", paths["x"], paths["z"], "--input-shape", "x=2,8,10,10", "--input-shape", "z=3,5",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    assert [(line["input_shapes"], line["dynamic_inputs_as_1"]) for line in map(json.loads, result.stdout.splitlines())] \
+        == [({"x": [2, 8, 10, 10]}, []), ({"z": [3, 5]}, [])]
+    cases = {"y=1,8,10,10": ("--input-shape names y, which no graph passed has as an input", "relu_z.onnx: z"),
+             "x=1,8,10": ("relu_x.onnx: input 'x' is Nx8x10x10; 1x8x10 does not fit its fixed dimensions",),
              "x=2,8,12,10": ("input 'x' is Nx8x10x10; 2x8x12x10 does not fit",),
              "x=1,8,a,10": ("'x=1,8,a,10' is not NAME=DIM,DIM,...",), "x=0,8,10,10": ("is not NAME=DIM,DIM",)}
     for shape, fragments in cases.items():
-        result = run_cli("estimate", good, good, "--input-shape", shape)
+        result = run_cli("estimate", paths["z"], paths["x"], "--input-shape", shape)
         assert_clean_error(result, *fragments)
         assert result.stdout == ""
-    assert run_cli("estimate", good, "--input-shape", "x=2,8,10,10").exit_code == 0
 
 
 def test_shapes_are_inferred_with_large_weights_left_out():

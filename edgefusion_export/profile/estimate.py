@@ -25,7 +25,8 @@ import onnx
 
 from ..bundle.manifest import Bundle
 from ..errors import UserError
-from ..graphs import NPU_BYTES, LayerCost, fix_input_shapes, layer_costs, static_shapes, uncosted_layers
+from ..graphs import (NPU_BYTES, LayerCost, fix_input_shapes, graph_inputs, layer_costs, static_shapes,
+                      uncosted_layers)
 from ..targets.chipsets import Chipset
 from .blocks import block_of
 from .model import Profile, Row
@@ -173,11 +174,10 @@ def estimate_model(model_path: Path, precision: str, chipset: Chipset,
     inputs at `input_shapes` where given."""
     layers = graph_layers(model_path, precision, chipset, input_shapes)[1]
     model = onnx.load(str(model_path), load_external_data=False)
-    dynamic = fix_input_shapes(model, input_shapes)
-    initializers = {tensor.name for tensor in model.graph.initializer}
+    dynamic, fed = fix_input_shapes(model, input_shapes), graph_inputs(model)
     return GraphEstimate(round(float(layer_times_ms(layers, LatencyModel.of(chipset, precision)).sum()), 4),
                          {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
-                          for value in model.graph.input if value.name not in initializers},
+                          for value in model.graph.input if value.name in fed},
                          dynamic, uncosted_layers(model))
 
 
