@@ -82,6 +82,7 @@ import json
 import statistics
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -359,11 +360,17 @@ def with_layer_values(samples: list[dict], work: Path) -> None:
         sample.update(values[key])
 
 
+def without_each_model(training: list[dict]) -> Iterator[tuple[str, list[dict]]]:
+    """Each training model, with the rows of the other training models."""
+    for model in sorted({s["model"] for s in training}):
+        yield model, [s for s in training if s["model"] != model]
+
+
 def leave_one_model_out(training: list[dict], chips: list[str], form: set[str]) -> dict[str, float]:
     """Each training model's rows estimated by the form fitted on the other training models."""
     estimates, measured = [], []
-    for model in sorted({s["model"] for s in training}):
-        values = form_fit([s for s in training if s["model"] != model], chips, form)
+    for model, others in without_each_model(training):
+        values = form_fit(others, chips, form)
         for sample in training:
             if sample["model"] == model:
                 estimates.append(form_time_ms(sample, values, form))
@@ -392,8 +399,7 @@ def held_out_report(samples: list[dict], values: dict[str, float], form: set[str
 
 def influence(samples: list[dict], training: list[dict], chips: list[str]) -> dict[str, dict]:
     """What the held-out figures rest on: the model's form fitted without each training model in turn."""
-    return {model: held_out_report(samples, fit([s for s in training if s["model"] != model], chips), set())
-            for model in sorted({s["model"] for s in training})}
+    return {model: held_out_report(samples, fit(others, chips), set()) for model, others in without_each_model(training)}
 
 
 def op_counts(samples: list[dict], form: set[str]) -> dict[str, float]:
