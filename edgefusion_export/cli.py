@@ -339,7 +339,8 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
     from .targets.chipsets import chipset as chipset_profile
 
     chip = chipset_profile(chipset)
-    shapes, inputs = dict(map(parse_input_shape, input_shapes)), {}
+    shapes = dict(map(parse_input_shape, input_shapes))
+    inputs, given = {}, {}  # each model's inputs, and the shapes given of them
     for model in models:  # every model checked before any is estimated
         if not model.is_file():
             raise UserError(f"{model} is not a file; pass ONNX model files")
@@ -350,17 +351,18 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
         if not loaded.graph.node:  # empty bytes, or bytes protobuf reads as a model with no graph
             raise UserError(f"{model} holds no ONNX graph (empty, cut short or not ONNX); pass a .onnx model file")
         inputs[model] = graph_inputs(loaded)
+        given[model] = {name: shape for name, shape in shapes.items() if name in inputs[model]}
         try:
-            fix_input_shapes(loaded, {name: shape for name, shape in shapes.items() if name in inputs[model]})
+            fix_input_shapes(loaded, given[model])
         except UserError as error:
             raise UserError(f"{model}: {error}; keep those and give a number for each other dimension")
-    if unknown := sorted(shapes.keys() - {name for names in inputs.values() for name in names}):
+    if unknown := sorted(shapes.keys() - {name for names in given.values() for name in names}):
         known = "; ".join(f"{model}: {', '.join(names)}" for model, names in inputs.items())
         raise UserError(f"--input-shape names {', '.join(unknown)}, which no graph passed has as an input ({known})")
     for model in models:
         runs_at = precision or graph_precision(model)
         latency = LatencyModel.of(chip, runs_at)
-        graph = estimate_model(model, runs_at, chip, {name: shapes[name] for name in inputs[model] if name in shapes})
+        graph = estimate_model(model, runs_at, chip, given[model])
         if as_json:
             click.echo(json.dumps({"model": str(model), "chipset": chip.name, "precision": runs_at, **asdict(graph),
                                    "held_out_error": asdict(latency.band) if latency.band else None}))
