@@ -74,7 +74,7 @@ def static_shapes(model: onnx.ModelProto, float_only: bool = False) -> dict[str,
 def uncosted_layers(model: onnx.ModelProto) -> dict[str, int]:
     """Op types (with their domain when not ONNX's), by count, of the layers whose work `layer_costs` cannot know:
     control flow (it does not walk subgraphs) and layers with an output whose shape is not inferred."""
-    types = _inferred_types(model)
+    types, folded = _inferred_types(model), _shape_arithmetic(model)
 
     def known(name: str) -> bool:
         tensor_type = types.get(name)
@@ -84,7 +84,7 @@ def uncosted_layers(model: onnx.ModelProto) -> dict[str, int]:
     def uncosted(node: onnx.NodeProto) -> bool:
         subgraphs = any(attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                         for attribute in node.attribute)
-        return node.op_type not in FREE_OPS and (subgraphs or not all(map(known, filter(None, node.output))))
+        return not _free(node, folded) and (subgraphs or not all(map(known, filter(None, node.output))))
 
     found = Counter(f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
                     for node in model.graph.node if uncosted(node))
@@ -120,6 +120,11 @@ def _shape_arithmetic(model: onnx.ModelProto) -> set[str]:
         if node.op_type in ("Shape", "Size") or (inputs and all(name in computed | constants for name in inputs)):
             computed.update(node.output)
     return computed
+
+
+def _free(node: onnx.NodeProto, folded: set[str]) -> bool:
+    """A node that costs nothing: a reshape, a cast, Q/DQ..., or shape arithmetic (`folded`)."""
+    return node.op_type in FREE_OPS or folded.issuperset(filter(None, node.output))
 
 
 def _evaluate_shape_arithmetic(model: onnx.ModelProto, types: dict[str, onnx.TypeProto.Tensor],
@@ -345,7 +350,7 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int,
     folded = _shape_arithmetic(model)
     costs = []
     for node in model.graph.node:
-        if node.op_type in FREE_OPS or folded.issuperset(filter(None, node.output)):
+        if _free(node, folded):
             continue
         outputs = {name: shape_of(name) for name in node.output}
         output = outputs[node.output[0]]
