@@ -97,11 +97,13 @@ def _inferred_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto.Tensor]:
     onnx's data propagation covers some of those ops within one round (SD-1.5's UNet exported with dynamic axes
     takes 6 s with it, 50 s without)."""
     light, values = _shapes_only(model), {}
+    computed = _shape_arithmetic(light)
+    constants = _constant_values(light) if computed else {}  # a graph without shape arithmetic takes one round
     while True:
         inferred = onnx.shape_inference.infer_shapes(_with_values(light, values), data_prop=True)
         types = {value.name: value.type.tensor_type
                  for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
-        found = _evaluate_shape_arithmetic(light, types, values)
+        found = _evaluate_shape_arithmetic(light, computed, types, constants | values)
         if not found:
             return types | {name: onnx.helper.make_tensor_type_proto(
                 onnx.helper.np_dtype_to_tensor_dtype(value.dtype), value.shape).tensor_type for name, value in values.items()}
@@ -127,43 +129,49 @@ def _free(node: onnx.NodeProto, folded: set[str]) -> bool:
     return node.op_type in FREE_OPS or folded.issuperset(filter(None, node.output))
 
 
-def _evaluate_shape_arithmetic(model: onnx.ModelProto, types: dict[str, onnx.TypeProto.Tensor],
-                               values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The values of shape arithmetic not in `values` that can be computed now: from the inferred shapes that its
-    Shape nodes read, constants and `values`. Small results only (shapes, not tensors a ConstantOfShape fills)."""
-    computed = _shape_arithmetic(model)
-    if not computed:
-        return {}
-    known = {tensor.name: onnx.numpy_helper.to_array(tensor) for tensor in model.graph.initializer
-             if tensor.data_type == onnx.TensorProto.INT64 and tensor.data_location != onnx.TensorProto.EXTERNAL} | values
-    found: dict[str, np.ndarray] = {}
+def _constant_values(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """What shape arithmetic reads besides shapes: int64 initializers stored in the graph, and Constant nodes."""
+    values = {tensor.name: onnx.numpy_helper.to_array(tensor) for tensor in model.graph.initializer
+              if tensor.data_type == onnx.TensorProto.INT64 and tensor.data_location != onnx.TensorProto.EXTERNAL}
     for node in model.graph.node:
-        if node.op_type != "Constant" and (not computed.issuperset(node.output) or known.keys() >= set(node.output)):
+        if node.op_type == "Constant":
+            values |= _small_results(model, node, {})
+    return values
+
+
+def _evaluate_shape_arithmetic(model: onnx.ModelProto, computed: set[str], types: dict[str, onnx.TypeProto.Tensor],
+                               known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The values of shape arithmetic (`computed`) not yet `known` that can be computed now: from the inferred shapes
+    that its Shape nodes read and from what is known."""
+    known, found = dict(known), {}
+    for node in model.graph.node:
+        inputs, outputs = set(filter(None, node.input)), set(filter(None, node.output))
+        if not computed.issuperset(outputs) or known.keys() >= outputs:
             continue
-        feeds = {}
-        for name in filter(None, node.input):
-            dims = [dim.dim_value for dim in types[name].shape.dim] if name in types else []
-            if name in known:
-                feeds[name] = known[name]
-            elif node.op_type in ("Shape", "Size") and dims and all(dims):
-                feeds[name] = np.broadcast_to(np.zeros((), np.float32), dims)  # its shape, without the memory
-        if feeds.keys() != set(filter(None, node.input)):
-            continue
-        graph = onnx.helper.make_graph(
-            [node], "shape_arithmetic",
-            [onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(value.dtype), None)
-             for name, value in feeds.items()],
-            [onnx.helper.make_empty_tensor_value_info(name) for name in node.output])
-        try:
-            results = ReferenceEvaluator(onnx.helper.make_model(graph, opset_imports=model.opset_import)).run(None, feeds)
-        except Exception:  # an op the reference evaluator lacks: its outputs stay unknown, and are reported so
-            continue
-        for name, value in zip(node.output, results):
-            if np.size(value) <= 2**16:
-                known[name] = np.asarray(value)
-                if node.op_type != "Constant":
-                    found[name] = known[name]
+        feeds = {name: known[name] for name in inputs if name in known}
+        if node.op_type in ("Shape", "Size") and (tensor_type := types.get(node.input[0])) is not None:
+            dims = [dim.dim_value for dim in tensor_type.shape.dim]
+            if dims and all(dims):
+                feeds[node.input[0]] = np.broadcast_to(np.zeros((), np.float32), dims)  # its shape, without the memory
+        if feeds.keys() == inputs:
+            found |= _small_results(model, node, feeds)
+            known |= found
     return found
+
+
+def _small_results(model: onnx.ModelProto, node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The node's outputs from `feeds`, evaluated at the model's opsets, that are small (shapes and indices, not the
+    tensors a ConstantOfShape fills); none if the reference evaluator lacks the op."""
+    graph = onnx.helper.make_graph(
+        [node], "shape_arithmetic",
+        [onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(value.dtype), None)
+         for name, value in feeds.items()],
+        [onnx.helper.make_empty_tensor_value_info(name) for name in node.output])
+    try:
+        results = ReferenceEvaluator(onnx.helper.make_model(graph, opset_imports=model.opset_import)).run(None, feeds)
+    except Exception:  # its outputs stay unknown, and the layers that need them are reported as not costed
+        return {}
+    return {name: np.asarray(value) for name, value in zip(node.output, results) if np.size(value) <= 2**16}
 
 
 def _with_values(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:
