@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edgefusion_export.components import COMPONENTS
 from edgefusion_export.export import onnx_export
-from edgefusion_export.graphs import layer_costs
+from edgefusion_export.graphs import layer_costs, load_shaped
 from edgefusion_export.memory import PeakMemory
 from edgefusion_export.profile.estimate import LatencyModel, estimate_component
 from edgefusion_export.quantize.recipes import QUANTIZED, RECIPES
@@ -56,7 +56,7 @@ def main() -> None:
             for component in components:
                 label = component if component != "vae_decoder" else f"vae_decoder ({name})"
                 graphs[label] = (component, exported(source, component, args.work / label.replace(" ", "-"), recipe[component]))
-                gmac[label] = round(sum(cost.macs for cost in layer_costs(graphs[label][1], recipe[component], 0)) / 1e9, 2)
+                gmac[label] = round(sum(cost.macs for cost in layer_costs(load_shaped(graphs[label][1]), recipe[component], 0)) / 1e9, 2)
             source.release()
         for chip in chips:
             per_call = {label: round(sum(row.time_ms for row in estimate_component(path, component, recipe[component], chip)), 2)

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 
 from edgefusion_export.bundle.manifest import load_bundle
-from edgefusion_export.graphs import layer_costs, static_shapes
+from edgefusion_export.graphs import layer_costs, load_shaped, static_shapes
 from edgefusion_export.runtime.sessions import htp_session
 from edgefusion_export.targets import snapdragon
 from edgefusion_export.targets.chipsets import chipset
@@ -56,7 +56,7 @@ def measure(folder: Path, chip, calls: int) -> list[dict]:
     for component, entry in bundle.manifest["components"].items():
         portable, precision = bundle.component_path(component), entry["precision"]
         compiled = bundle.folder / entry["compiled"][chip.name]["offline"]["file"]
-        costs = layer_costs(portable, precision, 0)
+        costs = layer_costs(load_shaped(portable), precision, 0)
         feed = random_feeds(portable)[0]
         start = time.perf_counter()
         session = htp_session(compiled, chip.htp_target)

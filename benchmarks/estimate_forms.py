@@ -93,7 +93,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from estimate_validation import (CSV, NPU_RUNTIMES, PARAMETERS, ROBUST_LOSS, constants_for,  # noqa: E402
                                  estimate_ms, estimated_samples, fit, fitted_chipsets, graph_path, relative_errors)
 
-from edgefusion_export.graphs import (CHANNEL_TILE, NPU_BYTES, layer_costs, round_up, static_shapes,  # noqa: E402
+from edgefusion_export.graphs import (CHANNEL_TILE, NPU_BYTES, layer_costs, load_shaped, round_up,  # noqa: E402
                                      tiled_size)
 from edgefusion_export.profile.estimate import LatencyModel  # noqa: E402
 from edgefusion_export.targets.chipsets import chipset, load_chipsets  # noqa: E402
@@ -335,12 +335,12 @@ def with_layer_values(samples: list[dict], work: Path) -> None:
         if key not in values:
             path = graph_path(sample["architecture"], work)
             precision = "fp16" if sample["precision"] == "float" else sample["precision"]
-            costs = layer_costs(path, precision, int(chipsets[sample["profile"]].vtcm_mb * 2**20))
-            model = onnx.load(str(path), load_external_data=False)
+            graph = load_shaped(path)
+            costs, model = layer_costs(graph, precision, int(chipsets[sample["profile"]].vtcm_mb * 2**20)), graph.model
             linear = {node.name for node in model.graph.node
                       if node.op_type == "Resize" and any(a.name == "mode" and a.s == b"linear" for a in node.attribute)}
             inner, last = gelu_nodes(model)
-            shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | static_shapes(model)
+            shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | graph.shapes()
             blocked = {change: channel_block_macs(model, shapes, sides) for change, sides in CHANNEL_BLOCKS.items()}
             folded = FOLDED_WHEN_QUANTIZED if precision != "fp16" else set()
             unfolded = [c.kind == "fused" and c.op_type != "BatchNormalization" and c.op_type not in folded for c in costs]

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from estimate_models import ARCHITECTURES, Architecture  # noqa: E402
 
 from edgefusion_export.export.onnx_export import simplify, trace  # noqa: E402
+from edgefusion_export.graphs import load_shaped  # noqa: E402
 from edgefusion_export.profile.estimate import (  # noqa: E402
     EstimateConstants, LatencyModel, LayerArrays, graph_layers, layer_times_ms)
 from edgefusion_export.targets.chipsets import chipset, load_chipsets  # noqa: E402
@@ -208,7 +209,7 @@ def estimated_samples(csv_path: Path, work: Path) -> list[dict]:
         key = (architecture.graph_name, row["precision"])
         if key not in layers:
             precision = "fp16" if row["precision"] == "float" else row["precision"]
-            layers[key] = graph_layers(graph_path(architecture, work), precision, chipsets[row["profile"]])[1]
+            layers[key] = graph_layers(load_shaped(graph_path(architecture, work)), precision, chipsets[row["profile"]])[1]
         side = "held_out" if architecture.model in held_out else "fit"
         samples.append({**row, "architecture": architecture, "side": side, "layers": layers[key]})
     print(f"{len(samples)} rows estimated, left out: {dropped}", file=sys.stderr)

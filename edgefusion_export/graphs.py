@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,8 @@ FUSED_ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmo
 VECTOR_KINDS = {"vector", "softmax"}
 NORM_OPS = {"InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization"}
 LOOKUP_OPS = {"Gather", "GatherElements", "GatherND"}
-PASS_THROUGH_OPS = {"QuantizeLinear", "DequantizeLinear", "Cast", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
-                    "Flatten"}
+PASS_THROUGH_OPS = {"QuantizeLinear", "DequantizeLinear", "Cast", "Identity", "Reshape", "Transpose", "Squeeze",
+                    "Unsqueeze", "Flatten"}
 FREE_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant", "Shape", "QuantizeLinear",
             "DequantizeLinear", "Cast", "CastLike", "EPContext"}
 # Bytes per (weight, activation) value on the NPU at each precision; float graphs run there in fp16.
@@ -61,65 +61,122 @@ def save_model(model: onnx.ModelProto, path: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class ShapedGraph:
+    """A graph at fixed input shapes, as a compiler sees it: each `If` whose condition is shape arithmetic replaced
+    by the branch it takes, the inferred type of every value, and the shape arithmetic, which folds to constants."""
+
+    model: onnx.ModelProto
+    types: dict[str, onnx.TypeProto.Tensor]
+    folded: set[str]
+    dynamic_inputs_as_1: list[str] = field(default_factory=list)  # inputs with a dimension neither fixed nor given
+
+    def shapes(self, float_only: bool = False) -> dict[str, list[int]]:
+        """Fully known shapes of the graph's values (inputs, outputs and inferred intermediates), by name."""
+        shapes = {}
+        for name, tensor_type in self.types.items():
+            dims = [dim.dim_value for dim in tensor_type.shape.dim]
+            if dims and all(dims) and (not float_only or tensor_type.elem_type == onnx.TensorProto.FLOAT):
+                shapes[name] = dims
+        return shapes
+
+
+def load_shaped(model_path: Path, input_shapes: Mapping[str, list[int]] | None = None) -> ShapedGraph:
+    """A graph file (its weights not loaded) with its inputs at `input_shapes` where given; a dynamic dimension not
+    given counts as 1."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    dynamic = fix_input_shapes(model, input_shapes)
+    return replace(shaped(model), dynamic_inputs_as_1=dynamic)
+
+
 def static_shapes(model: onnx.ModelProto, float_only: bool = False) -> dict[str, list[int]]:
     """Fully known shapes of the graph's values (inputs, outputs and inferred intermediates), by name."""
-    shapes = {}
-    for name, tensor_type in _inferred_types(model).items():
-        dims = [dim.dim_value for dim in tensor_type.shape.dim]
-        if dims and all(dims) and (not float_only or tensor_type.elem_type == onnx.TensorProto.FLOAT):
-            shapes[name] = dims
-    return shapes
+    return shaped(model).shapes(float_only)
 
 
-def uncosted_layers(model: onnx.ModelProto) -> dict[str, int]:
+def uncosted_layers(graph: ShapedGraph) -> dict[str, int]:
     """Op types (with their domain when not ONNX's), by count, of the layers whose work `layer_costs` cannot know:
-    control flow (it does not walk subgraphs) and layers with an output whose shape is not inferred."""
-    types, folded = _inferred_types(model), _shape_arithmetic(model)
+    control flow left after `shaped` (it does not walk subgraphs) and layers with an output whose shape is not
+    inferred."""
 
     def known(name: str) -> bool:
-        tensor_type = types.get(name)
+        tensor_type = graph.types.get(name)
         return tensor_type is not None and tensor_type.HasField("shape") and all(
             dim.HasField("dim_value") for dim in tensor_type.shape.dim)
 
     def uncosted(node: onnx.NodeProto) -> bool:
-        subgraphs = any(attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-                        for attribute in node.attribute)
-        return not _free(node, folded) and (subgraphs or not all(map(known, filter(None, node.output))))
+        return not _free(node, graph.folded) and (_has_subgraphs(node) or not all(map(known, filter(None, node.output))))
 
     found = Counter(f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
-                    for node in model.graph.node if uncosted(node))
+                    for node in graph.model.graph.node if uncosted(node))
     return dict(sorted(found.items()))
 
 
-def _inferred_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto.Tensor]:
-    """The inferred tensor type of every value. Values computed from shapes (Shape, Gather, Concat into a Reshape,
-    as torch exports `x.shape` and `chunk`) are evaluated and inference repeated with them, until no more are found.
-    onnx's data propagation covers some of those ops within one round (SD-1.5's UNet exported with dynamic axes
-    takes 6 s with it, 50 s without)."""
-    light, values = _shapes_only(model), {}
-    computed = _shape_arithmetic(light)
-    constants = _constant_values(light) if computed else {}  # a graph without shape arithmetic takes one round
+def shaped(model: onnx.ModelProto) -> ShapedGraph:
+    """The graph with its shapes inferred. Values computed from shapes (Shape, Gather, Concat into a Reshape, as
+    torch exports `x.shape` and `chunk`) are evaluated and inference repeated with them, until no more are found;
+    then each `If` whose condition is known is replaced by the branch it takes, and all of it repeated. onnx's data
+    propagation covers some of those ops within one round (SD-1.5's UNet exported with dynamic axes takes 6 s with
+    it, 50 s without)."""
+    light, values, branches_taken = _shapes_only(model), {}, False
     while True:
-        inferred = onnx.shape_inference.infer_shapes(_with_values(light, values), data_prop=True)
-        types = {value.name: value.type.tensor_type
-                 for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
-        found = _evaluate_shape_arithmetic(light, computed, types, constants | values)
-        if not found:
-            return types | {name: onnx.helper.make_tensor_type_proto(
-                onnx.helper.np_dtype_to_tensor_dtype(value.dtype), value.shape).tensor_type for name, value in values.items()}
-        values |= found
+        computed = _shape_arithmetic(light)
+        constants = _constant_values(light) if computed else {}  # a graph without shape arithmetic takes one round
+        while True:
+            inferred = onnx.shape_inference.infer_shapes(_with_values(light, values), data_prop=True)
+            types = {value.name: value.type.tensor_type
+                     for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+            found = _evaluate_shape_arithmetic(light, computed, types, constants | values)
+            if not found:
+                break
+            values |= found
+        inlined = _inline_taken_branches(light, values)
+        if inlined is None:
+            break
+        light, branches_taken = inlined, True
+    if branches_taken:
+        weights = {tensor.name for tensor in model.graph.initializer}
+        model = _rebuilt(model, light.graph.node, model.graph.input, [
+            *model.graph.initializer, *(tensor for tensor in light.graph.initializer if tensor.name not in weights)])
+    return ShapedGraph(model, types | {name: onnx.helper.make_tensor_type_proto(
+        onnx.helper.np_dtype_to_tensor_dtype(value.dtype), value.shape).tensor_type for name, value in values.items()},
+        _shape_arithmetic(model))
+
+
+def _inline_taken_branches(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto | None:
+    """The graph with each `If` whose condition is in `values` replaced by the nodes of the branch it takes (and an
+    Identity from each branch output to the If's), as onnxsim folds it; None if there is no such If."""
+    nodes, initializers, taken_any = [], list(model.graph.initializer), False
+    for node in model.graph.node:
+        if node.op_type != "If" or node.input[0] not in values:
+            nodes.append(node)
+            continue
+        taken_any = True
+        taken = "then_branch" if values[node.input[0]].item() else "else_branch"
+        branch = next(attribute.g for attribute in node.attribute if attribute.name == taken)
+        nodes += [*branch.node, *(onnx.helper.make_node("Identity", [result.name], [name], f"{node.name}/{name}")
+                                  for result, name in zip(branch.output, node.output))]
+        initializers += branch.initializer
+    return _rebuilt(model, nodes, model.graph.input, initializers) if taken_any else None
+
+
+def _has_subgraphs(node: onnx.NodeProto) -> bool:
+    """Control flow (If, Loop, Scan): a node that runs graphs of its own."""
+    return any(attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attribute in node.attribute)
 
 
 def _shape_arithmetic(model: onnx.ModelProto) -> set[str]:
     """Values computed from tensor shapes and constants alone (a graph exported with dynamic axes computes its
     Reshapes' shapes with Shape, Gather, Concat...): fixed numbers once the input shapes are, which compilers fold.
-    Constants are Constant nodes and int64 initializers (indices and shapes), not weights."""
+    Constants are Constant nodes and int64 initializers (indices and shapes), not weights. Control flow is not: its
+    branches may read any value."""
     constants = {tensor.name for tensor in model.graph.initializer if tensor.data_type == onnx.TensorProto.INT64} | {
         output for node in model.graph.node if node.op_type == "Constant" for output in node.output}
     computed: set[str] = set()
     for node in model.graph.node:
         inputs = [name for name in node.input if name]
-        if node.op_type in ("Shape", "Size") or (inputs and all(name in computed | constants for name in inputs)):
+        if node.op_type in ("Shape", "Size") or (
+                inputs and all(name in computed | constants for name in inputs) and not _has_subgraphs(node)):
             computed.update(node.output)
     return computed
 
@@ -178,14 +235,9 @@ def _with_values(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.
     """The graph with `values` as constants in place of the nodes that compute them."""
     if not values:
         return model
-    graph = onnx.helper.make_graph(
-        [node for node in model.graph.node if not values.keys() >= set(node.output)], model.graph.name,
-        model.graph.input, model.graph.output,
-        [*model.graph.initializer, *(onnx.numpy_helper.from_array(value, name) for name, value in values.items())],
-        value_info=model.graph.value_info)
-    folded = onnx.helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    folded.functions.extend(model.functions)
-    return folded
+    return _rebuilt(model, [node for node in model.graph.node if not values.keys() >= set(node.output)],
+                    model.graph.input,
+                    [*model.graph.initializer, *(onnx.numpy_helper.from_array(value, name) for name, value in values.items())])
 
 
 def _shapes_only(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -195,12 +247,19 @@ def _shapes_only(model: onnx.ModelProto) -> onnx.ModelProto:
     if not large:
         return model
     stand_ins = [onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)) for tensor in large]
-    small = [tensor for tensor in model.graph.initializer if tensor.ByteSize() <= 2**16]
-    graph = onnx.helper.make_graph(model.graph.node, model.graph.name, [*model.graph.input, *stand_ins],
-                                   model.graph.output, small, value_info=model.graph.value_info)
-    light = onnx.helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    light.functions.extend(model.functions)
-    return light
+    return _rebuilt(model, model.graph.node, [*model.graph.input, *stand_ins],
+                    [tensor for tensor in model.graph.initializer if tensor.ByteSize() <= 2**16])
+
+
+def _rebuilt(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto], inputs: Iterable[onnx.ValueInfoProto],
+             initializers: Iterable[onnx.TensorProto]) -> onnx.ModelProto:
+    """The model with its graph's nodes, inputs and initializers replaced; its outputs, value types, opsets and
+    functions kept."""
+    graph = onnx.helper.make_graph(nodes, model.graph.name, inputs, model.graph.output, initializers,
+                                   value_info=model.graph.value_info)
+    rebuilt = onnx.helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    rebuilt.functions.extend(model.functions)
+    return rebuilt
 
 
 @dataclass(frozen=True)
@@ -268,13 +327,10 @@ def fix_input_shapes(model: onnx.ModelProto, given: Mapping[str, list[int]] | No
     return names
 
 
-def layer_costs(model_path: Path, precision: str, vtcm_bytes: int,
-                input_shapes: Mapping[str, list[int]] | None = None) -> list[LayerCost]:
-    """MACs and DDR traffic of every non-free node of a graph (weights need not be loaded) with its inputs at
-    `input_shapes`, where given; a dynamic input dimension counts as 1."""
-    model = onnx.load(str(model_path), load_external_data=False)
-    fix_input_shapes(model, input_shapes)
-    shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | static_shapes(model)
+def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[LayerCost]:
+    """MACs and DDR traffic of every non-free node of a graph (its weights need not be loaded)."""
+    model = graph.model
+    shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | graph.shapes()
     weights = {tensor.name for tensor in model.graph.initializer}
     producer = {output: node for node in model.graph.node for output in node.output}
 
@@ -287,11 +343,12 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int,
             return node.input[0]
         return None
 
-    shape_keeping = ("QuantizeLinear", "DequantizeLinear", "Cast")
+    shape_keeping = ("QuantizeLinear", "DequantizeLinear", "Cast", "Identity")
     consumer = {name: node for node in model.graph.node if node.op_type in shape_keeping for name in node.input[:1]}
 
     def shape_of(name: str) -> list[int]:
-        """Static shape, looking through Q/DQ and casts (they keep their input's shape) backwards, then forwards."""
+        """Static shape, looking through Q/DQ, casts and identities (they keep their input's shape) backwards, then
+        forwards."""
         for step in (lambda n: producer[n].input[0] if n in producer and producer[n].op_type in shape_keeping else None,
                      lambda n: consumer[n].output[0] if n in consumer else None):
             current = name
@@ -302,7 +359,7 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int,
         return []
 
     def computed_by(name: str, through: Collection[str] = shape_keeping) -> onnx.NodeProto | None:
-        """The node that computes a value, looking back through `through` (Q/DQ and casts unless given)."""
+        """The node that computes a value, looking back through `through` (Q/DQ, casts and identities unless given)."""
         node = producer.get(name)
         while node is not None and node.op_type in through:
             node = producer.get(node.input[0])
@@ -355,10 +412,9 @@ def layer_costs(model_path: Path, precision: str, vtcm_bytes: int,
 
     weight_bytes, activation_bytes = NPU_BYTES[precision]
     vector_elements: dict[str, int] = {}
-    folded = _shape_arithmetic(model)
     costs = []
     for node in model.graph.node:
-        if _free(node, folded):
+        if _free(node, graph.folded):
             continue
         outputs = {name: shape_of(name) for name in node.output}
         output = outputs[node.output[0]]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from edgefusion_export.graphs import LayerCost, layer_costs, static_shapes
+from edgefusion_export.graphs import LayerCost, layer_costs, load_shaped, static_shapes
 from edgefusion_export.profile.estimate import EstimateConstants, LatencyModel, LayerArrays, layer_times_ms
 from edgefusion_export.profile.model import SCHEMA_FILE
 from edgefusion_export.targets import aihub, snapdragon
@@ -205,7 +205,7 @@ def test_estimate_counts_macs_by_kind_and_takes_the_slower_of_compute_and_memory
                                helper.make_tensor_value_info("u", TensorProto.FLOAT, [1, 4, 20, 20])], weights)
     path = tmp_path / "g.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
-    costs = layer_costs(path, "fp16", vtcm_bytes=0)
+    costs = layer_costs(load_shaped(path), "fp16", vtcm_bytes=0)
     assert [(c.name, c.kind, c.macs, c.dispatched) for c in costs] == [
         ("conv", "dense", 16 * 100 * 8 * 9, True), ("relu", "fused", 0, False),
         ("depthwise", "grouped", 16 * 100 * 9, True), ("double", "vector", 0, True), ("sigmoid", "vector", 0, False),
@@ -264,7 +264,7 @@ def test_a_grouped_convolution_runs_with_its_groups_padded_to_a_channel_block(tm
                               [helper.make_tensor_value_info("d", TensorProto.FLOAT, [1, 256, 10, 10])], weights)
     path = tmp_path / "g.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
-    costs = layer_costs(path, "fp16", vtcm_bytes=0)
+    costs = layer_costs(load_shaped(path), "fp16", vtcm_bytes=0)
     assert [(c.name, c.kind, c.macs, c.weight_bytes) for c in costs] == [
         ("4 groups of 8", "dense", 32 * 100 * 32 * 9, 32 * 8 * 9 * 2),
         ("depthwise", "grouped", 32 * 100 * 9, 32 * 9 * 2), ("widen", "dense", 256 * 100 * 32, 256 * 32 * 2),
@@ -363,23 +363,26 @@ def test_estimate_takes_a_dynamic_graph_at_the_shapes_given(tmp_path):
 
 def test_estimate_names_the_layers_it_cannot_cost(tmp_path):
     """Control flow (its subgraphs are not walked) and layers whose output shape is not inferred (an op of another
-    domain, and what follows it) are named with their counts, in the line and in --json."""
+    domain, and what follows it) are named with their counts, in the line and in --json. So is an If on shape
+    arithmetic that cannot be evaluated (here by an op of another domain): its branches may read any value."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     branch = {name: helper.make_graph([helper.make_node(op, ["x"], [name])], name, [],
                                       [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4])])
               for name, op in (("then", "Relu"), ("else", "Neg"))}
     nodes = [helper.make_node("If", ["flag"], ["chosen"], then_branch=branch["then"], else_branch=branch["else"]),
              helper.make_node("Blur", ["chosen"], ["blurred"], domain="com.example"),
-             helper.make_node("Sigmoid", ["blurred"], ["y"])]
+             helper.make_node("Sigmoid", ["blurred"], ["y"]),
+             helper.make_node("Size", ["x"], ["size"]), helper.make_node("IsOdd", ["size"], ["odd"], domain="com.example"),
+             helper.make_node("If", ["odd"], ["z"], then_branch=branch["then"], else_branch=branch["else"])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("flag", TensorProto.BOOL, []), x],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+                              [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in "yz"])
     path = tmp_path / "branches.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)]),
               path)
     result = run_cli("estimate", path, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["not_costed"] == {"If": 1, "Sigmoid": 1, "com.example.Blur": 1}
-    assert "not costed, with no inferred output shape or with subgraphs: 1 If, 1 Sigmoid, 1 com.example.Blur" in \
+    assert json.loads(result.stdout)["not_costed"] == {"If": 2, "Sigmoid": 1, "com.example.Blur": 1}
+    assert "not costed, with no inferred output shape or with subgraphs: 2 If, 1 Sigmoid, 1 com.example.Blur" in \
         run_cli("estimate", path).stdout
 
 
@@ -456,7 +459,7 @@ def test_a_matmul_bias_costs_what_a_gemm_bias_costs(tmp_path):
     path = tmp_path / "others.onnx"
     onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], outputs, weights),
                                 opset_imports=[helper.make_opsetid("", 18)]), str(path))
-    kinds = {c.name: (c.kind, c.dispatched) for c in layer_costs(path, "w8a16", vtcm_bytes=0)}
+    kinds = {c.name: (c.kind, c.dispatched) for c in layer_costs(load_shaped(path), "w8a16", vtcm_bytes=0)}
     assert [kinds[name] for name in ("scalar", "tensor", "after_attention")] == [("vector", True)] * 3
 
 
@@ -493,7 +496,7 @@ def test_a_constant_epilogue_is_part_of_its_layer(tmp_path):
 
     group_norm = save("group_norm", [*norm, *affine, *silu("shifted")])
     assert total(group_norm) == total(save("instance_norm", [*norm, *silu("normalized")])) > 0
-    kinds = {c.name: (c.kind, c.dispatched) for c in layer_costs(group_norm, "w8a16", vtcm_bytes=0)}
+    kinds = {c.name: (c.kind, c.dispatched) for c in layer_costs(load_shaped(group_norm), "w8a16", vtcm_bytes=0)}
     assert [kinds[name] for name in ("scale", "shift", "sigmoid")] == [("fused", False), ("fused", False), ("vector", True)]
     conv = helper.make_node("Conv", ["x", "kernel"], ["c"], name="conv")
     after_conv = [conv, helper.make_node("Mul", ["c", "gamma"], ["cs"], name="scale"),
@@ -502,7 +505,7 @@ def test_a_constant_epilogue_is_part_of_its_layer(tmp_path):
     others = [conv, helper.make_node("Relu", ["c"], ["r"], name="relu"),
               helper.make_node("Mul", ["r", "gamma"], ["y"], name="after_activation"),
               helper.make_node("Mul", ["c", "pixels"], ["z"], name="per_pixel")]
-    kinds = {c.name: c.kind for c in layer_costs(save("others", others), "w8a16", vtcm_bytes=0)}
+    kinds = {c.name: c.kind for c in layer_costs(load_shaped(save("others", others)), "w8a16", vtcm_bytes=0)}
     assert [kinds[name] for name in ("relu", "after_activation", "per_pixel")] == ["fused", "vector", "vector"]
 
 
@@ -559,3 +562,41 @@ def test_emulator_backend_reports_simulated_cycles_per_op(snapdragon_bundle, tmp
     assert {"down_blocks.0.resnets.0", "up_blocks.1.attentions.1"} <= unet_blocks  # QNN keeps the module scopes
     assert "Conv" in {row["op_type"] for row in data["rows"]}
     assert (tmp_path / "profile.html").read_text().count("<img") >= 3
+
+
+def test_estimate_takes_the_branch_that_the_input_shapes_choose(tmp_path):
+    """An If on shape arithmetic (torch exports `if x.shape[0] > 2:` that way) is costed as the branch it takes at the
+    given shapes, as the compiler folds it: the same estimate as a graph of that branch alone. An If on data stays
+    named as not costed (the test above)."""
+    weight = numpy_helper.from_array(np.full((64, 64), 0.01, np.float32), "w")
+    taken = {"then": [helper.make_node("MatMul", ["x", "w"], ["scores"]), helper.make_node("Softmax", ["scores"], ["a"])],
+             "else": [helper.make_node("Neg", ["x"], ["a"])]}
+    branches = {name: helper.make_graph(nodes, name, [], [helper.make_tensor_value_info("a", TensorProto.FLOAT, None)])
+                for name, nodes in taken.items()}
+    threshold = numpy_helper.from_array(np.array(2, np.int64), "two")
+    shape_test = [helper.make_node("Shape", ["x"], ["shape"]),
+                  helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+                  helper.make_node("Greater", ["batch", "two"], ["large"]),
+                  helper.make_node("If", ["large"], ["chosen"], then_branch=branches["then"], else_branch=branches["else"])]
+
+    def save(name: str, nodes: list, batch: str | int) -> Path:
+        graph = helper.make_graph([*nodes, helper.make_node("Sigmoid", ["chosen" if nodes[-1].op_type == "If" else "a"],
+                                                            ["y"])], name,
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 64])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                  [weight, threshold, numpy_helper.from_array(np.array(0, np.int64), "zero")])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / f"{name}.onnx")
+        return tmp_path / f"{name}.onnx"
+
+    dynamic = save("dynamic", shape_test, "N")
+
+    def estimate(path: Path, *options: str) -> dict:
+        result = run_cli("estimate", path, "--chipset", "snapdragon-8-gen-3", "--precision", "w8a16", "--json", *options)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    for batch, branch, options in ((8, "then", ["--input-shape", "x=8,64"]), (1, "else", ["--input-shape", "x=1,64"]),
+                                   (1, "else", [])):
+        given = estimate(dynamic, *options)
+        assert given["not_costed"] == {}
+        assert given["total_ms"] == estimate(save(f"{branch}_alone", taken[branch], batch))["total_ms"]

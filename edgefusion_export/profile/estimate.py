@@ -21,12 +21,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from ..bundle.manifest import Bundle
 from ..errors import UserError
-from ..graphs import (NPU_BYTES, LayerCost, fix_input_shapes, graph_inputs, layer_costs, static_shapes,
-                      uncosted_layers)
+from ..graphs import NPU_BYTES, LayerCost, ShapedGraph, graph_inputs, layer_costs, load_shaped, uncosted_layers
 from ..targets.chipsets import Chipset
 from .blocks import block_of
 from .model import Profile, Row
@@ -136,22 +134,19 @@ def layer_times_ms(layers: LayerArrays, model: LatencyModel) -> np.ndarray:
     return np.append(per_layer, layers.io_values * c.io_ns_per_value * 1e-9) * 1000
 
 
-def io_values(model_path: Path, input_shapes: Mapping[str, list[int]] | None = None) -> int:
-    """Values of a graph's inputs and outputs (a dynamic dimension not given counts as 1)."""
-    model = onnx.load(str(model_path), load_external_data=False)
-    fix_input_shapes(model, input_shapes)
-    shapes = static_shapes(model)
-    return sum(int(np.prod(shapes.get(value.name, [0]))) for value in [*model.graph.input, *model.graph.output])
+def io_values(graph: ShapedGraph) -> int:
+    """Values of a graph's inputs and outputs."""
+    shapes = graph.shapes()
+    return sum(int(np.prod(shapes.get(value.name, [0]))) for value in [*graph.model.graph.input, *graph.model.graph.output])
 
 
-def graph_layers(model_path: Path, precision: str, chipset: Chipset,
-                 input_shapes: Mapping[str, list[int]] | None = None) -> tuple[list[LayerCost], LayerArrays]:
-    costs = layer_costs(model_path, precision, int(chipset.vtcm_mb * 2**20), input_shapes)
-    return costs, LayerArrays.of(costs, precision, io_values(model_path, input_shapes))
+def graph_layers(graph: ShapedGraph, precision: str, chipset: Chipset) -> tuple[list[LayerCost], LayerArrays]:
+    costs = layer_costs(graph, precision, int(chipset.vtcm_mb * 2**20))
+    return costs, LayerArrays.of(costs, precision, io_values(graph))
 
 
 def estimate_component(model_path: Path, component: str, precision: str, chipset: Chipset) -> list[Row]:
-    costs, layers = graph_layers(model_path, precision, chipset)
+    costs, layers = graph_layers(load_shaped(model_path), precision, chipset)
     *times, io_ms = layer_times_ms(layers, LatencyModel.of(chipset, precision))
     rows = [Row(component, cost.name, cost.op_type, block_of(component, cost.name), "NPU", round(float(time), 5),
                 cost.macs, cost.weight_bytes + cost.activation_bytes) for cost, time in zip(costs, times)]
@@ -172,13 +167,13 @@ def estimate_model(model_path: Path, precision: str, chipset: Chipset,
                    input_shapes: Mapping[str, list[int]] | None = None) -> GraphEstimate:
     """Projected milliseconds of one call of any ONNX graph at `precision` (float, w8a8, w8a16) on `chipset`, its
     inputs at `input_shapes` where given."""
-    layers = graph_layers(model_path, precision, chipset, input_shapes)[1]
-    model = onnx.load(str(model_path), load_external_data=False)
-    dynamic, fed = fix_input_shapes(model, input_shapes), graph_inputs(model)
+    graph = load_shaped(model_path, input_shapes)
+    layers = graph_layers(graph, precision, chipset)[1]
+    fed = graph_inputs(graph.model)
     return GraphEstimate(round(float(layer_times_ms(layers, LatencyModel.of(chipset, precision)).sum()), 4),
                          {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
-                          for value in model.graph.input if value.name in fed},
-                         dynamic, uncosted_layers(model))
+                          for value in graph.model.graph.input if value.name in fed},
+                         graph.dynamic_inputs_as_1, uncosted_layers(graph))
 
 
 def estimate_bundle(bundle: Bundle, chipset: Chipset, size: str | None = None) -> Profile:

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from ..errors import UserError, first_line
-from ..graphs import MAC_OPS, LayerCost, layer_costs
+from ..graphs import MAC_OPS, LayerCost, layer_costs, load_shaped
 from ..metrics import sqnr_db
 from ..processes import in_fresh_process
 from ..runtime.sessions import HtpTarget, cpu_session, htp_session, qnn_devices
@@ -91,7 +91,7 @@ def finalization_mode(model_path: Path, choice: str) -> str:
         return "2" if quantized and choice == "1" else choice
     if quantized:
         return "3"
-    costs = layer_costs(model_path, "fp16", LARGE_CONV_ACTIVATION_BYTES)  # bytes count only over the limit
+    costs = layer_costs(load_shaped(model_path), "fp16", LARGE_CONV_ACTIVATION_BYTES)  # bytes count only over the limit
     return LARGE_GRAPH_MODE if any(cost.activation_bytes for cost in costs if cost.op_type == "Conv") else "3"
 
 
@@ -258,7 +258,7 @@ AUTO_VERIFY_SECONDS = 120.0  # --verify-npu auto checks, besides the quantized c
 
 def emulation_seconds(model_path: Path, precision: str, calls: int) -> float:
     """Expected time to load a compiled graph and run it `calls` times in HTP emulation on this machine class."""
-    return EMULATION_RATES[precision].seconds(layer_costs(model_path, precision, 0), calls)
+    return EMULATION_RATES[precision].seconds(layer_costs(load_shaped(model_path), precision, 0), calls)
 
 
 @dataclass(frozen=True)
