@@ -1,18 +1,20 @@
 """`estimate --input-shape` on graphs exported with dynamic axes, against the validation's static graphs.
 
-Each architecture of estimate_validation.py is exported as users often export models: torch's TorchScript exporter
-(what Optimum uses) with every input dimension dynamic, not simplified. Its estimate at the validated shapes
+Each architecture of estimate_validation.py is exported as users often export models, every input dimension dynamic
+and not simplified: with torch's TorchScript exporter (what Optimum uses), or with `--exporter dynamo` by torch.export
+(torch's default since 2.9, which optimises the graph as it writes it). Its estimate at the validated shapes
 (`--input-shape`) is compared with the estimate of the validation's static, simplified graph of the same module,
 at fp16 and w8a16 on the 8 Gen 3; so is its estimate with the dynamic dimensions taken as 1 (no `--input-shape`).
 What differs is the graph (what onnxsim folds, how each exporter writes attention), or layers the estimate names as
 not costed (control flow). Prints JSON: per architecture, then a summary.
 
-    .venv/bin/python benchmarks/estimate_dynamic_exports.py --work /tmp/edgefusion-estimate-validation
+    .venv/bin/python benchmarks/estimate_dynamic_exports.py --work /tmp/edgefusion-estimate-validation [--exporter dynamo]
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import statistics
@@ -30,9 +32,10 @@ from edgefusion_export.runtime.sessions import native_stdout_to_stderr
 from edgefusion_export.targets.chipsets import chipset
 
 PRECISIONS = ("fp16", "w8a16")
+FOLDERS = {"torchscript": "dynamic-axes", "dynamo": "dynamo-dynamic-shapes"}
 
 
-def export_dynamic(architecture: Architecture, path: Path) -> dict[str, list[int]]:
+def export_dynamic(architecture: Architecture, path: Path, exporter: str) -> dict[str, list[int]]:
     """The module with trained-like parameters, every input dimension dynamic; returns the example's shapes."""
     with torch.no_grad(), native_stdout_to_stderr(), warnings.catch_warnings():  # a failing export prints its graph
         warnings.simplefilter("ignore")
@@ -42,17 +45,25 @@ def export_dynamic(architecture: Architecture, path: Path) -> dict[str, list[int
         names = [f"input_{i}" for i in range(len(inputs))]
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
-            axes = {name: {axis: f"{name}_{axis}" for axis in range(tensor.dim())} for name, tensor in zip(names, inputs)}
-            torch.onnx.export(module.eval(), tuple(inputs), str(path.with_suffix(".partial")), input_names=names,
-                              dynamic_axes=axes, opset_version=17, dynamo=False)
+            if exporter == "torchscript":
+                axes = {name: {axis: f"{name}_{axis}" for axis in range(tensor.dim())} for name, tensor in zip(names, inputs)}
+                torch.onnx.export(module.eval(), tuple(inputs), str(path.with_suffix(".partial")), input_names=names,
+                                  dynamic_axes=axes, opset_version=17, dynamo=False)
+            else:  # torch.export may keep a dimension static where the module's code requires it
+                dims = tuple({axis: torch.export.Dim.AUTO for axis in range(tensor.dim())} for tensor in inputs)
+                takes_varargs = any(parameter.kind == parameter.VAR_POSITIONAL
+                                    for parameter in inspect.signature(module.forward).parameters.values())
+                torch.onnx.export(module.eval(), tuple(inputs), str(path.with_suffix(".partial")), input_names=names,
+                                  dynamic_shapes=(dims,) if takes_varargs else dims, opset_version=18, dynamo=True,
+                                  external_data=True)
             path.with_suffix(".partial").rename(path)
     return {name: list(tensor.shape) for name, tensor in zip(names, inputs)}
 
 
-def compare(architecture: Architecture, work: Path) -> dict:
-    path = work / architecture.graph_name / "dynamic-axes" / "model.onnx"
+def compare(architecture: Architecture, work: Path, exporter: str) -> dict:
+    path = work / architecture.graph_name / FOLDERS[exporter] / "model.onnx"
     try:
-        shapes = export_dynamic(architecture, path)
+        shapes = export_dynamic(architecture, path, exporter)
     except Exception as error:  # the exporter's own limits (it is not ours): reported, not fatal
         return {"export failed": str(error).splitlines()[0][:160]}
     chip, static = chipset("snapdragon-8-gen-3"), graph_path(architecture, work)
@@ -85,12 +96,13 @@ def summary(rows: dict[str, dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-estimate-validation")
+    parser.add_argument("--exporter", choices=sorted(FOLDERS), default="torchscript")
     args = parser.parse_args()
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel has no ONNX export
     rows = {}
     for architecture in {a.graph_name: a for a in ARCHITECTURES}.values():
-        rows[architecture.graph_name] = compare(architecture, args.work)
+        rows[architecture.graph_name] = compare(architecture, args.work, args.exporter)
         print(f"{architecture.graph_name}: {json.dumps(rows[architecture.graph_name])}", file=sys.stderr)
     print(json.dumps({"architectures": rows, "summary": summary(rows)}, indent=1))
 

@@ -232,12 +232,18 @@ def _small_results(model: onnx.ModelProto, node: onnx.NodeProto, feeds: dict[str
 
 
 def _with_values(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """The graph with `values` as constants in place of the nodes that compute them."""
+    """The graph with `values` as constants in place of the nodes that compute them. Their annotations go too: an
+    exporter's type for a value (torch.export's, in its symbols for the dynamic dimensions) would stand for the
+    constant's in inference."""
     if not values:
         return model
-    return _rebuilt(model, [node for node in model.graph.node if not values.keys() >= set(node.output)],
-                    model.graph.input,
-                    [*model.graph.initializer, *(onnx.numpy_helper.from_array(value, name) for name, value in values.items())])
+    folded = _rebuilt(model, [node for node in model.graph.node if not values.keys() >= set(node.output)],
+                      model.graph.input,
+                      [*model.graph.initializer, *(onnx.numpy_helper.from_array(value, name) for name, value in values.items())])
+    annotated = [value for value in folded.graph.value_info if value.name not in values]
+    del folded.graph.value_info[:]
+    folded.graph.value_info.extend(annotated)
+    return folded
 
 
 def _shapes_only(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -600,3 +600,33 @@ def test_estimate_takes_the_branch_that_the_input_shapes_choose(tmp_path):
         given = estimate(dynamic, *options)
         assert given["not_costed"] == {}
         assert given["total_ms"] == estimate(save(f"{branch}_alone", taken[branch], batch))["total_ms"]
+
+
+class CausalMix(torch.nn.Module):
+    """Tokens mixed under a causal mask that the module computes from their count alone (as attention masks are)."""
+
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(x.shape[1])
+        causal = (positions[:, None] >= positions[None, :]).to(x.dtype)  # [tokens, tokens]
+        return self.linear(causal @ x)
+
+
+def test_estimate_reads_a_torch_export_graph_at_the_shapes_given(tmp_path):
+    """torch.export (torch.onnx's default exporter) annotates the values of a dynamic graph with its own symbols for
+    the dynamic dimensions, also those of the shape arithmetic that the estimate folds: the values computed at the
+    given shapes stand, and the graph estimates as it does without the annotations."""
+    path, auto = tmp_path / "annotated.onnx", torch.export.Dim.AUTO
+    torch.onnx.export(CausalMix().eval(), (torch.randn(2, 8, 8),), path, input_names=["x"], dynamo=True,
+                      dynamic_shapes=({0: auto, 1: auto, 2: auto},))
+    model = onnx.load(path)
+    assert any(dim.dim_param for value in model.graph.value_info for dim in value.type.tensor_type.shape.dim)
+    del model.graph.value_info[:]
+    onnx.save(model, tmp_path / "plain.onnx")
+    annotated, plain = (json.loads(run_cli("estimate", tmp_path / f"{name}.onnx", "--precision", "w8a16", "--json",
+                                           "--input-shape", "x=2,16,8").stdout) for name in ("annotated", "plain"))
+    assert plain["not_costed"] == {}
+    assert annotated == {**plain, "model": str(path)}
