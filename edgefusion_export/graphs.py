@@ -168,9 +168,9 @@ def _has_subgraphs(node: onnx.NodeProto) -> bool:
 def _shape_arithmetic(model: onnx.ModelProto) -> set[str]:
     """Values computed from tensor shapes and constants alone (a graph exported with dynamic axes computes its
     Reshapes' shapes with Shape, Gather, Concat...): fixed numbers once the input shapes are, which compilers fold.
-    Constants are Constant nodes and int64 initializers (indices and shapes), not weights. Control flow is not: its
+    Constants are Constant nodes and the initializers that `_is_arithmetic_constant`. Control flow is not: its
     branches may read any value."""
-    constants = {tensor.name for tensor in model.graph.initializer if tensor.data_type == onnx.TensorProto.INT64} | {
+    constants = {tensor.name for tensor in model.graph.initializer if _is_arithmetic_constant(tensor)} | {
         output for node in model.graph.node if node.op_type == "Constant" for output in node.output}
     computed: set[str] = set()
     for node in model.graph.node:
@@ -181,15 +181,22 @@ def _shape_arithmetic(model: onnx.ModelProto) -> set[str]:
     return computed
 
 
+def _is_arithmetic_constant(tensor: onnx.TensorProto) -> bool:
+    """An initializer that shape arithmetic may read: int64 (indices and shapes) or a scalar of any type (torch.export
+    writes `x.shape[2] / 2` with a float one), not a weight."""
+    return tensor.data_type == onnx.TensorProto.INT64 or int(np.prod(tensor.dims)) <= 1
+
+
 def _free(node: onnx.NodeProto, folded: set[str]) -> bool:
     """A node that costs nothing: a reshape, a cast, Q/DQ..., or shape arithmetic (`folded`)."""
     return node.op_type in FREE_OPS or folded.issuperset(filter(None, node.output))
 
 
 def _constant_values(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """What shape arithmetic reads besides shapes: int64 initializers stored in the graph, and Constant nodes."""
+    """What shape arithmetic reads besides shapes: its constants among the initializers stored in the graph, and
+    Constant nodes."""
     values = {tensor.name: onnx.numpy_helper.to_array(tensor) for tensor in model.graph.initializer
-              if tensor.data_type == onnx.TensorProto.INT64 and tensor.data_location != onnx.TensorProto.EXTERNAL}
+              if _is_arithmetic_constant(tensor) and tensor.data_location != onnx.TensorProto.EXTERNAL}
     for node in model.graph.node:
         if node.op_type == "Constant":
             values |= _small_results(model, node, {})

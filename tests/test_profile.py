@@ -630,3 +630,34 @@ def test_estimate_reads_a_torch_export_graph_at_the_shapes_given(tmp_path):
                                            "--input-shape", "x=2,16,8").stdout) for name in ("annotated", "plain"))
     assert plain["not_costed"] == {}
     assert annotated == {**plain, "model": str(path)}
+
+
+def test_estimate_folds_shape_arithmetic_on_scalar_initializers(tmp_path):
+    """torch.export writes the constants of shape arithmetic (`x.shape[2] / 2`) as scalar initializers of any type,
+    where torch's TorchScript exporter writes Constant nodes: both are folded alike, and the MatMul after the Reshape
+    they shape is costed."""
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Gather", ["shape", "last"], ["width"], axis=0),
+             helper.make_node("Cast", ["width"], ["width_float"], to=TensorProto.FLOAT),
+             helper.make_node("Div", ["width_float", "two"], ["half_float"]),
+             helper.make_node("Cast", ["half_float"], ["half"], to=TensorProto.INT64),
+             helper.make_node("Concat", ["leading", "half"], ["folded_shape"], axis=0),
+             helper.make_node("Reshape", ["x", "folded_shape"], ["folded"]),
+             helper.make_node("MatMul", ["folded", "w"], ["y"])]
+    initializers = [numpy_helper.from_array(np.array([2], np.int64), "last"),
+                    numpy_helper.from_array(np.array([-1, 2], np.int64), "leading"),
+                    numpy_helper.from_array(np.full((16, 32), 0.1, np.float32), "w")]
+    two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
+    estimates = {}
+    for form, extra_nodes, extra_initializers in (("initializer", [], [two]),
+                                                  ("constant", [helper.make_node("Constant", [], ["two"], value=two)], [])):
+        graph = helper.make_graph([*extra_nodes, *nodes], form, [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                             [1, 4, "width"])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                  [*initializers, *extra_initializers])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / f"{form}.onnx")
+        result = run_cli("estimate", tmp_path / f"{form}.onnx", "--precision", "w8a16", "--json", "--input-shape",
+                         "x=1,4,32")
+        estimates[form] = json.loads(result.stdout)
+    assert estimates["constant"]["not_costed"] == {}
+    assert estimates["initializer"] == {**estimates["constant"], "model": str(tmp_path / "initializer.onnx")}
