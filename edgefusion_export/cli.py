@@ -6,11 +6,12 @@ import errno
 import functools
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import UserError, first_line
 from .bundle.selection import SHIP_CHOICES
@@ -20,6 +21,9 @@ from .tables import show, table
 from .targets.aihub import DEFAULT_TIMEOUT_S
 from .quantize.lookup_tables import LOOKUP_TABLE_CHOICES
 from .targets.base import QNN_OPTIMIZATION_CHOICES, VERIFY_NPU_CHOICES
+
+if TYPE_CHECKING:
+    from .profile.gate import Regression
 
 console = Console(stderr=True, highlight=False)
 
@@ -307,12 +311,17 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
     render.print_summary(result, Console(highlight=False))
     console.print(f"wrote {paths['json']}, {paths['csv']} and {paths['html']}")
     if previous is not None:
-        problems = gate.compare(result, previous, allowed)
-        for problem in problems:
-            console.print(f"[red]regression[/red] {problem.what}: {problem.baseline} -> {problem.current} ({problem.change})")
-        if problems:
-            raise UserError(f"{len(problems)} regression(s) against {baseline} (max {allowed:.0%}); see the lines above")
-        console.print(f"no regression against {baseline} (max {allowed:.0%})")
+        _report_regressions(gate.compare(result, previous, allowed), baseline, allowed)
+
+
+def _report_regressions(problems: list[Regression], baseline: Path, allowed: float) -> None:
+    """Each regression on a line of its own, then a one-line error if there is any (the gate fails)."""
+    for problem in problems:
+        console.print(f"[red]regression[/red] {escape(problem.what)}: {problem.baseline} -> {problem.current} "
+                      f"({problem.change})", soft_wrap=True)
+    if problems:
+        raise UserError(f"{len(problems)} regression(s) against {baseline} (max {allowed:.0%}); see the lines above")
+    console.print(f"no regression against {baseline} (max {allowed:.0%})", markup=False, soft_wrap=True)
 
 
 @main.command()
@@ -323,10 +332,14 @@ def profile(bundle: Path, backend: str, chipset: str | None, device: str | None,
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DIM,DIM,...",
               help="Shape of a graph input with dynamic dimensions, e.g. sample=1,4,64,64 (repeatable; "
                    "default: each dynamic dimension taken as 1).")
+@click.option("--top", type=click.IntRange(min=1), help="Also list the N slowest op types and layers.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model on stdout.")
+@click.option("--baseline", type=click.Path(path_type=Path),
+              help="What a previous 'estimate --json' printed: fail if a model got slower (in total or per op type).")
+@click.option("--max-regression", default="5%", show_default=True, help="Allowed slow-down per model and op type.")
 @user_errors
 def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | None, input_shapes: tuple[str, ...],
-             as_json: bool) -> None:
+             top: int | None, as_json: bool, baseline: Path | None, max_regression: str) -> None:
     """Projected NPU time of one call of any ONNX model (the 'estimate' backend of 'profile')."""
     import json
     from dataclasses import asdict
@@ -335,11 +348,15 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
     from google.protobuf.message import DecodeError
 
     from .graphs import fix_input_shapes, graph_inputs, graph_precision, parse_input_shape
+    from .profile import gate
     from .profile.estimate import LatencyModel, estimate_model
+    from .profile.render import milliseconds, print_breakdown
     from .targets.chipsets import chipset as chipset_profile
 
     chip = chipset_profile(chipset)
     shapes = dict(map(parse_input_shape, input_shapes))
+    allowed = _fraction(max_regression)
+    previous = gate.load_estimates(baseline) if baseline else {}
     inputs, given = {}, {}  # each model's inputs, and the shapes given of them
     for model in models:  # every model checked before any is estimated
         if not model.is_file():
@@ -359,21 +376,31 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
     if unknown := sorted(shapes.keys() - {name for names in given.values() for name in names}):
         known = "; ".join(f"{model}: {', '.join(names)}" for model, names in inputs.items())
         raise UserError(f"--input-shape names {', '.join(unknown)}, which no graph passed has as an input ({known})")
+    problems = []
     for model in models:
         runs_at = precision or graph_precision(model)
         latency = LatencyModel.of(chip, runs_at)
         graph = estimate_model(model, runs_at, chip, given[model])
+        result = {"model": str(model), "chipset": chip.name, "precision": runs_at, **graph.to_json(top or 0),
+                  "held_out_error": asdict(latency.band) if latency.band else None}
+        if str(model) in previous:
+            problems += gate.compare_estimates(result, previous[str(model)], allowed)
+        elif baseline:
+            console.print(f"{model}: not in the baseline {baseline}, not compared", markup=False, soft_wrap=True)
         if as_json:
-            click.echo(json.dumps({"model": str(model), "chipset": chip.name, "precision": runs_at, **asdict(graph),
-                                   "held_out_error": asdict(latency.band) if latency.band else None}))
+            click.echo(json.dumps(result))
             continue
         notes = [f"dynamic dimensions of {', '.join(graph.dynamic_inputs_as_1)} taken as 1 (give them with "
                  "--input-shape)"] if graph.dynamic_inputs_as_1 else []
         if graph.not_costed:
             layers = ", ".join(f"{count} {op_type}" for op_type, count in graph.not_costed.items())
             notes.append(f"not costed, with no inferred output shape or with subgraphs: {layers}")
-        click.echo(f"{model}: {graph.total_ms:.2f} ms per call on {chip.marketing_name} at {runs_at} "
+        click.echo(f"{model}: {milliseconds(graph.total_ms)} ms per call on {chip.marketing_name} at {runs_at} "
                    f"(analytical estimate, {'; '.join([latency.describe_band(), *notes])})")
+        if top:
+            print_breakdown(graph, top, Console(highlight=False))
+    if baseline:
+        _report_regressions(problems, baseline, allowed)
 
 
 @main.command()

@@ -244,13 +244,10 @@ def _with_values(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.
     constant's in inference."""
     if not values:
         return model
-    folded = _rebuilt(model, [node for node in model.graph.node if not values.keys() >= set(node.output)],
-                      model.graph.input,
-                      [*model.graph.initializer, *(onnx.numpy_helper.from_array(value, name) for name, value in values.items())])
-    annotated = [value for value in folded.graph.value_info if value.name not in values]
-    del folded.graph.value_info[:]
-    folded.graph.value_info.extend(annotated)
-    return folded
+    return _rebuilt(model, [node for node in model.graph.node if not values.keys() >= set(node.output)],
+                    model.graph.input,
+                    [*model.graph.initializer, *(onnx.numpy_helper.from_array(value, name) for name, value in values.items())],
+                    [value for value in model.graph.value_info if value.name not in values])
 
 
 def _shapes_only(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -265,11 +262,12 @@ def _shapes_only(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _rebuilt(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto], inputs: Iterable[onnx.ValueInfoProto],
-             initializers: Iterable[onnx.TensorProto]) -> onnx.ModelProto:
-    """The model with its graph's nodes, inputs and initializers replaced; its outputs, value types, opsets and
-    functions kept."""
+             initializers: Iterable[onnx.TensorProto],
+             value_info: Iterable[onnx.ValueInfoProto] | None = None) -> onnx.ModelProto:
+    """The model with its graph's nodes, inputs and initializers replaced (and its value types, where given); its
+    outputs, opsets and functions kept."""
     graph = onnx.helper.make_graph(nodes, model.graph.name, inputs, model.graph.output, initializers,
-                                   value_info=model.graph.value_info)
+                                   value_info=model.graph.value_info if value_info is None else value_info)
     rebuilt = onnx.helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     rebuilt.functions.extend(model.functions)
     return rebuilt

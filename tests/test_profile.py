@@ -273,9 +273,10 @@ def test_a_grouped_convolution_runs_with_its_groups_padded_to_a_channel_block(tm
 
 def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
     """`estimate --json` on a hand-made Conv 8->16 3x3 at 10x10 with a dynamic batch (taken as 1): the chipset
-    profile's fitted constants applied by hand, per precision, with their held-out error band."""
+    profile's fitted constants applied by hand, per precision, with their held-out error band, and the time by op
+    type and per layer (`--top`), slowest first; the layer's name is printed as written, not read as markup."""
     weights = [numpy_helper.from_array(np.ones((16, 8, 3, 3), np.float32), "w")]
-    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")], "g",
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="[stem]/conv")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 10, 10])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], weights)
     path = tmp_path / "conv.onnx"
@@ -289,16 +290,29 @@ def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
         assert result.exit_code == 0, result.output
         [line] = result.stdout.splitlines()
         fitted = chip.estimate[precision]
-        expected = (max(macs / (peak_macs[precision] * fitted["dense_efficiency"]),
-                        weight_bytes[precision] / (chip.memory_bandwidth_gbps * 1e9 * fitted["memory_efficiency"])) * 1e3
-                    + fitted["op_overhead_us"] / 1e3 + io * fitted["io_ns_per_value"] / 1e6)
+        conv_ms = (max(macs / (peak_macs[precision] * fitted["dense_efficiency"]),
+                       weight_bytes[precision] / (chip.memory_bandwidth_gbps * 1e9 * fitted["memory_efficiency"])) * 1e3
+                   + fitted["op_overhead_us"] / 1e3)
+        io_ms = io * fitted["io_ns_per_value"] / 1e6
         assert json.loads(line) == {"model": str(path), "chipset": "snapdragon-8-gen-3", "precision": precision,
-                                    "total_ms": pytest.approx(expected, abs=1e-4),
+                                    "total_ms": pytest.approx(conv_ms + io_ms, abs=1e-4),
                                     "held_out_error": fitted["held_out_error"], "input_shapes": {"x": [1, 8, 10, 10]},
-                                    "dynamic_inputs_as_1": ["x"], "not_costed": {}}
+                                    "dynamic_inputs_as_1": ["x"], "not_costed": {},
+                                    "by_op_type": {"Conv": pytest.approx(conv_ms, abs=1e-4),
+                                                   "IO": pytest.approx(io_ms, abs=1e-4)}}
+        slowest = sorted([("[stem]/conv", "Conv", conv_ms, macs), ("graph inputs and outputs", "IO", io_ms, None)],
+                         key=lambda layer: -layer[2])
+        listed = json.loads(run_cli("estimate", path, "--precision", precision, "--top", "2", "--json").stdout)
+        assert [(layer["name"], layer["op_type"], layer["ms"], layer["macs"]) for layer in listed["slowest_layers"]] == [
+            (name, op_type, pytest.approx(ms, abs=1e-5), layer_macs) for name, op_type, ms, layer_macs in slowest]
+        assert list(listed["by_op_type"]) == [op_type for _, op_type, _, _ in slowest]
     assert json.loads(run_cli("estimate", path, "--json").stdout)["precision"] == "float"  # not QDQ: float
     text = run_cli("estimate", path, "--precision", "w8a16").stdout
     assert f"held-out median error {chip.estimate['w8a16']['held_out_error']['median']:.0%}" in text
+    assert f"{conv_ms + io_ms:.3g} ms per call" in text  # under a millisecond: three digits, not 0.00
+    listed = run_cli("estimate", path, "--precision", "w8a16", "--top", "1").stdout
+    assert f"by op type: {slowest[0][1]} {slowest[0][2]:.3g} ms ({slowest[0][2] / (conv_ms + io_ms):.0%})\n" in listed
+    assert f"│ {slowest[0][2]:.3g} │" in listed and slowest[0][0] in listed and slowest[1][0] not in listed
 
 
 def test_estimate_refuses_what_is_not_a_model(tmp_path):
@@ -312,6 +326,53 @@ def test_estimate_refuses_what_is_not_a_model(tmp_path):
     for name, fragment in cases.items():
         result = run_cli("estimate", tmp_path / name, "--chipset", "snapdragon-8-gen-3", "--json")
         assert_clean_error(result, name, fragment)
+        assert result.stdout == ""
+
+
+def test_estimate_gate_against_a_previous_estimate(tmp_path):
+    """`estimate --baseline` (what `estimate --json` printed) fails, after printing every estimate, on a model slower
+    in total or per op type than allowed and on an op type it can no longer cost; a model the baseline lacks is
+    named and passes; a baseline of another chipset or precision, or not written by `estimate --json`, is one line."""
+    weights = [numpy_helper.from_array(np.ones((16, 8, 3, 3), np.float32), "w")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Softmax", ["c"], ["y"], axis=1, name="softmax")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 32, 32])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)]
+    model, other = tmp_path / "model.onnx", tmp_path / "other.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, weights), opset_imports=opsets), model)
+    onnx.save(helper.make_model(helper.make_graph(nodes[:1], "g", inputs, [
+        helper.make_tensor_value_info("c", TensorProto.FLOAT, None)], weights), opset_imports=opsets), other)
+    written = run_cli("estimate", model, "--json")
+    (tmp_path / "base.jsonl").write_text(written.stdout)
+    [estimate] = [json.loads(line) for line in written.stdout.splitlines()]
+    same = run_cli("estimate", model, other, "--baseline", tmp_path / "base.jsonl")
+    assert same.exit_code == 0 and f"{other}: not in the baseline" in same.stderr
+    assert "no regression against" in same.stderr.splitlines()[-1]
+
+    faster = {**estimate, "by_op_type": {**estimate["by_op_type"], "Softmax": estimate["by_op_type"]["Softmax"] / 1.06}}
+    (tmp_path / "faster.jsonl").write_text(json.dumps(faster) + "\n")
+    softmax_share = estimate["by_op_type"]["Softmax"] / estimate["total_ms"]
+    assert 0.06 / 1.06 * softmax_share < 0.05  # the total stays within 5%: only the op type fails
+    slower = run_cli("estimate", model, "--json", "--baseline", tmp_path / "faster.jsonl", "--max-regression", "5%")
+    assert_clean_error(slower, "1 regression(s) against", after_progress=True)
+    assert json.loads(slower.stdout)["total_ms"] == estimate["total_ms"]  # the estimate is printed all the same
+    assert f"regression {model}:Softmax: " in slower.stderr and "(+6.0%)" in slower.stderr
+    assert run_cli("estimate", model, "--baseline", tmp_path / "faster.jsonl", "--max-regression", "7%").exit_code == 0
+
+    cut = nodes[:1] + [helper.make_node("Fancy", ["c"], ["y"], domain="com.example", name="fancy")]
+    onnx.save(helper.make_model(helper.make_graph(cut, "g", inputs, outputs, weights), opset_imports=opsets), model)
+    uncosted = run_cli("estimate", model, "--baseline", tmp_path / "base.jsonl")
+    assert_clean_error(uncosted, "1 regression(s)", after_progress=True)
+    assert f"regression {model}:com.example.Fancy: 0 -> 1 (layers no longer costed)" in uncosted.stderr
+
+    assert_clean_error(run_cli("estimate", model, "--chipset", "snapdragon-8-elite", "--baseline", tmp_path / "base.jsonl"),
+                       "with chipset snapdragon-8-gen-3 and this run with snapdragon-8-elite", after_progress=True)
+    (tmp_path / "cut.jsonl").write_text(json.dumps({key: estimate[key] for key in ("model", "chipset", "precision")}))
+    for name, fragment in {"missing.jsonl": "does not exist", "cut.jsonl": "line 1 is not an object 'estimate --json'",
+                           "model.onnx": "cannot be read as text", ".": "cannot be read as text"}.items():
+        result = run_cli("estimate", model, "--baseline", tmp_path / name)
+        assert_clean_error(result, fragment)
         assert result.stdout == ""
 
 

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 
+import pytest
+
 from edgefusion_export.bundle.manifest import load_bundle
 from edgefusion_export.targets.chipsets import load_chipsets
 
@@ -41,7 +43,13 @@ def test_every_command_with_relative_paths(snapdragon_bundle, tiny_folder, cache
     run("profile out/bundle --backend estimate -o profile-again --baseline profile/profile.json")
     estimated = json.loads(run("estimate out/bundle/unet.onnx --chipset snapdragon-8-gen-3 --json").stdout)
     assert estimated["model"] == "out/bundle/unet.onnx" and estimated["precision"] == "w8a16"  # read from the QDQ graph
-    assert estimated["total_ms"] > 0
+    # the profile's estimate of the same graph on the same chipset, by the same code: its total and slowest layers
+    run("profile out/bundle --chipset snapdragon-8-gen-3 -o profile-8-gen-3")
+    profiled = json.loads((tmp_path / "profile-8-gen-3" / "profile.json").read_text())
+    assert estimated["total_ms"] == pytest.approx(profiled["components"]["unet"]["total_ms"], abs=1e-4)
+    slowest = sorted((row for row in profiled["rows"] if row["component"] == "unet"), key=lambda row: -row["time_ms"])[:5]
+    listed = run("estimate out/bundle/unet.onnx --chipset snapdragon-8-gen-3 --top 5").stdout
+    assert all(f" {row['name']} " in listed for row in slowest), listed
     run("package out/bundle android_app")
     assert load_bundle(tmp_path / "android_app" / "app" / "src" / "main" / "assets" / "bundle").manifest
     assert "stages" in run("cache --cache-dir", os.path.relpath(cache_dir)).stdout

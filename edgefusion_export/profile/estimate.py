@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from ..errors import UserError
 from ..graphs import NPU_BYTES, LayerCost, ShapedGraph, graph_inputs, layer_costs, load_shaped, uncosted_layers
 from ..targets.chipsets import Chipset
 from .blocks import block_of
-from .model import Profile, Row
+from .model import Profile, Row, totals_by
 
 PRECISION_CLASSES = {"float": "float", "fp16": "float", "fp32": "float", "w8a8": "w8a8", "w8a16": "w8a16",
                      "w8a16-mixed": "w8a16"}
@@ -145,22 +146,46 @@ def graph_layers(graph: ShapedGraph, precision: str, chipset: Chipset) -> tuple[
     return costs, LayerArrays.of(costs, precision, io_values(graph))
 
 
-def estimate_component(model_path: Path, component: str, precision: str, chipset: Chipset) -> list[Row]:
-    costs, layers = graph_layers(load_shaped(model_path), precision, chipset)
+def graph_rows(graph: ShapedGraph, component: str, precision: str, chipset: Chipset) -> list[Row]:
+    """One call's time per layer, and a last row for the conversion of the graph's inputs and outputs."""
+    costs, layers = graph_layers(graph, precision, chipset)
     *times, io_ms = layer_times_ms(layers, LatencyModel.of(chipset, precision))
     rows = [Row(component, cost.name, cost.op_type, block_of(component, cost.name), "NPU", round(float(time), 5),
                 cost.macs, cost.weight_bytes + cost.activation_bytes) for cost, time in zip(costs, times)]
     return rows + [Row(component, "graph inputs and outputs", "IO", "io", "NPU", round(float(io_ms), 5))]
 
 
+def estimate_component(model_path: Path, component: str, precision: str, chipset: Chipset) -> list[Row]:
+    return graph_rows(load_shaped(model_path), component, precision, chipset)
+
+
 @dataclass(frozen=True)
 class GraphEstimate:
-    """One call of a graph, and what the estimate took for it."""
+    """One call of a graph, where its time goes, and what the estimate took for it."""
 
-    total_ms: float
+    rows: list[Row]  # per layer, and the graph's inputs and outputs ("IO") last
     input_shapes: dict[str, list[int]]  # as estimated
     dynamic_inputs_as_1: list[str]  # inputs with a dimension neither fixed nor given, taken as 1
     not_costed: dict[str, int]  # op types of the layers whose work is unknown, by count (`graphs.uncosted_layers`)
+
+    @property
+    def total_ms(self) -> float:
+        return round(sum(row.time_ms for row in self.rows), 5)
+
+    def by_op_type(self) -> dict[str, float]:
+        """Milliseconds per op type, slowest first."""
+        return {op_type: round(ms, 5) for op_type, ms in totals_by(self.rows, lambda row: row.op_type).items()}
+
+    def slowest_layers(self, count: int) -> list[Row]:
+        return sorted(self.rows, key=lambda row: -row.time_ms)[:count]
+
+    def to_json(self, slowest: int = 0) -> dict[str, Any]:
+        """The summary, and the `slowest` layers when asked for."""
+        layers = [{"name": row.name, "op_type": row.op_type, "ms": row.time_ms, "macs": row.macs}
+                  for row in self.slowest_layers(slowest)]
+        return {"total_ms": self.total_ms, "input_shapes": self.input_shapes,
+                "dynamic_inputs_as_1": self.dynamic_inputs_as_1, "not_costed": self.not_costed,
+                "by_op_type": self.by_op_type(), **({"slowest_layers": layers} if slowest else {})}
 
 
 def estimate_model(model_path: Path, precision: str, chipset: Chipset,
@@ -168,9 +193,8 @@ def estimate_model(model_path: Path, precision: str, chipset: Chipset,
     """Projected milliseconds of one call of any ONNX graph at `precision` (float, w8a8, w8a16) on `chipset`, its
     inputs at `input_shapes` where given."""
     graph = load_shaped(model_path, input_shapes)
-    layers = graph_layers(graph, precision, chipset)[1]
     fed = graph_inputs(graph.model)
-    return GraphEstimate(round(float(layer_times_ms(layers, LatencyModel.of(chipset, precision)).sum()), 4),
+    return GraphEstimate(graph_rows(graph, model_path.stem, precision, chipset),
                          {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
                           for value in graph.model.graph.input if value.name in fed},
                          graph.dynamic_inputs_as_1, uncosted_layers(graph))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ class Row:
     time_ms: float
     macs: int | None = None
     bytes_moved: int | None = None
+
+
+def totals_by(rows: Iterable[Row], label: Callable[[Row], str]) -> dict[str, float]:
+    """Milliseconds of `rows` summed by `label`, slowest first."""
+    totals: dict[str, float] = defaultdict(float)
+    for row in rows:
+        totals[label(row)] += row.time_ms
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
 @dataclass
@@ -63,12 +72,10 @@ class Profile:
         return round(sum(s.total_ms * s.calls_per_image for s in self.components.values()), 3)
 
     def totals_by(self, key: str, component: str | None = None) -> dict[str, float]:
-        totals: dict[str, float] = defaultdict(float)
-        for row in self.rows:
-            if component is None or row.component == component:
-                label = f"{row.component}:{getattr(row, key)}" if component is None and key == "block" else getattr(row, key)
-                totals[label] += row.time_ms
-        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+        rows = [row for row in self.rows if component is None or row.component == component]
+        if component is None and key == "block":
+            return totals_by(rows, lambda row: f"{row.component}:{row.block}")
+        return totals_by(rows, lambda row: getattr(row, key))
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "backend": self.backend, "device": self.device, "bundle": self.bundle,

@@ -10,12 +10,19 @@ import io
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jsonschema
+from rich.markup import escape
 
 from ..files import write_text_atomic
 from ..tables import show, table
 from .model import SCHEMA_FILE, Profile
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .estimate import GraphEstimate
 
 
 def write_outputs(profile: Profile, folder: Path) -> dict[str, Path]:
@@ -101,3 +108,18 @@ def print_summary(profile: Profile, console) -> None:
                         copyable=["component"], title=f"{profile.backend} on {profile.device}" + (f", {profile.size}" if profile.size else "")))
     for note in profile.notes:
         console.print(note)
+
+
+def milliseconds(value: float) -> str:
+    """Two decimals, or three significant digits under a millisecond (a small graph is not '0.01')."""
+    return f"{value:.2f}" if value >= 1 else f"{value:.3g}"
+
+
+def print_breakdown(graph: GraphEstimate, top: int, console: Console) -> None:
+    """Where an estimate's time goes: its `top` op types on one line, then its `top` slowest layers."""
+    total = graph.total_ms or 1.0
+    shares = [f"{op_type} {milliseconds(ms)} ms ({ms / total:.0%})" for op_type, ms in list(graph.by_op_type().items())[:top]]
+    console.print(f"  by op type: {', '.join(shares)}", markup=False)
+    rows = [[milliseconds(row.time_ms), f"{row.time_ms / total:.1%}", escape(row.op_type), escape(row.name)]
+            for row in graph.slowest_layers(top)]
+    show(console, table(["ms", "share", "op", "layer"], rows, copyable=["layer"], title=f"{top} slowest layers"))
