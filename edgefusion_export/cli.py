@@ -359,6 +359,9 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
     previous = gate.load_estimates(baseline) if baseline else {}
     inputs, given = {}, {}  # each model's inputs, and the shapes given of them
     for model in models:  # every model checked before any is estimated
+        if model.is_dir():
+            raise UserError(f"{model} is a folder; pass ONNX model files (a bundle's estimate: profile {model} "
+                            "--backend estimate)")
         if not model.is_file():
             raise UserError(f"{model} is not a file; pass ONNX model files")
         try:
@@ -367,6 +370,9 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
             raise UserError(f"{model} is not an ONNX model ({first_line(error)}); pass a .onnx file")
         if not loaded.graph.node:  # empty bytes, or bytes protobuf reads as a model with no graph
             raise UserError(f"{model} holds no ONNX graph (empty, cut short or not ONNX); pass a .onnx model file")
+        if any(node.op_type == "EPContext" for node in loaded.graph.node):
+            raise UserError(f"{model} is a compiled context model (EPContext), whose layers are in a binary the "
+                            "estimate cannot read; pass the ONNX graph it was compiled from")
         inputs[model] = graph_inputs(loaded)
         given[model] = {name: shape for name, shape in shapes.items() if name in inputs[model]}
         try:

@@ -315,17 +315,21 @@ def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
     assert f"│ {slowest[0][2]:.3g} │" in listed and slowest[0][0] in listed and slowest[1][0] not in listed
 
 
-def test_estimate_refuses_what_is_not_a_model(tmp_path):
-    """A missing file, bytes that are not ONNX, an empty file (a download cut short) and a protobuf that parses as
-    an ONNX model but holds no graph: one line each, never an estimate of 0 ms."""
+def test_estimate_refuses_what_is_not_a_model(snapdragon_bundle, tmp_path):
+    """A missing file, bytes that are not ONNX, an empty file (a download cut short), a protobuf that parses as an
+    ONNX model but holds no graph, a compiled context model (its layers in a QNN binary: it estimated at 0.002 ms)
+    and a bundle's folder: one line each, never an estimate of 0 ms."""
     (tmp_path / "text.onnx").write_text("not onnx\n")
     (tmp_path / "empty.onnx").write_bytes(b"")
     (tmp_path / "graphless.onnx").write_bytes(b"x\n")  # field 15, a varint: a ModelProto with no graph
-    cases = {"missing.onnx": "is not a file", "text.onnx": "is not an ONNX model",
-             "empty.onnx": "holds no ONNX graph", "graphless.onnx": "holds no ONNX graph"}
-    for name, fragment in cases.items():
-        result = run_cli("estimate", tmp_path / name, "--chipset", "snapdragon-8-gen-3", "--json")
-        assert_clean_error(result, name, fragment)
+    [compiled] = (snapdragon_bundle / "qnn").glob("snapdragon-8-gen-3/unet.*.onnx")
+    cases = {tmp_path / "missing.onnx": "is not a file", tmp_path / "text.onnx": "is not an ONNX model",
+             tmp_path / "empty.onnx": "holds no ONNX graph", tmp_path / "graphless.onnx": "holds no ONNX graph",
+             compiled: "is a compiled context model (EPContext)",
+             snapdragon_bundle: f"is a folder; pass ONNX model files (a bundle's estimate: profile {snapdragon_bundle}"}
+    for path, fragment in cases.items():
+        result = run_cli("estimate", path, "--chipset", "snapdragon-8-gen-3", "--json")
+        assert_clean_error(result, str(path), fragment)
         assert result.stdout == ""
 
 

@@ -119,7 +119,7 @@ def print_breakdown(graph: GraphEstimate, top: int, console: Console) -> None:
     """Where an estimate's time goes: its `top` op types on one line, then its `top` slowest layers."""
     total = graph.total_ms or 1.0
     shares = [f"{op_type} {milliseconds(ms)} ms ({ms / total:.0%})" for op_type, ms in list(graph.by_op_type().items())[:top]]
-    console.print(f"  by op type: {', '.join(shares)}", markup=False)
+    console.print(f"  by op type: {', '.join(shares)}", markup=False, soft_wrap=True)
     rows = [[milliseconds(row.time_ms), f"{row.time_ms / total:.1%}", escape(row.op_type), escape(row.name)]
             for row in graph.slowest_layers(top)]
     show(console, table(["ms", "share", "op", "layer"], rows, copyable=["layer"], title=f"{top} slowest layers"))
