@@ -406,6 +406,8 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
         if top:
             print_breakdown(graph, top, Console(highlight=False))
     if baseline:
+        for model in sorted(previous.keys() - set(map(str, models))):
+            console.print(f"{model}: in the baseline {baseline}, not estimated now", markup=False, soft_wrap=True)
         _report_regressions(problems, baseline, allowed)
 
 

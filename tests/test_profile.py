@@ -335,8 +335,9 @@ def test_estimate_refuses_what_is_not_a_model(snapdragon_bundle, tmp_path):
 
 def test_estimate_gate_against_a_previous_estimate(tmp_path):
     """`estimate --baseline` (what `estimate --json` printed) fails, after printing every estimate, on a model slower
-    in total or per op type than allowed and on an op type it can no longer cost; a model the baseline lacks is
-    named and passes; a baseline of another chipset or precision, or not written by `estimate --json`, is one line."""
+    in total or per op type than allowed and on an op type it can no longer cost; a model the baseline lacks, or
+    one it has and the run does not, is named and passes; a baseline of another chipset or precision, or not
+    written by `estimate --json`, is one line."""
     weights = [numpy_helper.from_array(np.ones((16, 8, 3, 3), np.float32), "w")]
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
              helper.make_node("Softmax", ["c"], ["y"], axis=1, name="softmax")]
@@ -353,6 +354,9 @@ def test_estimate_gate_against_a_previous_estimate(tmp_path):
     same = run_cli("estimate", model, other, "--baseline", tmp_path / "base.jsonl")
     assert same.exit_code == 0 and f"{other}: not in the baseline" in same.stderr
     assert "no regression against" in same.stderr.splitlines()[-1]
+    (tmp_path / "both.jsonl").write_text(run_cli("estimate", model, other, "--json").stdout)
+    fewer = run_cli("estimate", model, "--baseline", tmp_path / "both.jsonl")
+    assert fewer.exit_code == 0 and f"{other}: in the baseline {tmp_path / 'both.jsonl'}, not estimated now" in fewer.stderr
 
     faster = {**estimate, "by_op_type": {**estimate["by_op_type"], "Softmax": estimate["by_op_type"]["Softmax"] / 1.06}}
     (tmp_path / "faster.jsonl").write_text(json.dumps(faster) + "\n")
