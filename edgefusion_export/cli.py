@@ -326,39 +326,78 @@ def _report_regressions(problems: list[Regression], baseline: Path, allowed: flo
 
 @main.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--chipset", help="Chipset profile (default: snapdragon-8-gen-3). See 'targets'.")
+@click.option("--chipset", "chipsets", multiple=True,
+              help="Chipset profile (repeatable: one estimate per chipset; default: snapdragon-8-gen-3). See 'targets'.")
 @click.option("--precision", type=click.Choice(["float", "w8a8", "w8a16"]),
               help="What the graph will run at on the NPU (default: a QDQ graph's own, else float).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DIM,DIM,...",
               help="Shape of a graph input with dynamic dimensions, e.g. sample=1,4,64,64 (repeatable; "
                    "default: each dynamic dimension taken as 1).")
 @click.option("--top", type=click.IntRange(min=1), help="Also list the N slowest op types and layers.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per model on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model and chipset on stdout.")
 @click.option("--baseline", type=click.Path(path_type=Path),
               help="What a previous 'estimate --json' printed: fail if a model got slower (in total or per op type).")
 @click.option("--max-regression", default="5%", show_default=True, help="Allowed slow-down per model and op type.")
 @user_errors
-def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | None, input_shapes: tuple[str, ...],
+def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str | None, input_shapes: tuple[str, ...],
              top: int | None, as_json: bool, baseline: Path | None, max_regression: str) -> None:
     """Projected NPU time of one call of any ONNX model (the 'estimate' backend of 'profile')."""
     import json
     from dataclasses import asdict
 
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    from .graphs import fix_input_shapes, graph_inputs, graph_precision, parse_input_shape
+    from .graphs import graph_precision, parse_input_shape
     from .profile import gate
     from .profile.estimate import LatencyModel, estimate_model
     from .profile.render import milliseconds, print_breakdown
     from .targets.chipsets import chipset as chipset_profile
 
-    chip = chipset_profile(chipset)
-    shapes = dict(map(parse_input_shape, input_shapes))
+    chips = [chipset_profile(name) for name in dict.fromkeys(chipsets or [None])]
     allowed = _fraction(max_regression)
     previous = gate.load_estimates(baseline) if baseline else {}
-    inputs, given = {}, {}  # each model's inputs, and the shapes given of them
-    for model in models:  # every model checked before any is estimated
+    given = _estimable_models(models, dict(map(parse_input_shape, input_shapes)))
+    problems = []
+    for model in models:
+        runs_at = precision or graph_precision(model)
+        for chip in chips:
+            latency = LatencyModel.of(chip, runs_at)
+            graph = estimate_model(model, runs_at, chip, given[model])
+            result = {"model": str(model), "chipset": chip.name, "precision": runs_at, **graph.to_json(top or 0),
+                      "held_out_error": asdict(latency.band) if latency.band else None}
+            if (str(model), chip.name) in previous:
+                problems += gate.compare_estimates(result, previous[str(model), chip.name], allowed)
+            elif baseline:
+                console.print(f"{model} on {chip.name}: not in the baseline {baseline}, not compared", markup=False,
+                              soft_wrap=True)
+            if as_json:
+                click.echo(json.dumps(result))
+                continue
+            notes = [f"dynamic dimensions of {', '.join(graph.dynamic_inputs_as_1)} taken as 1 (give them with "
+                     "--input-shape)"] if graph.dynamic_inputs_as_1 else []
+            if graph.not_costed:
+                layers = ", ".join(f"{count} {op_type}" for op_type, count in graph.not_costed.items())
+                notes.append(f"not costed, with no inferred output shape or with subgraphs: {layers}")
+            click.echo(f"{model}: {milliseconds(graph.total_ms)} ms per call on {chip.marketing_name} at {runs_at} "
+                       f"(analytical estimate, {'; '.join([latency.describe_band(), *notes])})")
+            if top:
+                print_breakdown(graph, top, Console(highlight=False))
+    if baseline:
+        estimated = {(str(model), chip.name) for model in models for chip in chips}
+        for model, chip_name in sorted(previous.keys() - estimated):
+            console.print(f"{model} on {chip_name}: in the baseline {baseline}, not estimated now", markup=False,
+                          soft_wrap=True)
+        _report_regressions(problems, baseline, allowed)
+
+
+def _estimable_models(models: tuple[Path, ...], shapes: dict[str, list[int]]) -> dict[Path, dict[str, list[int]]]:
+    """The `--input-shape`s each model has an input for, once every model is checked to be an ONNX graph that the
+    estimate can read and every shape to fit one of them."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from .graphs import fix_input_shapes, graph_inputs
+
+    inputs, given = {}, {}
+    for model in models:
         if model.is_dir():
             raise UserError(f"{model} is a folder; pass ONNX model files (a bundle's estimate: profile {model} "
                             "--backend estimate)")
@@ -382,33 +421,7 @@ def estimate(models: tuple[Path, ...], chipset: str | None, precision: str | Non
     if unknown := sorted(shapes.keys() - {name for names in given.values() for name in names}):
         known = "; ".join(f"{model}: {', '.join(names)}" for model, names in inputs.items())
         raise UserError(f"--input-shape names {', '.join(unknown)}, which no graph passed has as an input ({known})")
-    problems = []
-    for model in models:
-        runs_at = precision or graph_precision(model)
-        latency = LatencyModel.of(chip, runs_at)
-        graph = estimate_model(model, runs_at, chip, given[model])
-        result = {"model": str(model), "chipset": chip.name, "precision": runs_at, **graph.to_json(top or 0),
-                  "held_out_error": asdict(latency.band) if latency.band else None}
-        if str(model) in previous:
-            problems += gate.compare_estimates(result, previous[str(model)], allowed)
-        elif baseline:
-            console.print(f"{model}: not in the baseline {baseline}, not compared", markup=False, soft_wrap=True)
-        if as_json:
-            click.echo(json.dumps(result))
-            continue
-        notes = [f"dynamic dimensions of {', '.join(graph.dynamic_inputs_as_1)} taken as 1 (give them with "
-                 "--input-shape)"] if graph.dynamic_inputs_as_1 else []
-        if graph.not_costed:
-            layers = ", ".join(f"{count} {op_type}" for op_type, count in graph.not_costed.items())
-            notes.append(f"not costed, with no inferred output shape or with subgraphs: {layers}")
-        click.echo(f"{model}: {milliseconds(graph.total_ms)} ms per call on {chip.marketing_name} at {runs_at} "
-                   f"(analytical estimate, {'; '.join([latency.describe_band(), *notes])})")
-        if top:
-            print_breakdown(graph, top, Console(highlight=False))
-    if baseline:
-        for model in sorted(previous.keys() - set(map(str, models))):
-            console.print(f"{model}: in the baseline {baseline}, not estimated now", markup=False, soft_wrap=True)
-        _report_regressions(problems, baseline, allowed)
+    return given
 
 
 @main.command()

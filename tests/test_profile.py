@@ -274,7 +274,8 @@ def test_a_grouped_convolution_runs_with_its_groups_padded_to_a_channel_block(tm
 def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
     """`estimate --json` on a hand-made Conv 8->16 3x3 at 10x10 with a dynamic batch (taken as 1): the chipset
     profile's fitted constants applied by hand, per precision, with their held-out error band, and the time by op
-    type and per layer (`--top`), slowest first; the layer's name is printed as written, not read as markup."""
+    type and per layer (`--top`), slowest first; the layer's name is printed as written, not read as markup. With
+    two chipsets, one object each, as each alone gives."""
     weights = [numpy_helper.from_array(np.ones((16, 8, 3, 3), np.float32), "w")]
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="[stem]/conv")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 10, 10])],
@@ -313,6 +314,10 @@ def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
     listed = run_cli("estimate", path, "--precision", "w8a16", "--top", "1").stdout
     assert f"by op type: {slowest[0][1]} {slowest[0][2]:.3g} ms ({slowest[0][2] / (conv_ms + io_ms):.0%})\n" in listed
     assert f"│ {slowest[0][2]:.3g} │" in listed and slowest[0][0] in listed and slowest[1][0] not in listed
+    chips = ("snapdragon-8-gen-3", "snapdragon-8-elite")
+    each = [json.loads(run_cli("estimate", path, "--chipset", name, "--json").stdout) for name in chips]
+    both = run_cli("estimate", path, "--chipset", chips[0], "--chipset", chips[1], "--json").stdout.splitlines()
+    assert [json.loads(line) for line in both] == each and each[0]["total_ms"] != each[1]["total_ms"]
 
 
 def test_estimate_refuses_what_is_not_a_model(snapdragon_bundle, tmp_path):
@@ -335,9 +340,9 @@ def test_estimate_refuses_what_is_not_a_model(snapdragon_bundle, tmp_path):
 
 def test_estimate_gate_against_a_previous_estimate(tmp_path):
     """`estimate --baseline` (what `estimate --json` printed) fails, after printing every estimate, on a model slower
-    in total or per op type than allowed and on an op type it can no longer cost; a model the baseline lacks, or
-    one it has and the run does not, is named and passes; a baseline of another chipset or precision, or not
-    written by `estimate --json`, is one line."""
+    in total or per op type than allowed and on an op type it can no longer cost. Models are compared per chipset:
+    one the baseline lacks on a chipset, or has and the run does not, is named and passes; a baseline of another
+    precision, or not written by `estimate --json`, is one line."""
     weights = [numpy_helper.from_array(np.ones((16, 8, 3, 3), np.float32), "w")]
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
              helper.make_node("Softmax", ["c"], ["y"], axis=1, name="softmax")]
@@ -352,11 +357,15 @@ def test_estimate_gate_against_a_previous_estimate(tmp_path):
     (tmp_path / "base.jsonl").write_text(written.stdout)
     [estimate] = [json.loads(line) for line in written.stdout.splitlines()]
     same = run_cli("estimate", model, other, "--baseline", tmp_path / "base.jsonl")
-    assert same.exit_code == 0 and f"{other}: not in the baseline" in same.stderr
+    assert same.exit_code == 0 and f"{other} on snapdragon-8-gen-3: not in the baseline" in same.stderr
     assert "no regression against" in same.stderr.splitlines()[-1]
     (tmp_path / "both.jsonl").write_text(run_cli("estimate", model, other, "--json").stdout)
     fewer = run_cli("estimate", model, "--baseline", tmp_path / "both.jsonl")
-    assert fewer.exit_code == 0 and f"{other}: in the baseline {tmp_path / 'both.jsonl'}, not estimated now" in fewer.stderr
+    assert fewer.exit_code == 0
+    assert f"{other} on snapdragon-8-gen-3: in the baseline {tmp_path / 'both.jsonl'}, not estimated now" in fewer.stderr
+    elsewhere = run_cli("estimate", model, "--chipset", "snapdragon-8-elite", "--baseline", tmp_path / "base.jsonl")
+    assert elsewhere.exit_code == 0 and f"{model} on snapdragon-8-elite: not in the baseline" in elsewhere.stderr
+    assert f"{model} on snapdragon-8-gen-3: in the baseline" in elsewhere.stderr
 
     faster = {**estimate, "by_op_type": {**estimate["by_op_type"], "Softmax": estimate["by_op_type"]["Softmax"] / 1.06}}
     (tmp_path / "faster.jsonl").write_text(json.dumps(faster) + "\n")
@@ -365,17 +374,17 @@ def test_estimate_gate_against_a_previous_estimate(tmp_path):
     slower = run_cli("estimate", model, "--json", "--baseline", tmp_path / "faster.jsonl", "--max-regression", "5%")
     assert_clean_error(slower, "1 regression(s) against", after_progress=True)
     assert json.loads(slower.stdout)["total_ms"] == estimate["total_ms"]  # the estimate is printed all the same
-    assert f"regression {model}:Softmax: " in slower.stderr and "(+6.0%)" in slower.stderr
+    assert f"regression {model} on snapdragon-8-gen-3 (Softmax): " in slower.stderr and "(+6.0%)" in slower.stderr
     assert run_cli("estimate", model, "--baseline", tmp_path / "faster.jsonl", "--max-regression", "7%").exit_code == 0
 
     cut = nodes[:1] + [helper.make_node("Fancy", ["c"], ["y"], domain="com.example", name="fancy")]
     onnx.save(helper.make_model(helper.make_graph(cut, "g", inputs, outputs, weights), opset_imports=opsets), model)
     uncosted = run_cli("estimate", model, "--baseline", tmp_path / "base.jsonl")
     assert_clean_error(uncosted, "1 regression(s)", after_progress=True)
-    assert f"regression {model}:com.example.Fancy: 0 -> 1 (layers no longer costed)" in uncosted.stderr
+    assert f"regression {model} on snapdragon-8-gen-3 (com.example.Fancy): 0 -> 1 (layers no longer costed)" in uncosted.stderr
 
-    assert_clean_error(run_cli("estimate", model, "--chipset", "snapdragon-8-elite", "--baseline", tmp_path / "base.jsonl"),
-                       "with chipset snapdragon-8-gen-3 and this run with snapdragon-8-elite", after_progress=True)
+    assert_clean_error(run_cli("estimate", model, "--precision", "w8a16", "--baseline", tmp_path / "base.jsonl"),
+                       "at precision float and this run at w8a16; pass --precision float", after_progress=True)
     (tmp_path / "cut.jsonl").write_text(json.dumps({key: estimate[key] for key in ("model", "chipset", "precision")}))
     for name, fragment in {"missing.jsonl": "does not exist", "cut.jsonl": "line 1 is not an object 'estimate --json'",
                            "model.onnx": "cannot be read as text", ".": "cannot be read as text"}.items():

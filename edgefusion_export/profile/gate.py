@@ -50,8 +50,8 @@ def compare(current: Profile, baseline: Profile, max_regression: float) -> list[
 ESTIMATE_KEYS = {"model": str, "chipset": str, "precision": str, "total_ms": (int, float)}
 
 
-def load_estimates(path: Path) -> dict[str, dict[str, Any]]:
-    """The objects `estimate --json` printed, one per line, by model."""
+def load_estimates(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """The objects `estimate --json` printed, one per line, by model and chipset."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -70,7 +70,7 @@ def load_estimates(path: Path) -> dict[str, dict[str, Any]]:
         if not isinstance(estimate, dict) or any(not isinstance(estimate.get(key), kind) for key, kind in ESTIMATE_KEYS.items()):
             raise UserError(f"{path} line {number} is not an object 'estimate --json' printed ({str(estimate)[:80]}); "
                             "pass the file that command wrote")
-        estimates[estimate["model"]] = estimate
+        estimates[estimate["model"], estimate["chipset"]] = estimate
     if not estimates:
         raise UserError(f"{path} holds no estimate; write one with 'estimate ... --json > {path.name}'")
     return estimates
@@ -80,15 +80,15 @@ def compare_estimates(current: dict[str, Any], baseline: dict[str, Any], max_reg
     """A graph's estimate slower than its baseline by more than `max_regression`, in total or per op type, and op
     types it can no longer cost."""
     model = current["model"]
-    for key in ("chipset", "precision"):
-        if current[key] != baseline[key]:
-            raise UserError(f"the baseline estimates {model} with {key} {baseline[key]} and this run with "
-                            f"{current[key]}; pass --{key} {baseline[key]}, or write a new baseline")
-    problems = [slower(model, baseline["total_ms"], current["total_ms"], max_regression)]
+    if current["precision"] != baseline["precision"]:
+        raise UserError(f"the baseline estimates {model} at precision {baseline['precision']} and this run at "
+                        f"{current['precision']}; pass --precision {baseline['precision']}, or write a new baseline")
+    what = f"{model} on {current['chipset']}"
+    problems = [slower(what, baseline["total_ms"], current["total_ms"], max_regression)]
     before_ops = baseline.get("by_op_type", {})
-    problems += [slower(f"{model}:{op_type}", before_ops.get(op_type, 0.0), now, max_regression)
+    problems += [slower(f"{what} ({op_type})", before_ops.get(op_type, 0.0), now, max_regression)
                  for op_type, now in current["by_op_type"].items()]
     before_uncosted = baseline.get("not_costed", {})
-    problems += [Regression(f"{model}:{op_type}", before_uncosted.get(op_type, 0), count, "layers no longer costed")
+    problems += [Regression(f"{what} ({op_type})", before_uncosted.get(op_type, 0), count, "layers no longer costed")
                  for op_type, count in current["not_costed"].items() if count > before_uncosted.get(op_type, 0)]
     return [problem for problem in problems if problem]
