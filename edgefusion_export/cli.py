@@ -345,9 +345,9 @@ def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str
     import json
     from dataclasses import asdict
 
-    from .graphs import graph_precision, parse_input_shape
+    from .graphs import graph_precision, load_shaped, parse_input_shape
     from .profile import gate
-    from .profile.estimate import LatencyModel, estimate_model
+    from .profile.estimate import LatencyModel, estimate_graph
     from .profile.render import milliseconds, print_breakdown
     from .targets.chipsets import chipset as chipset_profile
 
@@ -358,9 +358,10 @@ def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str
     problems = []
     for model in models:
         runs_at = precision or graph_precision(model)
+        shaped = load_shaped(model, given[model])
         for chip in chips:
             latency = LatencyModel.of(chip, runs_at)
-            graph = estimate_model(model, runs_at, chip, given[model])
+            graph = estimate_graph(shaped, model.stem, runs_at, chip)
             result = {"model": str(model), "chipset": chip.name, "precision": runs_at, **graph.to_json(top or 0),
                       "held_out_error": asdict(latency.band) if latency.band else None}
             if (str(model), chip.name) in previous:

@@ -192,9 +192,13 @@ def estimate_model(model_path: Path, precision: str, chipset: Chipset,
                    input_shapes: Mapping[str, list[int]] | None = None) -> GraphEstimate:
     """Projected milliseconds of one call of any ONNX graph at `precision` (float, w8a8, w8a16) on `chipset`, its
     inputs at `input_shapes` where given."""
-    graph = load_shaped(model_path, input_shapes)
+    return estimate_graph(load_shaped(model_path, input_shapes), model_path.stem, precision, chipset)
+
+
+def estimate_graph(graph: ShapedGraph, name: str, precision: str, chipset: Chipset) -> GraphEstimate:
+    """`estimate_model` of a graph already loaded at its shapes (one load for several chipsets)."""
     fed = graph_inputs(graph.model)
-    return GraphEstimate(graph_rows(graph, model_path.stem, precision, chipset),
+    return GraphEstimate(graph_rows(graph, name, precision, chipset),
                          {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
                           for value in graph.model.graph.input if value.name in fed},
                          graph.dynamic_inputs_as_1, uncosted_layers(graph))
