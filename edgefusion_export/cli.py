@@ -179,11 +179,16 @@ def targets() -> None:
     out = Console(highlight=False)
     for target in TARGETS.values():
         out.print(f"[bold]{target.name}[/bold]: {target.description} (default precision {target.default_precision})")
+    chipsets = load_chipsets().values()
     rows = [[chip.name + (" *" if chip.default else ""), chip.soc, chip.hexagon_arch, chip.aihub_device,
-             f"{chip.npu_int8_tops:g}", f"{chip.memory_bandwidth_gbps:g}"] for chip in load_chipsets().values()]
+             f"{chip.npu_int8_tops:g}", f"{chip.memory_bandwidth_gbps:g}"] for chip in chipsets]
     show(out, table(["chipset", "SoC", "Hexagon", "AI Hub --device", "INT8 TOPS", "GB/s"], rows,
                     copyable=["chipset", "SoC", "Hexagon", "AI Hub --device"],
                     title="Snapdragon chipsets (--chipset; * the default)", box=box.SIMPLE, pad_edge=False))
+    out.print("Phones built on each chipset:")
+    for chip in chipsets:
+        if chip.example_phones:
+            out.print(f"  {chip.name}: {', '.join(chip.example_phones)}", soft_wrap=True)
 
 
 @main.command()

@@ -28,6 +28,7 @@ def test_profiles_are_valid_and_listed():
     assert chipset(None).name == "snapdragon-8-gen-3"
     result = run_cli("targets")
     assert result.exit_code == 0 and "SM8650" in result.stdout and "v75" in result.stdout
+    assert "  snapdragon-8-gen-2: Samsung Galaxy S23, " in result.stdout  # a user finds the chipset by the phone
 
 
 def test_every_component_is_one_npu_partition_for_each_chipset(snapdragon_bundle):

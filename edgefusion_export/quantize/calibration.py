@@ -7,7 +7,6 @@ between them. Prompts are split: even lines calibrate, odd lines are held out fo
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,10 +37,6 @@ def read_prompts(path: Path | None) -> list[str]:
 def split_prompts(prompts: list[str], calibration_size: int, evaluation_size: int) -> tuple[list[str], list[str]]:
     """Even-numbered prompts calibrate, odd-numbered ones are held out; the two sets never overlap."""
     return prompts[0::2][:calibration_size], prompts[1::2][:evaluation_size]
-
-
-def prompts_digest(prompts: list[str]) -> str:
-    return hashlib.sha256("\n".join(prompts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

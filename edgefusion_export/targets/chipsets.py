@@ -36,7 +36,6 @@ class Chipset:
     memory_bandwidth_gbps: float
     vtcm_mb: float
     htp_clock_mhz: float
-    min_android_api: int
     example_phones: list[str] = field(default_factory=list)
     default: bool = False
     estimate: dict[str, dict] = field(default_factory=dict)  # precision -> the latency estimate's fitted constants
