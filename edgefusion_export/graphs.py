@@ -117,7 +117,8 @@ def shaped(model: onnx.ModelProto) -> ShapedGraph:
     torch exports `x.shape` and `chunk`) are evaluated and inference repeated with them, until no more are found;
     then each `If` whose condition is known is replaced by the branch it takes, and all of it repeated. onnx's data
     propagation covers some of those ops within one round (SD-1.5's UNet exported with dynamic axes takes 6 s with
-    it, 50 s without)."""
+    it, 50 s without). Quantized operators are read in their Q/DQ form (`as_qdq`)."""
+    model = as_qdq(model)
     light, values, branches_taken = _shapes_only(model), {}, False
     while True:
         computed = _shape_arithmetic(light)
@@ -141,6 +142,48 @@ def shaped(model: onnx.ModelProto) -> ShapedGraph:
     return ShapedGraph(model, types | {name: onnx.helper.make_tensor_type_proto(
         onnx.helper.np_dtype_to_tensor_dtype(value.dtype), value.shape).tensor_type for name, value in values.items()},
         _shape_arithmetic(model))
+
+
+# Quantized operators (onnxruntime's QOperator format) as the float operator between Q/DQ that QNN compiles them to
+# (its execution provider makes a Conv2d of a QLinearConv, a MatMul or FullyConnected of a QLinearMatMul): the op,
+# and the positions of its quantized inputs (value, scale, zero point), of its output's scale and zero point, and of
+# an int32 bias.
+QOPERATORS = {"QLinearConv": ("Conv", [(0, 1, 2), (3, 4, 5)], (6, 7), 8),
+              "QLinearMatMul": ("MatMul", [(0, 1, 2), (3, 4, 5)], (6, 7), None)}
+
+
+def as_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with each quantized operator of `QOPERATORS` written as DequantizeLinear on its inputs, the float
+    operator (keeping its name and attributes), and QuantizeLinear to its output, as a QDQ graph has it: a graph to
+    read shapes and costs from (a per-channel scale keeps DequantizeLinear's default axis), not to run."""
+    def is_qoperator(node: onnx.NodeProto) -> bool:
+        return node.op_type in QOPERATORS and node.domain in ("", "ai.onnx")
+
+    if not any(map(is_qoperator, model.graph.node)):
+        return model
+    nodes = []
+    for node in model.graph.node:
+        if not is_qoperator(node):
+            nodes.append(node)
+            continue
+        float_op, quantized, (output_scale, output_zero_point), bias = QOPERATORS[node.op_type]
+        inputs = []
+        for value, scale, zero_point in quantized:
+            name = f"{node.input[value]}/{node.name}/dequantized"
+            nodes.append(onnx.helper.make_node("DequantizeLinear", [node.input[i] for i in (value, scale, zero_point)],
+                                               [name], name=name))
+            inputs.append(name)
+        if bias is not None and len(node.input) > bias and node.input[bias]:
+            inputs.append(f"{node.input[bias]}/{node.name}/float")
+            nodes.append(onnx.helper.make_node("Cast", [node.input[bias]], [inputs[-1]], name=inputs[-1],
+                                               to=onnx.TensorProto.FLOAT))
+        result = f"{node.output[0]}/float"
+        nodes.append(onnx.helper.make_node(float_op, inputs, [result], name=node.name))
+        nodes[-1].attribute.extend(node.attribute)
+        nodes.append(onnx.helper.make_node("QuantizeLinear", [result, node.input[output_scale],
+                                                              node.input[output_zero_point]], [node.output[0]],
+                                           name=f"{node.name}/quantize"))
+    return _rebuilt(model, nodes, model.graph.input, model.graph.initializer)
 
 
 def _inline_taken_branches(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto | None:

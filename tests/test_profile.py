@@ -320,6 +320,57 @@ def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
     assert [json.loads(line) for line in both] == each and each[0]["total_ms"] != each[1]["total_ms"]
 
 
+def test_estimate_reads_quantized_operators_as_their_qdq_form(tmp_path):
+    """A graph quantized by onnxruntime in its QOperator format (QLinearConv with per-channel weights and a bias,
+    QLinearMatMul), which QNN compiles to the Conv and MatMul of the same graph quantized in QDQ format: the same
+    estimate, layer by layer, under the QOperator graph's own layer names. (A QLinearConv read as an elementwise op
+    costed a third of the Conv.)"""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Images(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter([{"x": np.random.default_rng(seed).normal(size=(1, 8, 10, 10)).astype(np.float32)}
+                               for seed in range(2)])
+
+        def get_next(self) -> dict | None:
+            return next(self.feeds, None)
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
+               for name, shape in (("w", (16, 8, 3, 3)), ("b", (16,)), ("m", (100, 32)))] + [
+        numpy_helper.from_array(np.array([1, 16, 100], np.int64), "tokens")]
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1], name="conv"),
+                               helper.make_node("Reshape", ["y", "tokens"], ["t"], name="flatten"),
+                               helper.make_node("MatMul", ["t", "m"], ["z"], name="project")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 10])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 16, 32])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "float.onnx"))
+    estimates = {}
+    for quant_format in (QuantFormat.QOperator, QuantFormat.QDQ):
+        path = tmp_path / f"{quant_format.name}.onnx"
+        quantize_static(str(tmp_path / "float.onnx"), str(path), Images(), quant_format=quant_format,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        result = run_cli("estimate", path, "--top", "3", "--json")
+        assert result.exit_code == 0, result.output
+        estimates[quant_format.name] = json.loads(result.stdout)
+    qoperator, qdq = estimates["QOperator"], estimates["QDQ"]
+    operators = {node.op_type for node in onnx.load(str(tmp_path / "QOperator.onnx")).graph.node}
+    assert {"QLinearConv", "QLinearMatMul"} <= operators and "Conv" not in operators
+    assert qoperator["precision"] == qdq["precision"] == "w8a8" and qoperator["not_costed"] == qdq["not_costed"] == {}
+    assert qoperator["total_ms"] == qdq["total_ms"] and qoperator["by_op_type"] == qdq["by_op_type"]
+    assert set(qdq["by_op_type"]) == {"IO", "Conv", "MatMul"}
+    assert [(layer["op_type"], layer["ms"], layer["macs"]) for layer in qoperator["slowest_layers"]] == [
+        (layer["op_type"], layer["ms"], layer["macs"]) for layer in qdq["slowest_layers"]]
+    assert {layer["name"] for layer in qoperator["slowest_layers"]} == {"graph inputs and outputs", "conv_quant",
+                                                                         "project_quant"}
+    assert {layer["macs"] for layer in qdq["slowest_layers"]} == {None, 16 * 100 * 8 * 9, 16 * 32 * 100}
+    costs = {name: [(cost.op_type, cost.kind, cost.macs, cost.weight_bytes, cost.activation_bytes, cost.elements)
+                    for cost in layer_costs(load_shaped(tmp_path / f"{name}.onnx"), "w8a8", 2**23)]
+             for name in estimates}
+    assert costs["QOperator"] == costs["QDQ"]  # the weights read: 16 * 8 * 9 + 16 (the bias) and 100 * 32
+    assert [cost[3] for cost in costs["QDQ"]] == [16 * 8 * 9 + 16, 100 * 32]
+
+
 def test_estimate_refuses_what_is_not_a_model(snapdragon_bundle, tmp_path):
     """A missing file, bytes that are not ONNX, an empty file (a download cut short), a protobuf that parses as an
     ONNX model but holds no graph, a compiled context model (its layers in a QNN binary: it estimated at 0.002 ms)
