@@ -350,7 +350,7 @@ def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str
     import json
     from dataclasses import asdict
 
-    from .graphs import graph_precision, load_shaped, parse_input_shape
+    from .graphs import CONTRIB_DOMAIN, graph_precision, load_shaped, parse_input_shape
     from .profile import gate
     from .profile.estimate import LatencyModel, estimate_graph
     from .profile.render import milliseconds, print_breakdown
@@ -380,8 +380,12 @@ def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str
             notes = [f"dynamic dimensions of {', '.join(graph.dynamic_inputs_as_1)} taken as 1 (give them with "
                      "--input-shape)"] if graph.dynamic_inputs_as_1 else []
             if graph.not_costed:
-                layers = ", ".join(f"{count} {op_type}" for op_type, count in graph.not_costed.items())
-                notes.append(f"not costed, with no inferred output shape or with subgraphs: {layers}")
+                notes.append(f"not costed, with no inferred output shape or with subgraphs: {_counts(graph.not_costed)}")
+            if graph.read_as_qdq:
+                notes.append(f"read as the QDQ graph they stand for: {_counts(graph.read_as_qdq)}")
+            if contrib := [op_type for op_type in graph.read_as_qdq if op_type.startswith(f"{CONTRIB_DOMAIN}.")]:
+                notes.append(f"onnxruntime's QNN provider runs {', '.join(contrib)} on the CPU: quantize in QDQ "
+                             "format to run them on the NPU")
             click.echo(f"{model}: {milliseconds(graph.total_ms)} ms per call on {chip.marketing_name} at {runs_at} "
                        f"(analytical estimate, {'; '.join([latency.describe_band(), *notes])})")
             if top:
@@ -392,6 +396,10 @@ def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str
             console.print(f"{model} on {chip_name}: in the baseline {baseline}, not estimated now", markup=False,
                           soft_wrap=True)
         _report_regressions(problems, baseline, allowed)
+
+
+def _counts(op_types: dict[str, int]) -> str:
+    return ", ".join(f"{count} {op_type}" for op_type, count in op_types.items())
 
 
 def _estimable_models(models: tuple[Path, ...], shapes: dict[str, list[int]]) -> dict[Path, dict[str, list[int]]]:

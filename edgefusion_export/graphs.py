@@ -31,6 +31,8 @@ FREE_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant"
 NPU_BYTES = {"w8a16": (1, 2), "w8a16-mixed": (1, 2), "w8a8": (1, 1), "fp16": (2, 2), "fp32": (2, 2), "float": (2, 2)}
 ACTIVATION_PRECISIONS = {"uint16": "w8a16", "int16": "w8a16", "uint8": "w8a8", "int8": "w8a8"}
 CHANNEL_TILE = 32  # the HTP lays out and multiplies channels in blocks of 32
+ONNX_DOMAINS = ("", "ai.onnx")
+CONTRIB_DOMAIN = "com.microsoft"  # onnxruntime's own operators
 
 
 def graph_precision(model_path: Path) -> str:
@@ -70,6 +72,7 @@ class ShapedGraph:
     types: dict[str, onnx.TypeProto.Tensor]
     folded: set[str]
     dynamic_inputs_as_1: list[str] = field(default_factory=list)  # inputs with a dimension neither fixed nor given
+    read_as_qdq: dict[str, int] = field(default_factory=dict)  # quantized operators (`as_qdq`), by count
 
     def shapes(self, float_only: bool = False) -> dict[str, list[int]]:
         """Fully known shapes of the graph's values (inputs, outputs and inferred intermediates), by name."""
@@ -107,8 +110,12 @@ def uncosted_layers(graph: ShapedGraph) -> dict[str, int]:
     def uncosted(node: onnx.NodeProto) -> bool:
         return not _free(node, graph.folded) and (_has_subgraphs(node) or not all(map(known, filter(None, node.output))))
 
-    found = Counter(f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
-                    for node in graph.model.graph.node if uncosted(node))
+    return _op_types(node for node in graph.model.graph.node if uncosted(node))
+
+
+def _op_types(nodes: Iterable[onnx.NodeProto]) -> dict[str, int]:
+    """Op types (with their domain when not ONNX's), by count."""
+    found = Counter(node.op_type if node.domain in ONNX_DOMAINS else f"{node.domain}.{node.op_type}" for node in nodes)
     return dict(sorted(found.items()))
 
 
@@ -118,6 +125,7 @@ def shaped(model: onnx.ModelProto) -> ShapedGraph:
     then each `If` whose condition is known is replaced by the branch it takes, and all of it repeated. onnx's data
     propagation covers some of those ops within one round (SD-1.5's UNet exported with dynamic axes takes 6 s with
     it, 50 s without). Quantized operators are read in their Q/DQ form (`as_qdq`)."""
+    read_as_qdq = _op_types(filter(quantized_operator, model.graph.node))
     model = as_qdq(model)
     light, values, branches_taken = _shapes_only(model), {}, False
     while True:
@@ -141,48 +149,63 @@ def shaped(model: onnx.ModelProto) -> ShapedGraph:
             *model.graph.initializer, *(tensor for tensor in light.graph.initializer if tensor.name not in weights)])
     return ShapedGraph(model, types | {name: onnx.helper.make_tensor_type_proto(
         onnx.helper.np_dtype_to_tensor_dtype(value.dtype), value.shape).tensor_type for name, value in values.items()},
-        _shape_arithmetic(model))
+        _shape_arithmetic(model), read_as_qdq=read_as_qdq)
 
 
-# Quantized operators (onnxruntime's QOperator format) as the float operator between Q/DQ that QNN compiles them to
-# (its execution provider makes a Conv2d of a QLinearConv, a MatMul or FullyConnected of a QLinearMatMul): the op,
-# and the positions of its quantized inputs (value, scale, zero point), of its output's scale and zero point, and of
-# an int32 bias.
-QOPERATORS = {"QLinearConv": ("Conv", [(0, 1, 2), (3, 4, 5)], (6, 7), 8),
-              "QLinearMatMul": ("MatMul", [(0, 1, 2), (3, 4, 5)], (6, 7), None)}
+@dataclass(frozen=True)
+class QuantizedOperator:
+    """An operator on quantized values (onnxruntime's QOperator format) and the float operator it computes."""
+
+    float_op: str
+    inputs: tuple[int, ...]  # positions of its quantized inputs, each followed by its scale and zero point
+    bias: int | None = None  # position of an int32 bias
+    domains: tuple[str, ...] = (CONTRIB_DOMAIN,)  # onnxruntime's own ops, which its QNN provider leaves to the CPU
+
+    def quantized_inputs(self, node: onnx.NodeProto) -> tuple[int, ...]:
+        return tuple(range(2, len(node.input), 3)) if self.float_op == "Concat" else self.inputs
+
+
+QUANTIZED_OPERATORS = {
+    "QLinearConv": QuantizedOperator("Conv", (0, 3), bias=8, domains=ONNX_DOMAINS),
+    "QLinearMatMul": QuantizedOperator("MatMul", (0, 3), domains=ONNX_DOMAINS),
+    "QLinearAdd": QuantizedOperator("Add", (0, 3)),
+    "QLinearMul": QuantizedOperator("Mul", (0, 3)),
+    "QGemm": QuantizedOperator("Gemm", (0, 3), bias=6),
+    "QLinearConcat": QuantizedOperator("Concat", ()),  # its inputs: (value, scale, zero point) after the output's
+    **{f"QLinear{op}": QuantizedOperator(op, (0,)) for op in (
+        "Sigmoid", "LeakyRelu", "Softmax", "GlobalAveragePool", "AveragePool")}}
+
+
+def quantized_operator(node: onnx.NodeProto) -> QuantizedOperator | None:
+    operator = QUANTIZED_OPERATORS.get(node.op_type)
+    return operator if operator and node.domain in operator.domains else None
 
 
 def as_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with each quantized operator of `QOPERATORS` written as DequantizeLinear on its inputs, the float
-    operator (keeping its name and attributes), and QuantizeLinear to its output, as a QDQ graph has it: a graph to
-    read shapes and costs from (a per-channel scale keeps DequantizeLinear's default axis), not to run."""
-    def is_qoperator(node: onnx.NodeProto) -> bool:
-        return node.op_type in QOPERATORS and node.domain in ("", "ai.onnx")
-
-    if not any(map(is_qoperator, model.graph.node)):
+    """The model with each quantized operator written as the QDQ graph it stands for, which is what QNN compiles its
+    standard ones to (its execution provider makes a Conv2d of a QLinearConv, a MatMul or FullyConnected of a
+    QLinearMatMul): DequantizeLinear on its quantized inputs, then the float operator in its place (the node's name,
+    attributes and output). A graph to read shapes and costs from, not to run: the QuantizeLinear of the output,
+    which costs nothing, is left out, and a per-channel scale keeps DequantizeLinear's default axis."""
+    if not any(map(quantized_operator, model.graph.node)):
         return model
     nodes = []
     for node in model.graph.node:
-        if not is_qoperator(node):
+        operator = quantized_operator(node)
+        if operator is None:
             nodes.append(node)
             continue
-        float_op, quantized, (output_scale, output_zero_point), bias = QOPERATORS[node.op_type]
         inputs = []
-        for value, scale, zero_point in quantized:
-            name = f"{node.input[value]}/{node.name}/dequantized"
-            nodes.append(onnx.helper.make_node("DequantizeLinear", [node.input[i] for i in (value, scale, zero_point)],
-                                               [name], name=name))
-            inputs.append(name)
-        if bias is not None and len(node.input) > bias and node.input[bias]:
-            inputs.append(f"{node.input[bias]}/{node.name}/float")
-            nodes.append(onnx.helper.make_node("Cast", [node.input[bias]], [inputs[-1]], name=inputs[-1],
+        for value in operator.quantized_inputs(node):
+            inputs.append(f"{node.input[value]}/{node.name}/dequantized")
+            nodes.append(onnx.helper.make_node("DequantizeLinear", node.input[value:value + 3], inputs[-1:],
+                                               name=inputs[-1]))
+        if operator.bias is not None and len(node.input) > operator.bias and node.input[operator.bias]:
+            inputs.append(f"{node.input[operator.bias]}/{node.name}/float")
+            nodes.append(onnx.helper.make_node("Cast", [node.input[operator.bias]], inputs[-1:], name=inputs[-1],
                                                to=onnx.TensorProto.FLOAT))
-        result = f"{node.output[0]}/float"
-        nodes.append(onnx.helper.make_node(float_op, inputs, [result], name=node.name))
+        nodes.append(onnx.helper.make_node(operator.float_op, inputs, node.output[:1], name=node.name))
         nodes[-1].attribute.extend(node.attribute)
-        nodes.append(onnx.helper.make_node("QuantizeLinear", [result, node.input[output_scale],
-                                                              node.input[output_zero_point]], [node.output[0]],
-                                           name=f"{node.name}/quantize"))
     return _rebuilt(model, nodes, model.graph.input, model.graph.initializer)
 
 

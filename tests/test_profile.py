@@ -298,7 +298,7 @@ def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
         assert json.loads(line) == {"model": str(path), "chipset": "snapdragon-8-gen-3", "precision": precision,
                                     "total_ms": pytest.approx(conv_ms + io_ms, abs=1e-4),
                                     "held_out_error": fitted["held_out_error"], "input_shapes": {"x": [1, 8, 10, 10]},
-                                    "dynamic_inputs_as_1": ["x"], "not_costed": {},
+                                    "dynamic_inputs_as_1": ["x"], "not_costed": {}, "read_as_qdq": {},
                                     "by_op_type": {"Conv": pytest.approx(conv_ms, abs=1e-4),
                                                    "IO": pytest.approx(io_ms, abs=1e-4)}}
         slowest = sorted([("[stem]/conv", "Conv", conv_ms, macs), ("graph inputs and outputs", "IO", io_ms, None)],
@@ -322,9 +322,10 @@ def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
 
 def test_estimate_reads_quantized_operators_as_their_qdq_form(tmp_path):
     """A graph quantized by onnxruntime in its QOperator format (QLinearConv with per-channel weights and a bias,
-    QLinearMatMul), which QNN compiles to the Conv and MatMul of the same graph quantized in QDQ format: the same
-    estimate, layer by layer, under the QOperator graph's own layer names. (A QLinearConv read as an elementwise op
-    costed a third of the Conv.)"""
+    QLinearMatMul, and onnxruntime's own QLinearSigmoid, QLinearAdd, QLinearConcat and QGemm, which its QNN provider
+    leaves to the CPU)
+    estimates as the same graph quantized in QDQ format, layer by layer, under its own layer names, and says what it
+    read so. (A QLinearConv used to be costed as an elementwise op, and the graph after a contrib op not at all.)"""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Images(CalibrationDataReader):
@@ -337,38 +338,50 @@ def test_estimate_reads_quantized_operators_as_their_qdq_form(tmp_path):
 
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
-               for name, shape in (("w", (16, 8, 3, 3)), ("b", (16,)), ("m", (100, 32)))] + [
-        numpy_helper.from_array(np.array([1, 16, 100], np.int64), "tokens")]
+               for name, shape in (("w", (16, 8, 3, 3)), ("b", (16,)), ("g", (100, 24)), ("c", (24,)), ("m", (24, 8)))] + [
+        numpy_helper.from_array(np.array([32, 100], np.int64), "rows")]
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1], name="conv"),
-                               helper.make_node("Reshape", ["y", "tokens"], ["t"], name="flatten"),
-                               helper.make_node("MatMul", ["t", "m"], ["z"], name="project")], "g",
+                               helper.make_node("Sigmoid", ["y"], ["gate"], name="gate"),
+                               helper.make_node("Add", ["y", "gate"], ["sum"], name="residual"),
+                               helper.make_node("Concat", ["sum", "y"], ["both"], axis=1, name="both"),
+                               helper.make_node("Reshape", ["both", "rows"], ["t"], name="flatten"),
+                               helper.make_node("Gemm", ["t", "g", "c"], ["u"], name="dense"),
+                               helper.make_node("MatMul", ["u", "m"], ["z"], name="project")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 10])],
-                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 16, 32])], weights)
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [32, 8])], weights)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "float.onnx"))
     estimates = {}
     for quant_format in (QuantFormat.QOperator, QuantFormat.QDQ):
         path = tmp_path / f"{quant_format.name}.onnx"
         quantize_static(str(tmp_path / "float.onnx"), str(path), Images(), quant_format=quant_format,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        result = run_cli("estimate", path, "--top", "3", "--json")
+        result = run_cli("estimate", path, "--top", "7", "--json")
         assert result.exit_code == 0, result.output
         estimates[quant_format.name] = json.loads(result.stdout)
     qoperator, qdq = estimates["QOperator"], estimates["QDQ"]
-    operators = {node.op_type for node in onnx.load(str(tmp_path / "QOperator.onnx")).graph.node}
-    assert {"QLinearConv", "QLinearMatMul"} <= operators and "Conv" not in operators
+    read = {"QLinearConv": 1, "QLinearMatMul": 1, "com.microsoft.QGemm": 1, "com.microsoft.QLinearAdd": 1,
+            "com.microsoft.QLinearConcat": 1, "com.microsoft.QLinearSigmoid": 1}
+    assert qoperator["read_as_qdq"] == read and qdq["read_as_qdq"] == {}
     assert qoperator["precision"] == qdq["precision"] == "w8a8" and qoperator["not_costed"] == qdq["not_costed"] == {}
     assert qoperator["total_ms"] == qdq["total_ms"] and qoperator["by_op_type"] == qdq["by_op_type"]
-    assert set(qdq["by_op_type"]) == {"IO", "Conv", "MatMul"}
+    assert set(qdq["by_op_type"]) == {"IO", "Conv", "Sigmoid", "Add", "Concat", "Gemm", "MatMul"}
     assert [(layer["op_type"], layer["ms"], layer["macs"]) for layer in qoperator["slowest_layers"]] == [
         (layer["op_type"], layer["ms"], layer["macs"]) for layer in qdq["slowest_layers"]]
-    assert {layer["name"] for layer in qoperator["slowest_layers"]} == {"graph inputs and outputs", "conv_quant",
-                                                                         "project_quant"}
-    assert {layer["macs"] for layer in qdq["slowest_layers"]} == {None, 16 * 100 * 8 * 9, 16 * 32 * 100}
+    assert {layer["name"] for layer in qoperator["slowest_layers"]} == {
+        "graph inputs and outputs", "conv_quant", "gate_quant", "residual_quant", "both_quant", "dense_quant",
+        "project_quant"}
     costs = {name: [(cost.op_type, cost.kind, cost.macs, cost.weight_bytes, cost.activation_bytes, cost.elements)
                     for cost in layer_costs(load_shaped(tmp_path / f"{name}.onnx"), "w8a8", 2**23)]
              for name in estimates}
-    assert costs["QOperator"] == costs["QDQ"]  # the weights read: 16 * 8 * 9 + 16 (the bias) and 100 * 32
-    assert [cost[3] for cost in costs["QDQ"]] == [16 * 8 * 9 + 16, 100 * 32]
+    assert costs["QOperator"] == costs["QDQ"]
+    assert [(cost[0], cost[2], cost[3]) for cost in costs["QDQ"]] == [  # MACs; weights read, biases included
+        ("Conv", 16 * 100 * 8 * 9, 16 * 8 * 9 + 16), ("Sigmoid", 0, 0), ("Add", 0, 0), ("Concat", 0, 0),
+        ("Gemm", 32 * 24 * 100, 100 * 24 + 24), ("MatMul", 32 * 8 * 24, 24 * 8)]
+    text = run_cli("estimate", tmp_path / "QOperator.onnx").stdout
+    assert ("read as the QDQ graph they stand for: 1 QLinearConv, 1 QLinearMatMul, 1 com.microsoft.QGemm, "
+            "1 com.microsoft.QLinearAdd, 1 com.microsoft.QLinearConcat, 1 com.microsoft.QLinearSigmoid; onnxruntime's "
+            "QNN provider runs com.microsoft.QGemm, com.microsoft.QLinearAdd, com.microsoft.QLinearConcat, "
+            "com.microsoft.QLinearSigmoid on the CPU: quantize in QDQ format to run them on the NPU)") in text
 
 
 def test_estimate_refuses_what_is_not_a_model(snapdragon_bundle, tmp_path):

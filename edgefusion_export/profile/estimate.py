@@ -167,6 +167,7 @@ class GraphEstimate:
     input_shapes: dict[str, list[int]]  # as estimated
     dynamic_inputs_as_1: list[str]  # inputs with a dimension neither fixed nor given, taken as 1
     not_costed: dict[str, int]  # op types of the layers whose work is unknown, by count (`graphs.uncosted_layers`)
+    read_as_qdq: dict[str, int]  # quantized operators estimated as the QDQ graph they stand for, by count
 
     @property
     def total_ms(self) -> float:
@@ -185,6 +186,7 @@ class GraphEstimate:
                   for row in self.slowest_layers(slowest)]
         return {"total_ms": self.total_ms, "input_shapes": self.input_shapes,
                 "dynamic_inputs_as_1": self.dynamic_inputs_as_1, "not_costed": self.not_costed,
+                "read_as_qdq": self.read_as_qdq,
                 "by_op_type": self.by_op_type(), **({"slowest_layers": layers} if slowest else {})}
 
 
@@ -201,7 +203,7 @@ def estimate_graph(graph: ShapedGraph, name: str, precision: str, chipset: Chips
     return GraphEstimate(graph_rows(graph, name, precision, chipset),
                          {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
                           for value in graph.model.graph.input if value.name in fed},
-                         graph.dynamic_inputs_as_1, uncosted_layers(graph))
+                         graph.dynamic_inputs_as_1, uncosted_layers(graph), graph.read_as_qdq)
 
 
 def estimate_bundle(bundle: Bundle, chipset: Chipset, size: str | None = None) -> Profile:
