@@ -32,7 +32,6 @@ NPU_BYTES = {"w8a16": (1, 2), "w8a16-mixed": (1, 2), "w8a8": (1, 1), "fp16": (2,
 ACTIVATION_PRECISIONS = {"uint16": "w8a16", "int16": "w8a16", "uint8": "w8a8", "int8": "w8a8"}
 CHANNEL_TILE = 32  # the HTP lays out and multiplies channels in blocks of 32
 ONNX_DOMAINS = ("", "ai.onnx")
-CONTRIB_DOMAIN = "com.microsoft"  # onnxruntime's own operators
 
 
 def graph_precision(model_path: Path) -> str:
@@ -42,6 +41,8 @@ def graph_precision(model_path: Path) -> str:
     weights = {tensor.name: tensor for tensor in model.graph.initializer}
     stored = weights.keys() | {output for node in model.graph.node if node.op_type in LOOKUP_OPS for output in node.output}
     for node in model.graph.node:  # an activation's QuantizeLinear: its zero point's type is the activations'
+        if node.op_type == "DynamicQuantizeLinear":  # quantizes activations to uint8 as they come
+            return "w8a8"
         if node.op_type == "QuantizeLinear" and node.input[0] not in stored and len(node.input) > 2:
             zero_point = weights.get(node.input[2])
             if zero_point is not None:
@@ -154,23 +155,26 @@ def shaped(model: onnx.ModelProto) -> ShapedGraph:
 
 @dataclass(frozen=True)
 class QuantizedOperator:
-    """An operator on quantized values (onnxruntime's QOperator format) and the float operator it computes."""
+    """An operator on quantized values (onnxruntime's QOperator format, or its dynamic quantization) and the float
+    operator it computes."""
 
     float_op: str
-    inputs: tuple[int, ...]  # positions of its quantized inputs, each followed by its scale and zero point
-    bias: int | None = None  # position of an int32 bias
-    domains: tuple[str, ...] = (CONTRIB_DOMAIN,)  # onnxruntime's own ops, which its QNN provider leaves to the CPU
+    inputs: tuple[int, ...]  # positions of its quantized inputs, and of an int32 bias
+    domains: tuple[str, ...] = ("com.microsoft",)  # onnxruntime's own ops
+    on_npu: bool = False  # whether onnxruntime's QNN provider compiles it for the NPU (else it runs on the CPU)
 
     def quantized_inputs(self, node: onnx.NodeProto) -> tuple[int, ...]:
         return tuple(range(2, len(node.input), 3)) if self.float_op == "Concat" else self.inputs
 
 
 QUANTIZED_OPERATORS = {
-    "QLinearConv": QuantizedOperator("Conv", (0, 3), bias=8, domains=ONNX_DOMAINS),
-    "QLinearMatMul": QuantizedOperator("MatMul", (0, 3), domains=ONNX_DOMAINS),
+    "QLinearConv": QuantizedOperator("Conv", (0, 3, 8), domains=ONNX_DOMAINS, on_npu=True),
+    "QLinearMatMul": QuantizedOperator("MatMul", (0, 3), domains=ONNX_DOMAINS, on_npu=True),
+    "ConvInteger": QuantizedOperator("Conv", (0, 1), domains=ONNX_DOMAINS),  # dynamic quantization's
+    "MatMulInteger": QuantizedOperator("MatMul", (0, 1), domains=ONNX_DOMAINS),
     "QLinearAdd": QuantizedOperator("Add", (0, 3)),
     "QLinearMul": QuantizedOperator("Mul", (0, 3)),
-    "QGemm": QuantizedOperator("Gemm", (0, 3), bias=6),
+    "QGemm": QuantizedOperator("Gemm", (0, 3, 6)),
     "QLinearConcat": QuantizedOperator("Concat", ()),  # its inputs: (value, scale, zero point) after the output's
     **{f"QLinear{op}": QuantizedOperator(op, (0,)) for op in (
         "Sigmoid", "LeakyRelu", "Softmax", "GlobalAveragePool", "AveragePool")}}
@@ -182,11 +186,11 @@ def quantized_operator(node: onnx.NodeProto) -> QuantizedOperator | None:
 
 
 def as_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with each quantized operator written as the QDQ graph it stands for, which is what QNN compiles its
-    standard ones to (its execution provider makes a Conv2d of a QLinearConv, a MatMul or FullyConnected of a
-    QLinearMatMul): DequantizeLinear on its quantized inputs, then the float operator in its place (the node's name,
-    attributes and output). A graph to read shapes and costs from, not to run: the QuantizeLinear of the output,
-    which costs nothing, is left out, and a per-channel scale keeps DequantizeLinear's default axis."""
+    """The model with each quantized operator written as the float operator it computes between free conversions,
+    as a QDQ graph has it and as QNN compiles a QLinearConv and a QLinearMatMul (its execution provider makes a Conv2d
+    and a MatMul or FullyConnected of them): its quantized inputs cast to float, then the float operator in its
+    place (the node's name, attributes and output). A graph to read shapes and costs from, not to run: the scales
+    and zero points, which change neither, are left out."""
     if not any(map(quantized_operator, model.graph.node)):
         return model
     nodes = []
@@ -195,15 +199,10 @@ def as_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
         if operator is None:
             nodes.append(node)
             continue
-        inputs = []
-        for value in operator.quantized_inputs(node):
-            inputs.append(f"{node.input[value]}/{node.name}/dequantized")
-            nodes.append(onnx.helper.make_node("DequantizeLinear", node.input[value:value + 3], inputs[-1:],
-                                               name=inputs[-1]))
-        if operator.bias is not None and len(node.input) > operator.bias and node.input[operator.bias]:
-            inputs.append(f"{node.input[operator.bias]}/{node.name}/float")
-            nodes.append(onnx.helper.make_node("Cast", [node.input[operator.bias]], inputs[-1:], name=inputs[-1],
-                                               to=onnx.TensorProto.FLOAT))
+        quantized = [i for i in operator.quantized_inputs(node) if i < len(node.input) and node.input[i]]  # a bias is optional
+        inputs = [f"{node.name}/input_{i}/float" for i in quantized]
+        nodes += [onnx.helper.make_node("Cast", [node.input[i]], [name], name=name, to=onnx.TensorProto.FLOAT)
+                  for i, name in zip(quantized, inputs)]
         nodes.append(onnx.helper.make_node(operator.float_op, inputs, node.output[:1], name=node.name))
         nodes[-1].attribute.extend(node.attribute)
     return _rebuilt(model, nodes, model.graph.input, model.graph.initializer)

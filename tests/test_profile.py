@@ -326,7 +326,7 @@ def test_estimate_reads_quantized_operators_as_their_qdq_form(tmp_path):
     leaves to the CPU)
     estimates as the same graph quantized in QDQ format, layer by layer, under its own layer names, and says what it
     read so. (A QLinearConv used to be costed as an elementwise op, and the graph after a contrib op not at all.)"""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     class Images(CalibrationDataReader):
         def __init__(self) -> None:
@@ -377,11 +377,21 @@ def test_estimate_reads_quantized_operators_as_their_qdq_form(tmp_path):
     assert [(cost[0], cost[2], cost[3]) for cost in costs["QDQ"]] == [  # MACs; weights read, biases included
         ("Conv", 16 * 100 * 8 * 9, 16 * 8 * 9 + 16), ("Sigmoid", 0, 0), ("Add", 0, 0), ("Concat", 0, 0),
         ("Gemm", 32 * 24 * 100, 100 * 24 + 24), ("MatMul", 32 * 8 * 24, 24 * 8)]
-    text = run_cli("estimate", tmp_path / "QOperator.onnx").stdout
+    quantize_dynamic(str(tmp_path / "float.onnx"), str(tmp_path / "dynamic.onnx"), op_types_to_quantize=["Conv", "MatMul"])
+    dynamic = json.loads(run_cli("estimate", tmp_path / "dynamic.onnx", "--json").stdout)
+    assert dynamic["precision"] == "w8a8" and dynamic["read_as_qdq"] == {"ConvInteger": 1, "MatMulInteger": 2} and dynamic["not_costed"] == {}
+    mac_layers = [(cost.name, cost.op_type, cost.kind, cost.macs, cost.weight_bytes)
+                  for cost in layer_costs(load_shaped(tmp_path / "dynamic.onnx"), "w8a8", 2**23) if cost.macs]
+    assert mac_layers == [("conv_quant", "Conv", "dense", 16 * 100 * 8 * 9, 16 * 8 * 9),  # biases added after
+                          ("dense_MatMul_quant", "MatMul", "dense", 32 * 24 * 100, 100 * 24),
+                          ("project_quant", "MatMul", "dense", 32 * 8 * 24, 24 * 8)]
+    text = run_cli("estimate", tmp_path / "QOperator.onnx", tmp_path / "dynamic.onnx").stdout
     assert ("read as the QDQ graph they stand for: 1 QLinearConv, 1 QLinearMatMul, 1 com.microsoft.QGemm, "
             "1 com.microsoft.QLinearAdd, 1 com.microsoft.QLinearConcat, 1 com.microsoft.QLinearSigmoid; onnxruntime's "
             "QNN provider runs com.microsoft.QGemm, com.microsoft.QLinearAdd, com.microsoft.QLinearConcat, "
-            "com.microsoft.QLinearSigmoid on the CPU: quantize in QDQ format to run them on the NPU)") in text
+            "com.microsoft.QLinearSigmoid on the CPU: quantize statically in QDQ format to run them on the NPU)") in text
+    assert ("read as the QDQ graph they stand for: 1 ConvInteger, 2 MatMulInteger; onnxruntime's QNN provider runs "
+            "ConvInteger, MatMulInteger on the CPU") in text
 
 
 def test_estimate_refuses_what_is_not_a_model(snapdragon_bundle, tmp_path):
