@@ -125,7 +125,7 @@ def shaped(model: onnx.ModelProto) -> ShapedGraph:
     torch exports `x.shape` and `chunk`) are evaluated and inference repeated with them, until no more are found;
     then each `If` whose condition is known is replaced by the branch it takes, and all of it repeated. onnx's data
     propagation covers some of those ops within one round (SD-1.5's UNet exported with dynamic axes takes 6 s with
-    it, 50 s without). Quantized operators are read in their Q/DQ form (`as_qdq`)."""
+    it, 50 s without). Quantized operators are read as the float operators they compute (`as_qdq`)."""
     read_as_qdq = _op_types(filter(quantized_operator, model.graph.node))
     model = as_qdq(model)
     light, values, branches_taken = _shapes_only(model), {}, False
@@ -199,7 +199,7 @@ def as_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
         if operator is None:
             nodes.append(node)
             continue
-        quantized = [i for i in operator.quantized_inputs(node) if i < len(node.input) and node.input[i]]  # a bias is optional
+        quantized = [i for i in operator.quantized_inputs(node) if i < len(node.input) and node.input[i]]  # bias optional
         inputs = [f"{node.name}/input_{i}/float" for i in quantized]
         nodes += [onnx.helper.make_node("Cast", [node.input[i]], [name], name=name, to=onnx.TensorProto.FLOAT)
                   for i, name in zip(quantized, inputs)]
