@@ -362,8 +362,8 @@ def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str
     given = _estimable_models(models, dict(map(parse_input_shape, input_shapes)))
     problems = []
     for model in models:
-        runs_at = precision or graph_precision(model)
         shaped = load_shaped(model, given[model])
+        runs_at = precision or graph_precision(shaped.model)
         for chip in chips:
             latency = LatencyModel.of(chip, runs_at)
             graph = estimate_graph(shaped, model.stem, runs_at, chip)

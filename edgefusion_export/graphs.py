@@ -34,10 +34,9 @@ CHANNEL_TILE = 32  # the HTP lays out and multiplies channels in blocks of 32
 ONNX_DOMAINS = ("", "ai.onnx")
 
 
-def graph_precision(model_path: Path) -> str:
+def graph_precision(model: onnx.ModelProto) -> str:
     """What a graph runs at on the NPU: a QDQ graph's activation type decides (w8a16, w8a8), else float. Rows gathered
     from an 8-bit table (quantize.lookup_tables) are stored values, not activations."""
-    model = onnx.load(str(model_path), load_external_data=False)
     weights = {tensor.name: tensor for tensor in model.graph.initializer}
     stored = weights.keys() | {output for node in model.graph.node if node.op_type in LOOKUP_OPS for output in node.output}
     for node in model.graph.node:  # an activation's QuantizeLinear: its zero point's type is the activations'
