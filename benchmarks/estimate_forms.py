@@ -263,7 +263,7 @@ def form_time_ms(sample: dict, values: dict[str, float], form: set[str]) -> floa
 def structure(sample: dict, form: set[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per layer: the ops it dispatches (0 or 1; the published count on the first layer for `published_ops`) and the
     bytes it writes at the vector rate, with the form's graph changes."""
-    dispatched, vector_bytes = sample["layers"].dispatched, sample["layers"].vector_bytes
+    dispatched, vector_bytes = sample["layers"].dispatches, sample["layers"].vector_bytes
     if "published_ops" in form:  # the NPU ops AI Hub counted for the row's graph, charged on its first layer
         dispatched = np.zeros_like(dispatched)
         dispatched[0] = int(sample["npu_ops"])

@@ -15,6 +15,9 @@ from onnx.reference import ReferenceEvaluator
 from .errors import UserError
 
 MAC_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+# Gates per step of each recurrent layer. onnxruntime's QNN provider unrolls it: one Lstm, Gru... op per time step and
+# direction.
+RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 # Activations the estimate folds into the MAC layer before them: its fitted accounting, not QNN's. Compiled for the
 # HTP, QNN folds batch norm, and ReLU and clipping only when quantized; the rest run as ops of their own
 # (benchmarks/fused_activations.py; counting them so fitted no better, see estimate_forms.py).
@@ -350,8 +353,9 @@ class LayerCost:
     # "in_place" (Concat, Split, Slice: written in place)
     kind: str = "vector"
     elements: int = 0  # values the layer writes
-    dispatched: bool = True  # False for a layer QNN runs inside another: a fused activation, or a link of an
-                             # elementwise chain (GELU's Div-Erf-Add-Mul-Mul, a decomposed norm)
+    dispatches: int = 1  # ops it runs as: none for a layer QNN runs inside another (a fused activation, a link of an
+                         # elementwise chain: GELU's Div-Erf-Add-Mul-Mul, a decomposed norm), one per step of a
+                         # recurrent layer
     tiled_elements: int = 0  # the values of the image tensors it writes, in the HTP's tiled layout (channels padded
                              # to 32, height to 8, width to 4); HTP emulation's time follows the values written
     untiled_elements: int = 0  # the values it writes to other tensors (token sequences, attention scores)
@@ -466,8 +470,9 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
         return None
 
     def is_fused(node: onnx.NodeProto) -> bool:
-        """An activation of a MAC layer's output (or of an activation fused into one); SiLU's x * sigmoid(x) too;
-        a constant epilogue of a MAC layer or a norm."""
+        """An activation of a MAC layer's output (or of an activation fused into one); SiLU's x * sigmoid(x) and
+        hard-swish's x * hardsigmoid(x) too (opset 13 and onnxruntime's QNN pre-processing write it so); a constant
+        epilogue of a MAC layer or a norm."""
         if node.op_type in ("Add", "Mul") and len(node.input) == 2 and (layer := epilogue_of(node)) is not None:
             epilogues[layer].add(node.name)
             return True
@@ -478,7 +483,7 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
                                             or source.name in activations | epilogues["mac"])
         elif node.op_type == "Mul" and len(node.input) == 2:
             first, second = (computed_by(name) for name in node.input)
-            fuses = any(gate is not None and gate.name in activations and gate.op_type == "Sigmoid"
+            fuses = any(gate is not None and gate.name in activations and gate.op_type in ("Sigmoid", "HardSigmoid")
                         and value is not None and computed_by(gate.input[0]) is value
                         for gate, value in ((first, second), (second, first)))
         if fuses:
@@ -493,7 +498,7 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
             continue
         outputs = {name: shape_of(name) for name in node.output}
         output = outputs[node.output[0]]
-        macs = 0
+        macs, steps = 0, 1
         kind = {"Concat": "in_place", "Split": "in_place", "Slice": "in_place", "Softmax": "softmax"}.get(node.op_type, "vector")
         if is_fused(node):
             kind = "fused"
@@ -514,6 +519,19 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
             transposed = node.op_type == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute)
             macs = int(np.prod(output)) * shape_of(node.input[0])[0 if transposed else -1]
             kind = "dense" if any(weight_source(name) for name in node.input[:2]) else "dynamic"
+        elif node.op_type == "Einsum" and len(node.input) == 2 and output and all(map(shape_of, node.input)):
+            equation = next(a.s.decode() for a in node.attribute if a.name == "equation")
+            macs = _einsum_macs(equation, [shape_of(name) for name in node.input], output)
+            kind = "dense" if any(map(weight_source, node.input)) else "dynamic"
+        elif node.op_type in RECURRENT_GATES and kernel and (sequence := shape_of(node.input[0])):
+            # kernel (W): [directions, gates * hidden, input]; X: [steps, batch, input], or [batch, steps, input]
+            # with layout 1
+            directions, gate_rows, width = kernel
+            batch_first = any(a.name == "layout" and a.i for a in node.attribute)
+            (batch, steps) = sequence[:2] if batch_first else sequence[1::-1]
+            macs = directions * steps * batch * gate_rows * (width + gate_rows // RECURRENT_GATES[node.op_type])
+            steps *= directions
+            kind = "dense"
         weight_traffic = activation_traffic = 0
         for name in node.input:
             source = weight_source(name)
@@ -537,7 +555,7 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
         if kind in VECTOR_KINDS:
             vector_elements[node.name] = elements
         costs.append(LayerCost(node.name, node.op_type, macs, weight_traffic, activation_traffic, kind, elements,
-                               dispatched=kind != "fused" and not chained, tiled_elements=tiled,
+                               dispatches=0 if kind == "fused" or chained else steps, tiled_elements=tiled,
                                untiled_elements=untiled))
     return costs
 
@@ -575,6 +593,19 @@ def _per_channel(constant: list[int], output: list[int]) -> bool:
     aligned = [1] * (len(output) - len(constant)) + list(constant)
     wide = [axis for axis, size in enumerate(aligned) if size != 1]
     return len(wide) == 1 and wide[0] in (1, len(output) - 1) and aligned[wide[0]] == output[wide[0]]
+
+
+def _einsum_macs(equation: str, shapes: list[list[int]], output: list[int]) -> int:
+    """Multiply-accumulates of a two-operand Einsum: each value it writes sums over the letters it does not keep."""
+    terms, arrow, kept = equation.replace(" ", "").partition("->")
+    sizes: dict[str, int] = {}
+    for term, shape in zip(terms.split(","), shapes):
+        leading, _, trailing = term.partition("...")  # letters after an ellipsis name the last dimensions
+        for letter, size in [*zip(leading, shape), *zip(trailing[::-1], shape[::-1])]:
+            sizes[letter] = max(sizes.get(letter, 1), size)  # a broadcast dimension is 1 on one side
+    letters = terms.replace(",", "").replace(".", "")
+    summed = set(letters) - set(kept) if arrow else {letter for letter in letters if letters.count(letter) > 1}
+    return int(np.prod(output)) * int(np.prod([sizes[letter] for letter in summed]))
 
 
 def _groups(node: onnx.NodeProto) -> int:

@@ -1,7 +1,7 @@
 """`estimate`: an analytical per-layer latency model of a chipset's Hexagon NPU, with a measured error band.
 
-A layer's time is the slower of its compute and its DDR traffic, plus a dispatch cost if it runs as an op of its
-own; a graph adds the conversion of its inputs and outputs. Compute: MACs at an achieved fraction of the
+A layer's time is the slower of its compute and its DDR traffic, plus a dispatch cost per op it runs as (none if
+it runs inside another, one per time step of a recurrent layer); a graph adds the conversion of its inputs and outputs. Compute: MACs at an achieved fraction of the
 precision's peak (QNN's HMX cost model: 16-bit activations at half the int8 rate, fp16 at a quarter), with
 their own fractions for MatMuls of two activations (attention) and grouped (depthwise) convolutions; bytes
 written by vector layers and by softmax at their own rates. Traffic: weights at their stored precision plus the
@@ -104,7 +104,7 @@ class LayerArrays:
     softmax_bytes: np.ndarray
     weight_bytes: np.ndarray
     activation_bytes: np.ndarray
-    dispatched: np.ndarray  # 1 for a layer that runs as an op of its own
+    dispatches: np.ndarray  # ops each layer runs as
     io_values: int  # values of the graph's inputs and outputs
 
     @classmethod
@@ -119,7 +119,7 @@ class LayerArrays:
                    column({"grouped"}, lambda c: c.macs), column({"vector"}, lambda c: c.elements * activation_size),
                    column({"softmax"}, lambda c: c.elements * activation_size),
                    column(computed, lambda c: c.weight_bytes), column(computed, lambda c: c.activation_bytes),
-                   column(computed, lambda c: c.dispatched), io_values)
+                   column(computed, lambda c: c.dispatches), io_values)
 
 
 def layer_times_ms(layers: LayerArrays, model: LatencyModel) -> np.ndarray:
@@ -131,7 +131,7 @@ def layer_times_ms(layers: LayerArrays, model: LatencyModel) -> np.ndarray:
                  + layers.softmax_bytes / (c.softmax_gbps * 1e9))
     memory_s = ((layers.weight_bytes + c.activation_spill * layers.activation_bytes)
                 / (model.chipset.memory_bandwidth_gbps * 1e9 * c.memory_efficiency))
-    per_layer = np.maximum(compute_s, memory_s) + layers.dispatched * c.op_overhead_us * 1e-6
+    per_layer = np.maximum(compute_s, memory_s) + layers.dispatches * c.op_overhead_us * 1e-6
     return np.append(per_layer, layers.io_values * c.io_ns_per_value * 1e-9) * 1000
 
 
