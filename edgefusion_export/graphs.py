@@ -26,6 +26,7 @@ FUSED_ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmo
 VECTOR_KINDS = {"vector", "softmax"}
 NORM_OPS = {"InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization"}
 LOOKUP_OPS = {"Gather", "GatherElements", "GatherND"}
+WEIGHT_VIEWS = {"DequantizeLinear", "Transpose", "Cast", "Identity"}  # ops through which a layer reads a stored weight
 PASS_THROUGH_OPS = {"QuantizeLinear", "DequantizeLinear", "Cast", "Identity", "Reshape", "Transpose", "Squeeze",
                     "Unsqueeze", "Flatten"}
 FREE_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant", "Shape", "QuantizeLinear",
@@ -414,11 +415,12 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
     producer = {output: node for node in model.graph.node for output in node.output}
 
     def weight_source(name: str) -> str | None:
-        """The initializer behind an input, looking through a DequantizeLinear/Transpose."""
+        """The initializer behind an input, looking through a DequantizeLinear, Transpose, Cast or Identity (torch
+        stores equal tensors once and feeds the others through one)."""
         if name in weights:
             return name
         node = producer.get(name)
-        if node is not None and node.op_type in ("DequantizeLinear", "Transpose", "Cast") and node.input[0] in weights:
+        if node is not None and node.op_type in WEIGHT_VIEWS and node.input[0] in weights:
             return node.input[0]
         return None
 

@@ -724,6 +724,31 @@ def test_a_constant_epilogue_is_part_of_its_layer(tmp_path):
     assert [kinds[name] for name in ("relu", "after_activation", "per_pixel")] == ["fused", "vector", "vector"]
 
 
+def test_a_weight_shared_through_identity_is_a_weight(tmp_path):
+    """torch's exporter stores equal tensors once and feeds the others through an Identity (tied embeddings, the
+    zero biases of untrained layers): a Linear whose weight and bias come that way estimates as with its own, layer
+    by layer (before, its MatMul ran at the attention rate and its bias as a layer; ConvNeXt-Tiny exported so
+    estimated 10% slower than its simplified graph)."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((32, 48)).astype(np.float32), "w"),
+               numpy_helper.from_array(rng.standard_normal(48).astype(np.float32), "b")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 100, 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 100, 48])
+    linear = lambda weight, bias: [helper.make_node("MatMul", ["x", weight], ["m"], name="matmul"),  # noqa: E731
+                                   helper.make_node("Add", [bias, "m"], ["y"], name="bias")]
+    spellings = {"own": linear("w", "b"),
+                 "shared": [helper.make_node("Identity", ["w"], ["w_shared"]),
+                            helper.make_node("Identity", ["b"], ["b_shared"]), *linear("w_shared", "b_shared")]}
+    costs = {}
+    for spelling, nodes in spellings.items():
+        path = tmp_path / f"{spelling}.onnx"
+        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], weights),
+                                    opset_imports=[helper.make_opsetid("", 18)]), str(path))
+        costs[spelling] = layer_costs(load_shaped(path), "fp16", vtcm_bytes=0)
+    assert costs["shared"] == costs["own"]
+    assert [(c.kind, c.weight_bytes) for c in costs["own"]] == [("dense", 32 * 48 * 2), ("fused", 48 * 2)]
+
+
 def test_a_qdq_graph_is_estimated_as_its_float_graph_at_its_precision(tmp_path):
     """Q/DQ nodes cost nothing and weights count at their stored bytes, so the validation's float graphs stand for
     the W8A16 graphs AI Hub ran: a QDQ Conv (uint8 weights, uint16 activations) estimates as the float Conv at w8a16."""

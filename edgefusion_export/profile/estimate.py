@@ -1,13 +1,13 @@
 """`estimate`: an analytical per-layer latency model of a chipset's Hexagon NPU, with a measured error band.
 
-A layer's time is the slower of its compute and its DDR traffic, plus a dispatch cost per op it runs as (none if
-it runs inside another, one per time step of a recurrent layer); a graph adds the conversion of its inputs and outputs. Compute: MACs at an achieved fraction of the
-precision's peak (QNN's HMX cost model: 16-bit activations at half the int8 rate, fp16 at a quarter), with
-their own fractions for MatMuls of two activations (attention) and grouped (depthwise) convolutions; bytes
-written by vector layers and by softmax at their own rates. Traffic: weights at their stored precision plus the
-share of over-VTCM activations that really goes to DDR. Activations fused into the layer before them and a MAC
-layer's or a norm's constant epilogue (a MatMul's bias, a GroupNorm's scale and shift) cost nothing; links of an
-elementwise chain are not dispatched on their own (see `graphs.layer_costs`).
+A layer's time is the slower of its compute and its DDR traffic, plus a dispatch cost per op it runs as (none if it
+runs inside another, one per time step of a recurrent layer); a graph adds the conversion of its inputs and outputs.
+Compute: MACs at an achieved fraction of the precision's peak (QNN's HMX cost model: 16-bit activations at half the
+int8 rate, fp16 at a quarter), with their own fractions for MatMuls of two activations (attention) and grouped
+(depthwise) convolutions; bytes written by vector layers and by softmax at their own rates. Traffic: weights at
+their stored precision plus the share of over-VTCM activations that really goes to DDR. Activations fused into the
+layer before them and a MAC layer's or a norm's constant epilogue (a MatMul's bias, a GroupNorm's scale and shift)
+cost nothing; links of an elementwise chain are not dispatched on their own (see `graphs.layer_costs`).
 
 The constants belong to a chipset profile and a precision. benchmarks/estimate_validation.py fits them on AI
 Hub's published times of part of its architectures and measures the error on the others (split by model);
