@@ -26,6 +26,7 @@ FUSED_ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmo
 VECTOR_KINDS = {"vector", "softmax"}
 NORM_OPS = {"InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization"}
 LOOKUP_OPS = {"Gather", "GatherElements", "GatherND"}
+COPYING_OPS = {"Pad", "Slice", "Expand", "Tile"}  # free when their output is their input (`_copies`)
 WEIGHT_VIEWS = {"DequantizeLinear", "Transpose", "Cast", "Identity"}  # ops through which a layer reads a stored weight
 PASS_THROUGH_OPS = {"QuantizeLinear", "DequantizeLinear", "Cast", "Identity", "Reshape", "Transpose", "Squeeze",
                     "Unsqueeze", "Flatten"}
@@ -446,6 +447,16 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
             node = producer.get(node.input[0])
         return node
 
+    def copies(node: onnx.NodeProto) -> bool:
+        """A Pad, Slice, Expand or Tile whose output is its input: the same shape, and a Slice's steps forward (a
+        step of -1 reverses). Compilers drop it, as onnxsim does (timm's Swin pads its windows by nothing at 224)."""
+        shape = shape_of(node.input[0]) if node.op_type in COPYING_OPS else []
+        if not shape or shape != shape_of(node.output[0]):
+            return False
+        steps = node.input[4] if node.op_type == "Slice" and len(node.input) > 4 else ""
+        values = _constant_value(model, steps, producer) if steps else np.ones(1)
+        return values.size > 0 and bool(np.all(values > 0))
+
     not_images = attention_tensors(model)
     # fused so far: activations (an activation of one fuses too) and constant epilogues, by the layer they join
     activations: set[str] = set()
@@ -496,7 +507,7 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
     vector_elements: dict[str, int] = {}
     costs = []
     for node in model.graph.node:
-        if _free(node, graph.folded):
+        if _free(node, graph.folded) or copies(node):
             continue
         outputs = {name: shape_of(name) for name in node.output}
         output = outputs[node.output[0]]
@@ -595,6 +606,15 @@ def _per_channel(constant: list[int], output: list[int]) -> bool:
     aligned = [1] * (len(output) - len(constant)) + list(constant)
     wide = [axis for axis, size in enumerate(aligned) if size != 1]
     return len(wide) == 1 and wide[0] in (1, len(output) - 1) and aligned[wide[0]] == output[wide[0]]
+
+
+def _constant_value(model: onnx.ModelProto, name: str, producer: Mapping[str, onnx.NodeProto]) -> np.ndarray:
+    """A stored initializer's or a Constant node's value; empty for anything else."""
+    stored = [tensor for tensor in model.graph.initializer if tensor.name == name]
+    if stored and stored[0].data_location != onnx.TensorProto.EXTERNAL:
+        return onnx.numpy_helper.to_array(stored[0])
+    node = producer.get(name)
+    return _small_results(model, node, {}).get(name, np.array([])) if node and node.op_type == "Constant" else np.array([])
 
 
 def _einsum_macs(equation: str, shapes: list[list[int]], output: list[int]) -> int:

@@ -724,6 +724,37 @@ def test_a_constant_epilogue_is_part_of_its_layer(tmp_path):
     assert [kinds[name] for name in ("relu", "after_activation", "per_pixel")] == ["fused", "vector", "vector"]
 
 
+def test_an_op_that_copies_its_input_is_free(tmp_path):
+    """A Pad by nothing (timm's Swin at 224), a Slice of the whole tensor, an Expand and a Tile to the same shape
+    cost nothing, as compilers and onnxsim drop them (a Slice's steps stored or given by a Constant node); a Slice
+    that reverses the tensor (torch's flip) and a Pad that pads are layers."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    weights = [numpy_helper.from_array(np.array(values, np.int64), name) for name, values in (
+        ("no_pads", [0] * 8), ("pads", [0, 0, 1, 1, 0, 0, 1, 1]), ("starts", [0]), ("ends", [16]), ("axes", [3]),
+        ("shape", [1, 8, 16, 16]), ("ones", [1, 1, 1, 1]), ("rstarts", [-1]), ("rends", [-17]),
+        ("backward", [-1]))]
+    steps = helper.make_node("Constant", [], ["constant_steps"], value=numpy_helper.from_array(np.array([1]), "v"))
+    copies = [steps, helper.make_node("Pad", ["x", "no_pads"], ["a"], name="pad"),
+              helper.make_node("Slice", ["a", "starts", "ends", "axes", "constant_steps"], ["b"], name="slice"),
+              helper.make_node("Expand", ["b", "shape"], ["c"], name="expand"),
+              helper.make_node("Tile", ["c", "ones"], ["d"], name="tile"),
+              helper.make_node("Relu", ["d"], ["y"], name="relu")]
+    layers = {"flip": [helper.make_node("Slice", ["x", "rstarts", "rends", "axes", "backward"], ["r"], name="flip")],
+              "pad": [helper.make_node("Pad", ["x", "pads"], ["r"], name="pad")]}
+
+    def costs(name: str, nodes: list) -> list[LayerCost]:
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], weights),
+                                    opset_imports=[helper.make_opsetid("", 18)]), str(path))
+        return layer_costs(load_shaped(path), "fp16", vtcm_bytes=0)
+
+    assert costs("copies", copies) == costs("relu", [helper.make_node("Relu", ["x"], ["y"], name="relu")])
+    for name, nodes in layers.items():
+        assert [c.name for c in costs(name, [*nodes, helper.make_node("Relu", ["r"], ["y"], name="relu")])] == [
+            name, "relu"]
+
+
 def test_a_weight_shared_through_identity_is_a_weight(tmp_path):
     """torch's exporter stores equal tensors once and feeds the others through an Identity (tied embeddings, the
     zero biases of untrained layers): a Linear whose weight and bias come that way estimates as with its own, layer
