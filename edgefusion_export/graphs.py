@@ -458,6 +458,8 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
         return values.size > 0 and bool(np.all(values > 0))
 
     not_images = attention_tensors(model)
+    norms = _written_out_layer_norms(model)
+    norm_links = set().union(*norms.values())
     # fused so far: activations (an activation of one fuses too) and constant epilogues, by the layer they join
     activations: set[str] = set()
     epilogues: dict[str, set[str]] = {"mac": set(), "norm": set()}
@@ -478,7 +480,7 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
             if source.name in epilogues["mac"] or (source.op_type in MAC_OPS
                                                    and any(map(weight_source, source.input[1:]))):
                 return "mac"
-            if source.name in epilogues["norm"] or source.op_type in NORM_OPS:
+            if source.name in epilogues["norm"] or source.op_type in NORM_OPS or source.name in norms:
                 return "norm"
         return None
 
@@ -513,7 +515,7 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
         output = outputs[node.output[0]]
         macs, steps = 0, 1
         kind = {"Concat": "in_place", "Split": "in_place", "Slice": "in_place", "Softmax": "softmax"}.get(node.op_type, "vector")
-        if is_fused(node):
+        if node.name in norm_links or is_fused(node):
             kind = "fused"
         kernel = shape_of(weight_source(node.input[1]) or node.input[1]) if len(node.input) > 1 else None
         if node.op_type == "Conv" and output and kernel:
@@ -562,7 +564,8 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
         images = [shape for name, shape in outputs.items() if name not in not_images and len(shape) == 4]
         tiled = sum(tiled_size(shape) for shape in images)
         untiled = elements - sum(int(np.prod(shape)) for shape in images)
-        source = computed_by(node.input[0]) if node.input else None
+        norm_input = producer[node.input[0]].input[0] if node.name in norms else None  # the Sub's x, as a norm reads it
+        source = computed_by(norm_input or node.input[0]) if node.input else None
         chained = kind in VECTOR_KINDS and source is not None and source.name in vector_elements \
             and vector_elements[source.name] == elements
         if kind in VECTOR_KINDS:
@@ -606,6 +609,44 @@ def _per_channel(constant: list[int], output: list[int]) -> bool:
     aligned = [1] * (len(output) - len(constant)) + list(constant)
     wide = [axis for axis, size in enumerate(aligned) if size != 1]
     return len(wide) == 1 and wide[0] in (1, len(output) - 1) and aligned[wide[0]] == output[wide[0]]
+
+
+def _written_out_layer_norms(model: onnx.ModelProto) -> dict[str, set[str]]:
+    """Layer norms written out in elementwise ops, as exporters write them below opset 17 (which has no
+    LayerNormalization): (x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) over the last axis, by the name of its
+    last op (the Div) and with the names of the six before it. onnxruntime's QNN provider fuses the seven into one
+    LayerNorm op (its `LayerNormFusion`), so the estimate costs them as the LayerNormalization they stand for."""
+    producer = {output: node for node in model.graph.node for output in node.output}
+    readers = Counter(name for node in model.graph.node for name in node.input)
+
+    def made_by(name: str, op_type: str) -> onnx.NodeProto | None:
+        node = producer.get(name)
+        return node if node is not None and node.op_type == op_type and node.name else None
+
+    def last_axis_mean(name: str) -> onnx.NodeProto | None:
+        """The ReduceMean over the last axis (given as an attribute, or from opset 18 as an input) that computes it."""
+        node = made_by(name, "ReduceMean")
+        if node is None:
+            return None
+        axes = [list(a.ints) for a in node.attribute if a.name == "axes"] or [
+            _constant_value(model, node.input[1], producer).tolist() if len(node.input) > 1 else []]
+        return node if axes == [[-1]] else None
+
+    norms = {}
+    for div in model.graph.node:
+        if div.op_type != "Div" or not div.name:
+            continue
+        centred = made_by(div.input[0], "Sub")
+        root = made_by(div.input[1], "Sqrt")
+        shifted = root and made_by(root.input[0], "Add")
+        variance = shifted and (last_axis_mean(shifted.input[0]) or last_axis_mean(shifted.input[1]))
+        square = variance and made_by(variance.input[0], "Pow")
+        mean = centred and last_axis_mean(centred.input[1])
+        links = [mean, centred, square, variance, shifted, root]
+        if all(links) and square.input[0] == div.input[0] and mean.input[0] == centred.input[0] and \
+                readers[div.input[0]] == 2 and all(readers[link.output[0]] == 1 for link in links if link is not centred):
+            norms[div.name] = {link.name for link in links}
+    return norms
 
 
 def _constant_value(model: onnx.ModelProto, name: str, producer: Mapping[str, onnx.NodeProto]) -> np.ndarray:

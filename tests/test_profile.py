@@ -755,6 +755,52 @@ def test_an_op_that_copies_its_input_is_free(tmp_path):
             name, "relu"]
 
 
+def test_a_layer_norm_written_out_estimates_as_layer_normalization(tmp_path):
+    """Below opset 17 exporters write a layer norm as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div (and its scale
+    and shift as a Mul and an Add), which onnxruntime's QNN provider fuses into one LayerNorm op: at opset 13 (axes
+    as an attribute) and written by hand at opset 18 (axes as an input) its layers are the LayerNormalization's of
+    opset 18, after a Transpose as after a MatMul (their traffic differs by the affine's weights and the 1/std values
+    the Div reads). Over the channel axis, or with the centred value read elsewhere too, it stays seven layers."""
+    rng = np.random.default_rng(0)
+    constant = lambda name, value: numpy_helper.from_array(np.asarray(value, np.float32), name)  # noqa: E731
+    weights = [constant("w", rng.standard_normal((32, 32))), constant("gamma", rng.standard_normal(32)),
+               constant("beta", rng.standard_normal(32)), constant("two", 2.0), constant("eps", 1e-5),
+               numpy_helper.from_array(np.array([-1]), "last"), numpy_helper.from_array(np.array([1]), "channels")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 4, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    mean = lambda name, source, opset, axis="last": helper.make_node(  # noqa: E731
+        "ReduceMean", [source, axis] if opset >= 18 else [source], [name], name=name,
+        **({} if opset >= 18 else {"axes": [-1 if axis == "last" else 1]}))
+
+    def written_out(opset: int, axis: str = "last") -> list:
+        return [mean("mean", "t", opset, axis), helper.make_node("Sub", ["t", "mean"], ["centred"], name="centred"),
+                helper.make_node("Pow", ["centred", "two"], ["square"], name="square"),
+                mean("variance", "square", opset, axis), helper.make_node("Add", ["variance", "eps"], ["shifted"], name="shifted"),
+                helper.make_node("Sqrt", ["shifted"], ["root"], name="root"),
+                helper.make_node("Div", ["centred", "root"], ["n"], name="norm")]
+
+    def costs(name: str, opset: int, norm: list, first: str = "Transpose", extra: tuple = ()) -> list[LayerCost]:
+        layer = (helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1], name="first") if first == "Transpose"
+                 else helper.make_node("MatMul", ["x", "w"], ["t"], name="first"))
+        affine = [helper.make_node("Mul", ["n", "gamma"], ["scaled"], name="scale"),
+                  helper.make_node("Add", ["scaled", "beta"], ["y"], name="shift")]
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(helper.make_model(helper.make_graph([layer, *norm, *affine, *extra], "g", [x], [y], weights),
+                                    opset_imports=[helper.make_opsetid("", opset)]), str(path))
+        return [(c.name, c.kind, c.elements, c.dispatches) for c in layer_costs(load_shaped(path), "fp16", vtcm_bytes=0)]
+
+    layer_norm = [helper.make_node("LayerNormalization", ["t", "gamma", "beta"], ["n"], axis=-1, name="norm")]
+    for first in ("Transpose", "MatMul"):
+        operator = [c for c in costs("operator", 18, layer_norm, first) if c[1] != "fused"]
+        for opset in (13, 18):
+            assert [c for c in costs(f"written_{opset}", opset, written_out(opset), first) if c[1] != "fused"] == operator
+    vector = lambda layers: [name for name, kind, *_ in layers if kind == "vector"]  # noqa: E731
+    seven = ["mean", "centred", "square", "variance", "shifted", "root", "norm"]
+    assert vector(costs("channels", 13, written_out(13, axis="channels"))) == ["first", *seven, "scale", "shift"]
+    assert "centred" in vector(costs("read_elsewhere", 13, written_out(13),
+                                     extra=(helper.make_node("Relu", ["centred"], ["z"], name="elsewhere"),)))
+
+
 def test_a_weight_shared_through_identity_is_a_weight(tmp_path):
     """torch's exporter stores equal tensors once and feeds the others through an Identity (tied embeddings, the
     zero biases of untrained layers): a Linear whose weight and bias come that way estimates as with its own, layer
