@@ -350,7 +350,7 @@ def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str
     import json
     from dataclasses import asdict
 
-    from .graphs import QUANTIZED_OPERATORS, graph_precision, load_shaped, parse_input_shape
+    from .graphs import graph_precision, load_shaped, parse_input_shape
     from .profile import gate
     from .profile.estimate import LatencyModel, estimate_graph
     from .profile.render import milliseconds, print_breakdown
@@ -383,9 +383,10 @@ def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str
                 notes.append(f"not costed, with no inferred output shape or with subgraphs: {_counts(graph.not_costed)}")
             if graph.read_as_qdq:
                 notes.append(f"read as the QDQ graph they stand for: {_counts(graph.read_as_qdq)}")
-            if on_cpu := [op for op in graph.read_as_qdq if not QUANTIZED_OPERATORS[op.rsplit(".", 1)[-1]].on_npu]:
-                notes.append(f"onnxruntime's QNN provider runs {', '.join(on_cpu)} on the CPU: quantize statically in "
-                             "QDQ format to run them on the NPU")
+            if graph.on_cpu:
+                quantized = graph.on_cpu.keys() & graph.read_as_qdq.keys()
+                notes.append(f"onnxruntime's QNN provider runs {_counts(graph.on_cpu)} on the CPU"
+                             + (": quantize statically in QDQ format to run them on the NPU" if quantized else ""))
             click.echo(f"{model}: {milliseconds(graph.total_ms)} ms per call on {chip.marketing_name} at {runs_at} "
                        f"(analytical estimate, {'; '.join([latency.describe_band(), *notes])})")
             if top:

@@ -15,9 +15,10 @@ from onnx.reference import ReferenceEvaluator
 from .errors import UserError
 
 MAC_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
-# Gates per step of each recurrent layer. onnxruntime's QNN provider unrolls it: one Lstm, Gru... op per time step and
-# direction.
+# Gates per step of each recurrent layer. onnxruntime's QNN provider unrolls an LSTM and a GRU, one Lstm or Gru op per
+# time step and direction; it has no RNN builder.
 RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+CPU_OPS = {"RNN"}  # ONNX ops that onnxruntime's QNN provider has no builder for: it leaves them to the CPU
 # Activations the estimate folds into the MAC layer before them: its fitted accounting, not QNN's. Compiled for the
 # HTP, QNN folds batch norm, and ReLU and clipping only when quantized; the rest run as ops of their own
 # (benchmarks/fused_activations.py; counting them so fitted no better, see estimate_forms.py).
@@ -116,6 +117,15 @@ def uncosted_layers(graph: ShapedGraph) -> dict[str, int]:
         return not _free(node, graph.folded) and (_has_subgraphs(node) or not all(map(known, filter(None, node.output))))
 
     return _op_types(node for node in graph.model.graph.node if uncosted(node))
+
+
+def cpu_layers(graph: ShapedGraph) -> dict[str, int]:
+    """Op types, by count, of the layers onnxruntime's QNN provider runs on the CPU: the quantized operators it does not
+    compile (`read_as_qdq`) and the ops it has no builder for. The estimate costs them on the NPU all the same."""
+    quantized = {op: count for op, count in graph.read_as_qdq.items()
+                 if not QUANTIZED_OPERATORS[op.rsplit(".", 1)[-1]].on_npu}
+    unbuilt = _op_types(node for node in graph.model.graph.node if node.op_type in CPU_OPS and node.domain in ONNX_DOMAINS)
+    return dict(sorted((quantized | unbuilt).items()))
 
 
 def _op_types(nodes: Iterable[onnx.NodeProto]) -> dict[str, int]:

@@ -274,7 +274,8 @@ def test_a_grouped_convolution_runs_with_its_groups_padded_to_a_channel_block(tm
 
 def test_recurrent_layers_and_einsum_count_their_macs(tmp_path):
     """An LSTM (bidirectional, 5 steps), a GRU (batch first) and an RNN count their gates' MACs at every step and run as
-    one op per step and direction, as onnxruntime's QNN provider unrolls them (32 Lstm ops for a 32-step LSTM);
+    one op per step and direction, as onnxruntime's QNN provider unrolls an LSTM and a GRU (32 Lstm ops for a 32-step
+    LSTM); it has no RNN builder, which the output says;
     a two-operand Einsum counts a MAC per output value and summed index, with a weight ("dense") or without, its
     output written or implied, indices after an ellipsis naming the last dimensions."""
     rng = np.random.default_rng(0)
@@ -310,6 +311,8 @@ def test_recurrent_layers_and_einsum_count_their_macs(tmp_path):
     assert layer_times_ms(LayerArrays.of([lstm], "fp16", io_values=0), model)[0] == pytest.approx(
         max(lstm.macs / (model.peak_macs_per_s * c.dense_efficiency),
             traffic / (chip.memory_bandwidth_gbps * 1e9 * c.memory_efficiency)) * 1e3 + 10 * c.op_overhead_us / 1e3)
+    assert json.loads(run_cli("estimate", path, "--json").stdout)["on_cpu"] == {"RNN": 1}
+    assert "; onnxruntime's QNN provider runs 1 RNN on the CPU)" in run_cli("estimate", path).stdout
 
 
 def test_hard_swish_estimates_alike_as_one_op_or_as_x_times_hard_sigmoid(tmp_path):
@@ -361,7 +364,7 @@ def test_estimate_command_on_any_onnx_model_by_hand(tmp_path):
         assert json.loads(line) == {"model": str(path), "chipset": "snapdragon-8-gen-3", "precision": precision,
                                     "total_ms": pytest.approx(conv_ms + io_ms, abs=1e-4),
                                     "held_out_error": fitted["held_out_error"], "input_shapes": {"x": [1, 8, 10, 10]},
-                                    "dynamic_inputs_as_1": ["x"], "not_costed": {}, "read_as_qdq": {},
+                                    "dynamic_inputs_as_1": ["x"], "not_costed": {}, "read_as_qdq": {}, "on_cpu": {},
                                     "by_op_type": {"Conv": pytest.approx(conv_ms, abs=1e-4),
                                                    "IO": pytest.approx(io_ms, abs=1e-4)}}
         slowest = sorted([("[stem]/conv", "Conv", conv_ms, macs), ("graph inputs and outputs", "IO", io_ms, None)],
@@ -425,6 +428,7 @@ def test_estimate_reads_quantized_operators_as_their_qdq_form(tmp_path):
     read = {"QLinearConv": 1, "QLinearMatMul": 1, "com.microsoft.QGemm": 1, "com.microsoft.QLinearAdd": 1,
             "com.microsoft.QLinearConcat": 1, "com.microsoft.QLinearSigmoid": 1}
     assert qoperator["read_as_qdq"] == read and qdq["read_as_qdq"] == {}
+    assert qoperator["on_cpu"] == {op: 1 for op in read if op.startswith("com.microsoft.")} and qdq["on_cpu"] == {}
     assert qoperator["precision"] == qdq["precision"] == "w8a8" and qoperator["not_costed"] == qdq["not_costed"] == {}
     assert qoperator["total_ms"] == qdq["total_ms"] and qoperator["by_op_type"] == qdq["by_op_type"]
     assert set(qdq["by_op_type"]) == {"IO", "Conv", "Sigmoid", "Add", "Concat", "Gemm", "MatMul"}
@@ -442,7 +446,8 @@ def test_estimate_reads_quantized_operators_as_their_qdq_form(tmp_path):
         ("Gemm", 32 * 24 * 100, 100 * 24 + 24), ("MatMul", 32 * 8 * 24, 24 * 8)]
     quantize_dynamic(str(tmp_path / "float.onnx"), str(tmp_path / "dynamic.onnx"), op_types_to_quantize=["Conv", "MatMul"])
     dynamic = json.loads(run_cli("estimate", tmp_path / "dynamic.onnx", "--json").stdout)
-    assert dynamic["precision"] == "w8a8" and dynamic["read_as_qdq"] == {"ConvInteger": 1, "MatMulInteger": 2} and dynamic["not_costed"] == {}
+    assert dynamic["precision"] == "w8a8" and dynamic["read_as_qdq"] == dynamic["on_cpu"] == {"ConvInteger": 1, "MatMulInteger": 2}
+    assert dynamic["not_costed"] == {}
     mac_layers = [(cost.name, cost.op_type, cost.kind, cost.macs, cost.weight_bytes)
                   for cost in layer_costs(load_shaped(tmp_path / "dynamic.onnx"), "w8a8", 2**23) if cost.macs]
     assert mac_layers == [("conv_quant", "Conv", "dense", 16 * 100 * 8 * 9, 16 * 8 * 9),  # biases added after
@@ -451,10 +456,10 @@ def test_estimate_reads_quantized_operators_as_their_qdq_form(tmp_path):
     text = run_cli("estimate", tmp_path / "QOperator.onnx", tmp_path / "dynamic.onnx").stdout
     assert ("read as the QDQ graph they stand for: 1 QLinearConv, 1 QLinearMatMul, 1 com.microsoft.QGemm, "
             "1 com.microsoft.QLinearAdd, 1 com.microsoft.QLinearConcat, 1 com.microsoft.QLinearSigmoid; onnxruntime's "
-            "QNN provider runs com.microsoft.QGemm, com.microsoft.QLinearAdd, com.microsoft.QLinearConcat, "
-            "com.microsoft.QLinearSigmoid on the CPU: quantize statically in QDQ format to run them on the NPU)") in text
+            "QNN provider runs 1 com.microsoft.QGemm, 1 com.microsoft.QLinearAdd, 1 com.microsoft.QLinearConcat, "
+            "1 com.microsoft.QLinearSigmoid on the CPU: quantize statically in QDQ format to run them on the NPU)") in text
     assert ("read as the QDQ graph they stand for: 1 ConvInteger, 2 MatMulInteger; onnxruntime's QNN provider runs "
-            "ConvInteger, MatMulInteger on the CPU") in text
+            "1 ConvInteger, 2 MatMulInteger on the CPU: quantize statically") in text
 
 
 def test_estimate_refuses_what_is_not_a_model(snapdragon_bundle, tmp_path):
@@ -477,7 +482,8 @@ def test_estimate_refuses_what_is_not_a_model(snapdragon_bundle, tmp_path):
 
 def test_estimate_gate_against_a_previous_estimate(tmp_path):
     """`estimate --baseline` (what `estimate --json` printed) fails, after printing every estimate, on a model slower
-    in total or per op type than allowed and on an op type it can no longer cost. Models are compared per chipset:
+    in total or per op type than allowed, on an op type it can no longer cost and on a layer that would run on the
+    CPU. Models are compared per chipset:
     one the baseline lacks on a chipset, or has and the run does not, is named and passes; a baseline of another
     precision, or not written by `estimate --json`, is one line."""
     weights = [numpy_helper.from_array(np.ones((16, 8, 3, 3), np.float32), "w")]
@@ -519,6 +525,16 @@ def test_estimate_gate_against_a_previous_estimate(tmp_path):
     uncosted = run_cli("estimate", model, "--baseline", tmp_path / "base.jsonl")
     assert_clean_error(uncosted, "1 regression(s)", after_progress=True)
     assert f"regression {model} on snapdragon-8-gen-3 (com.example.Fancy): 0 -> 1 (layers no longer costed)" in uncosted.stderr
+    recurrent = cut[:1] + [helper.make_node("Reshape", ["c", "sequence"], ["s"]),
+                           helper.make_node("RNN", ["s", "rnn_w", "rnn_r"], ["y"], hidden_size=4, name="rnn")]
+    recurrent_weights = weights + [numpy_helper.from_array(np.array([32, 1, 512]), "sequence"),
+                                   numpy_helper.from_array(np.ones((1, 4, 512), np.float32), "rnn_w"),
+                                   numpy_helper.from_array(np.ones((1, 4, 4), np.float32), "rnn_r")]
+    onnx.save(helper.make_model(helper.make_graph(recurrent, "g", inputs, outputs, recurrent_weights),
+                                opset_imports=opsets), model)
+    on_cpu = run_cli("estimate", model, "--baseline", tmp_path / "base.jsonl", "--max-regression", "1000%")
+    assert_clean_error(on_cpu, "1 regression(s)", after_progress=True)
+    assert f"regression {model} on snapdragon-8-gen-3 (RNN): 0 -> 1 (layers on the CPU)" in on_cpu.stderr
 
     assert_clean_error(run_cli("estimate", model, "--precision", "w8a16", "--baseline", tmp_path / "base.jsonl"),
                        "at precision float and this run at w8a16; pass --precision float", after_progress=True)

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..bundle.manifest import Bundle
 from ..errors import UserError
-from ..graphs import NPU_BYTES, LayerCost, ShapedGraph, graph_inputs, layer_costs, load_shaped, uncosted_layers
+from ..graphs import (NPU_BYTES, LayerCost, ShapedGraph, cpu_layers, graph_inputs, layer_costs, load_shaped,
+                      uncosted_layers)
 from ..targets.chipsets import Chipset
 from .blocks import block_of
 from .model import Profile, Row, totals_by
@@ -168,6 +169,7 @@ class GraphEstimate:
     dynamic_inputs_as_1: list[str]  # inputs with a dimension neither fixed nor given, taken as 1
     not_costed: dict[str, int]  # op types of the layers whose work is unknown, by count (`graphs.uncosted_layers`)
     read_as_qdq: dict[str, int]  # quantized operators estimated as the QDQ graph they stand for, by count
+    on_cpu: dict[str, int]  # layers onnxruntime's QNN provider runs on the CPU, by op type (`graphs.cpu_layers`)
 
     @property
     def total_ms(self) -> float:
@@ -186,7 +188,7 @@ class GraphEstimate:
                   for row in self.slowest_layers(slowest)]
         return {"total_ms": self.total_ms, "input_shapes": self.input_shapes,
                 "dynamic_inputs_as_1": self.dynamic_inputs_as_1, "not_costed": self.not_costed,
-                "read_as_qdq": self.read_as_qdq,
+                "read_as_qdq": self.read_as_qdq, "on_cpu": self.on_cpu,
                 "by_op_type": self.by_op_type(), **({"slowest_layers": layers} if slowest else {})}
 
 
@@ -203,7 +205,7 @@ def estimate_graph(graph: ShapedGraph, name: str, precision: str, chipset: Chips
     return GraphEstimate(graph_rows(graph, name, precision, chipset),
                          {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
                           for value in graph.model.graph.input if value.name in fed},
-                         graph.dynamic_inputs_as_1, uncosted_layers(graph), graph.read_as_qdq)
+                         graph.dynamic_inputs_as_1, uncosted_layers(graph), graph.read_as_qdq, cpu_layers(graph))
 
 
 def estimate_bundle(bundle: Bundle, chipset: Chipset, size: str | None = None) -> Profile:

@@ -77,8 +77,8 @@ def load_estimates(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def compare_estimates(current: dict[str, Any], baseline: dict[str, Any], max_regression: float) -> list[Regression]:
-    """A graph's estimate slower than its baseline by more than `max_regression`, in total or per op type, and op
-    types it can no longer cost."""
+    """A graph's estimate slower than its baseline by more than `max_regression`, in total or per op type, op types it
+    can no longer cost, and layers that onnxruntime's QNN provider would run on the CPU."""
     model = current["model"]
     if current["precision"] != baseline["precision"]:
         raise UserError(f"the baseline estimates {model} at precision {baseline['precision']} and this run at "
@@ -88,7 +88,8 @@ def compare_estimates(current: dict[str, Any], baseline: dict[str, Any], max_reg
     before_ops = baseline.get("by_op_type", {})
     problems += [slower(f"{what} ({op_type})", before_ops.get(op_type, 0.0), now, max_regression)
                  for op_type, now in current["by_op_type"].items()]
-    before_uncosted = baseline.get("not_costed", {})
-    problems += [Regression(f"{what} ({op_type})", before_uncosted.get(op_type, 0), count, "layers no longer costed")
-                 for op_type, count in current["not_costed"].items() if count > before_uncosted.get(op_type, 0)]
+    for field, meaning in (("not_costed", "layers no longer costed"), ("on_cpu", "layers on the CPU")):
+        before = baseline.get(field, {})
+        problems += [Regression(f"{what} ({op_type})", before.get(op_type, 0), count, meaning)
+                     for op_type, count in current[field].items() if count > before.get(op_type, 0)]
     return [problem for problem in problems if problem]
