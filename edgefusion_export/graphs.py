@@ -27,7 +27,7 @@ FUSED_ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmo
 VECTOR_KINDS = {"vector", "softmax"}
 NORM_OPS = {"InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization"}
 LOOKUP_OPS = {"Gather", "GatherElements", "GatherND"}
-COPYING_OPS = {"Pad", "Slice", "Expand", "Tile"}  # free when their output is their input (`_copies`)
+COPYING_OPS = {"Pad", "Slice", "Expand", "Tile"}  # free when their output is their input (`layer_costs`)
 WEIGHT_VIEWS = {"DequantizeLinear", "Transpose", "Cast", "Identity"}  # ops through which a layer reads a stored weight
 PASS_THROUGH_OPS = {"QuantizeLinear", "DequantizeLinear", "Cast", "Identity", "Reshape", "Transpose", "Squeeze",
                     "Unsqueeze", "Flatten"}
