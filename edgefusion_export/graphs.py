@@ -28,7 +28,6 @@ VECTOR_KINDS = {"vector", "softmax"}
 NORM_OPS = {"InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization"}
 LOOKUP_OPS = {"Gather", "GatherElements", "GatherND"}
 COPYING_OPS = {"Pad", "Slice", "Expand", "Tile"}  # free when their output is their input (`layer_costs`)
-WEIGHT_VIEWS = {"DequantizeLinear", "Transpose", "Cast", "Identity"}  # ops through which a layer reads a stored weight
 PASS_THROUGH_OPS = {"QuantizeLinear", "DequantizeLinear", "Cast", "Identity", "Reshape", "Transpose", "Squeeze",
                     "Unsqueeze", "Flatten"}
 FREE_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant", "Shape", "QuantizeLinear",
@@ -422,18 +421,13 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
     """MACs and DDR traffic of every non-free node of a graph (its weights need not be loaded)."""
     model = graph.model
     shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer} | graph.shapes()
-    weights = {tensor.name for tensor in model.graph.initializer}
     producer = {output: node for node in model.graph.node for output in node.output}
+    weights = _stored_values(model)
 
     def weight_source(name: str) -> str | None:
-        """The initializer behind an input, looking through a DequantizeLinear, Transpose, Cast or Identity (torch
-        stores equal tensors once and feeds the others through one)."""
-        if name in weights:
-            return name
-        node = producer.get(name)
-        if node is not None and node.op_type in WEIGHT_VIEWS and node.input[0] in weights:
-            return node.input[0]
-        return None
+        """The input itself if it is a stored weight: an initializer, or a value computed from them alone (a
+        DequantizeLinear or a Transpose of one; an Identity, through which torch feeds equal tensors it stores once)."""
+        return name if name in weights else None
 
     shape_keeping = ("QuantizeLinear", "DequantizeLinear", "Cast", "Identity")
     consumer = {name: node for node in model.graph.node if node.op_type in shape_keeping for name in node.input[:1]}
@@ -519,7 +513,7 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
     vector_elements: dict[str, int] = {}
     costs = []
     for node in model.graph.node:
-        if _free(node, graph.folded) or copies(node):
+        if _free(node, graph.folded) or weights.issuperset(node.output) or copies(node):
             continue
         outputs = {name: shape_of(name) for name in node.output}
         output = outputs[node.output[0]]
@@ -657,6 +651,18 @@ def _written_out_layer_norms(model: onnx.ModelProto) -> dict[str, set[str]]:
                 readers[div.input[0]] == 2 and all(readers[link.output[0]] == 1 for link in links if link is not centred):
             norms[div.name] = {link.name for link in links}
     return norms
+
+
+def _stored_values(model: onnx.ModelProto) -> set[str]:
+    """The initializers, and the values computed from them and from Constant nodes alone (torch.export slices an LSTM's
+    weights out of one tensor; a Gather of a stored table at stored indices): a compiler computes them once and stores
+    the result, as onnxsim folds them."""
+    stored = {tensor.name for tensor in model.graph.initializer}
+    for node in model.graph.node:
+        inputs = [name for name in node.input if name]
+        if node.op_type == "Constant" or (inputs and stored.issuperset(inputs) and not _has_subgraphs(node)):
+            stored.update(name for name in node.output if name)
+    return stored
 
 
 def _constant_value(model: onnx.ModelProto, name: str, producer: Mapping[str, onnx.NodeProto]) -> np.ndarray:

@@ -817,28 +817,36 @@ def test_a_layer_norm_written_out_estimates_as_layer_normalization(tmp_path):
                                      extra=(helper.make_node("Relu", ["centred"], ["z"], name="elsewhere"),)))
 
 
-def test_a_weight_shared_through_identity_is_a_weight(tmp_path):
+def test_a_weight_computed_from_stored_values_is_a_weight(tmp_path):
     """torch's exporter stores equal tensors once and feeds the others through an Identity (tied embeddings, the
-    zero biases of untrained layers): a Linear whose weight and bias come that way estimates as with its own, layer
-    by layer (before, its MatMul ran at the attention rate and its bias as a layer; ConvNeXt-Tiny exported so
-    estimated 10% slower than its simplified graph)."""
+    zero biases of untrained layers), and torch.export slices an LSTM's weights out of one tensor: a Linear whose
+    weight and bias come that way, or from a Slice and a Gather of stored values, estimates as with its own, layer by
+    layer, and what computes them costs nothing (before, its MatMul ran at the attention rate and its bias as a
+    layer; ConvNeXt-Tiny exported so estimated 10% slower than its simplified graph)."""
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal((32, 48)).astype(np.float32), "w"),
-               numpy_helper.from_array(rng.standard_normal(48).astype(np.float32), "b")]
+               numpy_helper.from_array(rng.standard_normal(48).astype(np.float32), "b"),
+               numpy_helper.from_array(rng.standard_normal((32, 96)).astype(np.float32), "w_both"),
+               numpy_helper.from_array(rng.standard_normal((2, 48)).astype(np.float32), "b_table"),
+               *(numpy_helper.from_array(np.array(values), name) for name, values in (
+                   ("start", [0]), ("end", [48]), ("axis", [1]), ("row", 0)))]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 100, 32])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 100, 48])
     linear = lambda weight, bias: [helper.make_node("MatMul", ["x", weight], ["m"], name="matmul"),  # noqa: E731
                                    helper.make_node("Add", [bias, "m"], ["y"], name="bias")]
     spellings = {"own": linear("w", "b"),
                  "shared": [helper.make_node("Identity", ["w"], ["w_shared"]),
-                            helper.make_node("Identity", ["b"], ["b_shared"]), *linear("w_shared", "b_shared")]}
+                            helper.make_node("Identity", ["b"], ["b_shared"]), *linear("w_shared", "b_shared")],
+                 "computed": [helper.make_node("Slice", ["w_both", "start", "end", "axis"], ["w_sliced"], name="slice"),
+                              helper.make_node("Gather", ["b_table", "row"], ["b_row"], name="gather"),
+                              *linear("w_sliced", "b_row")]}
     costs = {}
     for spelling, nodes in spellings.items():
         path = tmp_path / f"{spelling}.onnx"
         onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], weights),
                                     opset_imports=[helper.make_opsetid("", 18)]), str(path))
         costs[spelling] = layer_costs(load_shaped(path), "fp16", vtcm_bytes=0)
-    assert costs["shared"] == costs["own"]
+    assert costs["shared"] == costs["computed"] == costs["own"]
     assert [(c.kind, c.weight_bytes) for c in costs["own"]] == [("dense", 32 * 48 * 2), ("fused", 48 * 2)]
 
 
