@@ -246,16 +246,21 @@ def _has_subgraphs(node: onnx.NodeProto) -> bool:
 def _shape_arithmetic(model: onnx.ModelProto) -> set[str]:
     """Values computed from tensor shapes and constants alone (a graph exported with dynamic axes computes its
     Reshapes' shapes with Shape, Gather, Concat...): fixed numbers once the input shapes are, which compilers fold.
-    Constants are Constant nodes and the initializers that `_is_arithmetic_constant`. Control flow is not: its
-    branches may read any value."""
+    Constants are Constant nodes and the initializers that `_is_arithmetic_constant`."""
     constants = {tensor.name for tensor in model.graph.initializer if _is_arithmetic_constant(tensor)} | {
         output for node in model.graph.node if node.op_type == "Constant" for output in node.output}
+    return _computed_from(model, constants, sources=("Shape", "Size"))
+
+
+def _computed_from(model: onnx.ModelProto, known: set[str], sources: Collection[str]) -> set[str]:
+    """The outputs of the nodes that read `known` values alone, or what they compute, and of the `sources` op types,
+    in graph order. Control flow is not: its branches may read any value."""
     computed: set[str] = set()
     for node in model.graph.node:
         inputs = [name for name in node.input if name]
-        if node.op_type in ("Shape", "Size") or (
-                inputs and all(name in computed | constants for name in inputs) and not _has_subgraphs(node)):
-            computed.update(node.output)
+        if node.op_type in sources or (
+                inputs and all(name in computed or name in known for name in inputs) and not _has_subgraphs(node)):
+            computed.update(name for name in node.output if name)
     return computed
 
 
@@ -462,7 +467,7 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
         return values.size > 0 and bool(np.all(values > 0))
 
     not_images = attention_tensors(model)
-    norms = _written_out_layer_norms(model)
+    norms = _written_out_layer_norms(model, producer)
     norm_links = set().union(*norms.values())
     # fused so far: activations (an activation of one fuses too) and constant epilogues, by the layer they join
     activations: set[str] = set()
@@ -615,12 +620,12 @@ def _per_channel(constant: list[int], output: list[int]) -> bool:
     return len(wide) == 1 and wide[0] in (1, len(output) - 1) and aligned[wide[0]] == output[wide[0]]
 
 
-def _written_out_layer_norms(model: onnx.ModelProto) -> dict[str, set[str]]:
+def _written_out_layer_norms(model: onnx.ModelProto,
+                             producer: Mapping[str, onnx.NodeProto]) -> dict[str, set[str]]:
     """Layer norms written out in elementwise ops, as exporters write them below opset 17 (which has no
     LayerNormalization): (x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) over the last axis, by the name of its
     last op (the Div) and with the names of the six before it. onnxruntime's QNN provider fuses the seven into one
     LayerNorm op (its `LayerNormFusion`), so the estimate costs them as the LayerNormalization they stand for."""
-    producer = {output: node for node in model.graph.node for output in node.output}
     readers = Counter(name for node in model.graph.node for name in node.input)
 
     def made_by(name: str, op_type: str) -> onnx.NodeProto | None:
@@ -657,12 +662,8 @@ def _stored_values(model: onnx.ModelProto) -> set[str]:
     """The initializers, and the values computed from them and from Constant nodes alone (torch.export slices an LSTM's
     weights out of one tensor; a Gather of a stored table at stored indices): a compiler computes them once and stores
     the result, as onnxsim folds them."""
-    stored = {tensor.name for tensor in model.graph.initializer}
-    for node in model.graph.node:
-        inputs = [name for name in node.input if name]
-        if node.op_type == "Constant" or (inputs and stored.issuperset(inputs) and not _has_subgraphs(node)):
-            stored.update(name for name in node.output if name)
-    return stored
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    return initializers | _computed_from(model, initializers, sources=("Constant",))
 
 
 def _constant_value(model: onnx.ModelProto, name: str, producer: Mapping[str, onnx.NodeProto]) -> np.ndarray:
@@ -671,7 +672,9 @@ def _constant_value(model: onnx.ModelProto, name: str, producer: Mapping[str, on
     if stored and stored[0].data_location != onnx.TensorProto.EXTERNAL:
         return onnx.numpy_helper.to_array(stored[0])
     node = producer.get(name)
-    return _small_results(model, node, {}).get(name, np.array([])) if node and node.op_type == "Constant" else np.array([])
+    if node is None or node.op_type != "Constant":
+        return np.array([])
+    return _small_results(model, node, {}).get(name, np.array([]))
 
 
 def _einsum_macs(equation: str, shapes: list[list[int]], output: list[int]) -> int:
