@@ -120,11 +120,32 @@ def uncosted_layers(graph: ShapedGraph) -> dict[str, int]:
 
 def cpu_layers(graph: ShapedGraph) -> dict[str, int]:
     """Op types, by count, of the layers onnxruntime's QNN provider runs on the CPU: the quantized operators it does not
-    compile (`read_as_qdq`) and the ops it has no builder for. The estimate costs them on the NPU all the same."""
+    compile (`read_as_qdq`), the ops it has no builder for and the Einsum equations it does not build as a MatMul. The
+    estimate costs them on the NPU all the same."""
     quantized = {op: count for op, count in graph.read_as_qdq.items()
                  if not QUANTIZED_OPERATORS[op.rsplit(".", 1)[-1]].on_npu}
-    unbuilt = _op_types(node for node in graph.model.graph.node if node.op_type in CPU_OPS and node.domain in ONNX_DOMAINS)
+    unbuilt = _op_types(node for node in graph.model.graph.node if node.domain in ONNX_DOMAINS and (
+        node.op_type in CPU_OPS or node.op_type == "Einsum" and not _einsum_as_matmul(_equation(node))))
     return dict(sorted((quantized | unbuilt).items()))
+
+
+def _einsum_as_matmul(equation: str) -> bool:
+    """Whether onnxruntime's QNN provider builds this Einsum (its rule, checked against the installed provider): two
+    operands of two or more letters each, the result written out, that multiply the last two dimensions as a MatMul
+    (`bhqk,bhkd->bhqd`), or with the second transposed (`bhqd,bhkd->bhqk`), broadcast over the first (`bhwc,hkc->bhwk`)
+    or with all three transposed around a dimension between (`bchq,bkhc->bkhq`)."""
+    terms, arrow, result = equation.replace(" ", "").partition("->")
+    first, _, second = terms.partition(",")
+    if not arrow or not all(len(term) >= 2 and term.isascii() and term.isalpha() for term in (first, second, result)):
+        return False
+    if len(first) == len(second) == len(result):
+        (m, k), (k2, n), (m2, n2) = first[-2:], second[-2:], result[-2:]
+        matmul = first[:-2] == second[:-2] == result[:-2] and m == m2 and (k == k2 and n == n2 or k == n and k2 == n2)
+        transposed = len(first) == 4 and first[0] == second[0] == result[0] and first[3] == result[3] \
+            and first[1] == second[3] and second[1] == result[1]
+        return matmul or transposed
+    return (len(first), len(second), len(result)) == (4, 3, 4) and first[:2] == result[:2] and second[0] == first[1] \
+        and first[2] == result[2] and first[3] == second[2] and second[1] == result[3]
 
 
 def _op_types(nodes: Iterable[onnx.NodeProto]) -> dict[str, int]:
@@ -544,8 +565,7 @@ def layer_costs(graph: ShapedGraph, precision: str, vtcm_bytes: int) -> list[Lay
             macs = int(np.prod(output)) * shape_of(node.input[0])[0 if transposed else -1]
             kind = "dense" if any(weight_source(name) for name in node.input[:2]) else "dynamic"
         elif node.op_type == "Einsum" and len(node.input) == 2 and output and all(map(shape_of, node.input)):
-            equation = next(a.s.decode() for a in node.attribute if a.name == "equation")
-            macs = _einsum_macs(equation, [shape_of(name) for name in node.input], output)
+            macs = _einsum_macs(_equation(node), [shape_of(name) for name in node.input], output)
             kind = "dense" if any(map(weight_source, node.input)) else "dynamic"
         elif node.op_type in RECURRENT_GATES and kernel and (sequence := shape_of(node.input[0])):
             # kernel (W): [directions, gates * hidden, input]; X: [steps, batch, input], or [batch, steps, input]
@@ -675,6 +695,10 @@ def _constant_value(model: onnx.ModelProto, name: str, producer: Mapping[str, on
     if node is None or node.op_type != "Constant":
         return np.array([])
     return _small_results(model, node, {}).get(name, np.array([]))
+
+
+def _equation(node: onnx.NodeProto) -> str:
+    return next(attribute.s.decode() for attribute in node.attribute if attribute.name == "equation")
 
 
 def _einsum_macs(equation: str, shapes: list[list[int]], output: list[int]) -> int:

@@ -12,9 +12,11 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from edgefusion_export.graphs import LayerCost, layer_costs, load_shaped, static_shapes
+from edgefusion_export.errors import UserError
+from edgefusion_export.graphs import LayerCost, cpu_layers, layer_costs, load_shaped, static_shapes
 from edgefusion_export.profile.estimate import EstimateConstants, LatencyModel, LayerArrays, layer_times_ms
 from edgefusion_export.profile.model import SCHEMA_FILE
+from edgefusion_export.runtime.sessions import htp_session
 from edgefusion_export.targets import aihub, snapdragon
 from edgefusion_export.targets.chipsets import chipset
 
@@ -311,8 +313,36 @@ def test_recurrent_layers_and_einsum_count_their_macs(tmp_path):
     assert layer_times_ms(LayerArrays.of([lstm], "fp16", io_values=0), model)[0] == pytest.approx(
         max(lstm.macs / (model.peak_macs_per_s * c.dense_efficiency),
             traffic / (chip.memory_bandwidth_gbps * 1e9 * c.memory_efficiency)) * 1e3 + 10 * c.op_overhead_us / 1e3)
-    assert json.loads(run_cli("estimate", path, "--json").stdout)["on_cpu"] == {"RNN": 1}
-    assert "; onnxruntime's QNN provider runs 1 RNN on the CPU)" in run_cli("estimate", path).stdout
+    assert json.loads(run_cli("estimate", path, "--json").stdout)["on_cpu"] == {"Einsum": 2, "RNN": 1}
+    assert "; onnxruntime's QNN provider runs 2 Einsum, 1 RNN on the CPU)" in run_cli("estimate", path).stdout
+
+
+def test_the_einsum_equations_left_to_the_cpu_are_those_the_qnn_provider_refuses(tmp_path):
+    """`on_cpu` names an Einsum exactly when the installed QNN provider will not build it for the HTP: each equation
+    is loaded with CPU fallback off. The ones it builds are MatMuls: plain, with the second operand transposed,
+    broadcast over the first, with all three transposed; any case, any spacing."""
+    sizes = dict(zip("bhqkdwcijIJK", (2, 3, 5, 6, 4, 3, 4, 7, 2, 5, 4, 3)))
+    equations = ["bhqk,bhkd->bhqd", "bhqd,bhkd->bhqk", "bhwc,hkc->bhwk", "bchq,bkhc->bkhq", "IJ,JK->IK",
+                 "b i j, b j k -> b i k", "bij,jk->bik", "ji,jk->ik", "bhwc,hkc->bhkw", "bqhd,bkhd->bhqk",
+                 "...ij,...jk->...ik", "ij,jk", "ij,ij->ij"]
+    built, kept = {}, {}
+    for index, equation in enumerate(equations):
+        terms = equation.replace(" ", "").partition("->")[0].replace(".", "").split(",")
+        inputs = [helper.make_tensor_value_info(f"in{i}", TensorProto.FLOAT, [sizes[letter] for letter in term])
+                  for i, term in enumerate(terms)]
+        node = helper.make_node("Einsum", [value.name for value in inputs], ["out"], equation=equation)
+        graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)])
+        path = tmp_path / f"einsum{index}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+        kept[equation] = cpu_layers(load_shaped(path)) == {}
+        try:
+            htp_session(path, chipset("snapdragon-8-gen-3").htp_target, cpu_fallback=False,
+                        extra={"enable_htp_fp16_precision": "1"})
+            built[equation] = True
+        except UserError:
+            built[equation] = False
+    assert kept == built
+    assert sum(built.values()) == 6
 
 
 def test_hard_swish_estimates_alike_as_one_op_or_as_x_times_hard_sigmoid(tmp_path):
