@@ -10,9 +10,12 @@ import signal
 import tempfile
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+from .errors import UserError
 
 T = TypeVar("T")
 PR_SET_PDEATHSIG = 1
@@ -25,16 +28,33 @@ def in_fresh_process(function: Callable[..., T], *args: Any, temp_parent: Path,
     """`function(*args)` in a newly spawned interpreter (function and arguments must pickle), started with
     `environment` added to this process's (for what a C library reads when the process starts). The worker's
     temporary files (onnxruntime's quantizer writes gigabytes there) go in a folder inside `temp_parent`, a staging
-    folder of the caller's: a killed worker cannot clean up, and what it leaves goes with the staging folder."""
+    folder of the caller's: a killed worker cannot clean up, and what it leaves goes with the staging folder. A
+    worker that dies (the out-of-memory killer, a native library's abort) is a UserError that says how."""
     with tempfile.TemporaryDirectory(dir=temp_parent, prefix="worker-tmp-") as temp_dir:
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=start_worker, initargs=(temp_dir, os.getpid())) as process:
             with _spawning, _environment(environment or {}):
-                _workers[threading.get_ident()] = process.submit(os.getpid).result()  # the worker starts here
+                pid = _workers[threading.get_ident()] = process.submit(os.getpid).result()  # the worker starts here
+            worker = next(child for child in multiprocessing.active_children() if child.pid == pid)
             try:
                 return process.submit(function, *args).result()
+            except BrokenProcessPool:
+                worker.join()
+                raise UserError(f"the worker process running {getattr(function, '__name__', 'a step')} "
+                                f"{_death(worker.exitcode)}") from None
             finally:
                 _workers.pop(threading.get_ident(), None)
+
+
+def _death(exit_code: int | None) -> str:
+    """How a worker ended, and what to do about it."""
+    if exit_code == -signal.SIGKILL:
+        return ("was killed (SIGKILL), most likely by the system's out-of-memory killer: free memory or use a larger "
+                "machine (the README lists each build's memory peak)")
+    if exit_code is not None and exit_code < 0:
+        return (f"crashed ({signal.Signals(-exit_code).name}) inside a native library (onnxruntime, QNN): rerun it, "
+                "and report it with the model if it happens again")
+    return f"ended without a result (exit status {exit_code})"
 
 
 @contextmanager

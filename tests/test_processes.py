@@ -9,10 +9,16 @@ import time
 from functools import partial
 from pathlib import Path
 
+import pytest
+
+from edgefusion_export.errors import UserError
 from edgefusion_export.processes import in_fresh_process
 
 ORPHAN_PROBE = """
 import os, threading, time
+import pytest
+
+from edgefusion_export.errors import UserError
 from edgefusion_export.processes import in_fresh_process
 if __name__ == "__main__":
     threading.Thread(target=in_fresh_process, args=(time.sleep, 60), kwargs={"temp_parent": "."}, daemon=True).start()
@@ -59,3 +65,14 @@ def test_killing_the_compiler_kills_its_worker(tmp_path):
         if not survivors:
             break
     assert survivors == []
+
+
+def test_a_worker_that_dies_is_an_error_that_says_how(tmp_path):
+    """The out-of-memory killer's SIGKILL and a native library's abort end a worker; the build stops with one line
+    that names the step and the likely cause, not a BrokenProcessPool traceback."""
+    with pytest.raises(UserError, match=r"^the worker process running raise_signal was killed \(SIGKILL\), most "
+                                        r"likely by the system's out-of-memory killer"):
+        in_fresh_process(signal.raise_signal, signal.SIGKILL, temp_parent=tmp_path)
+    with pytest.raises(UserError, match=r"^the worker process running abort crashed \(SIGABRT\) inside a native library"):
+        in_fresh_process(os.abort, temp_parent=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the worker's temporary folder goes with it
