@@ -343,18 +343,23 @@ def _report_regressions(problems: list[Regression], baseline: Path, allowed: flo
 @click.option("--baseline", type=click.Path(path_type=Path),
               help="What a previous 'estimate --json' printed: fail if a model got slower (in total or per op type).")
 @click.option("--max-regression", default="5%", show_default=True, help="Allowed slow-down per model and op type.")
+@click.option("--ask-qnn", is_flag=True,
+              help="Name the layers QNN runs on the CPU as the installed onnxruntime-qnn places them, not by the "
+                   "estimate's rules: it compiles each model (seconds for a small graph, minutes for a UNet).")
 @user_errors
 def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str | None, input_shapes: tuple[str, ...],
-             top: int | None, as_json: bool, baseline: Path | None, max_regression: str) -> None:
+             top: int | None, as_json: bool, baseline: Path | None, max_regression: str, ask_qnn: bool) -> None:
     """Projected NPU time of one call of any ONNX model (the 'estimate' backend of 'profile')."""
     import json
-    from dataclasses import asdict
+    import time
+    from dataclasses import asdict, replace
 
     from .graphs import graph_precision, load_shaped, parse_input_shape
     from .profile import gate
     from .profile.estimate import LatencyModel, estimate_graph
     from .profile.render import milliseconds, print_breakdown
     from .targets.chipsets import chipset as chipset_profile
+    from .targets.snapdragon import placed_on_cpu
 
     chips = [chipset_profile(name) for name in dict.fromkeys(chipsets or [None])]
     allowed = _fraction(max_regression)
@@ -367,6 +372,11 @@ def estimate(models: tuple[Path, ...], chipsets: tuple[str, ...], precision: str
         for chip in chips:
             latency = LatencyModel.of(chip, runs_at)
             graph = estimate_graph(shaped, model.stem, runs_at, chip)
+            if ask_qnn:
+                start = time.perf_counter()
+                graph = replace(graph, on_cpu=placed_on_cpu(model, given[model], chip))
+                console.print(f"{model}: placed by onnxruntime-qnn for {chip.marketing_name} in "
+                              f"{time.perf_counter() - start:.1f} s", markup=False, soft_wrap=True)
             result = {"model": str(model), "chipset": chip.name, "precision": runs_at, **graph.to_json(top or 0),
                       "held_out_error": asdict(latency.band) if latency.band else None}
             if (str(model), chip.name) in previous:

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -115,7 +116,7 @@ def uncosted_layers(graph: ShapedGraph) -> dict[str, int]:
     def uncosted(node: onnx.NodeProto) -> bool:
         return not _free(node, graph.folded) and (_has_subgraphs(node) or not all(map(known, filter(None, node.output))))
 
-    return _op_types(node for node in graph.model.graph.node if uncosted(node))
+    return op_types(node for node in graph.model.graph.node if uncosted(node))
 
 
 def cpu_layers(graph: ShapedGraph) -> dict[str, int]:
@@ -124,7 +125,7 @@ def cpu_layers(graph: ShapedGraph) -> dict[str, int]:
     estimate costs them on the NPU all the same."""
     quantized = {op: count for op, count in graph.read_as_qdq.items()
                  if not QUANTIZED_OPERATORS[op.rsplit(".", 1)[-1]].on_npu}
-    unbuilt = _op_types(node for node in graph.model.graph.node if node.domain in ONNX_DOMAINS and (
+    unbuilt = op_types(node for node in graph.model.graph.node if node.domain in ONNX_DOMAINS and (
         node.op_type in CPU_OPS or node.op_type == "Einsum" and not _einsum_as_matmul(_equation(node))))
     return dict(sorted((quantized | unbuilt).items()))
 
@@ -148,8 +149,9 @@ def _einsum_as_matmul(equation: str) -> bool:
         and first[2] == result[2] and first[3] == second[2] and second[1] == result[3]
 
 
-def _op_types(nodes: Iterable[onnx.NodeProto]) -> dict[str, int]:
-    """Op types (with their domain when not ONNX's), by count."""
+def op_types(nodes: Iterable[Any]) -> dict[str, int]:
+    """Op types (with their domain when not ONNX's), by count, of ONNX nodes or of anything with their `domain` and
+    `op_type` (onnxruntime's record of where it placed each node)."""
     found = Counter(node.op_type if node.domain in ONNX_DOMAINS else f"{node.domain}.{node.op_type}" for node in nodes)
     return dict(sorted(found.items()))
 
@@ -160,7 +162,7 @@ def shaped(model: onnx.ModelProto) -> ShapedGraph:
     then each `If` whose condition is known is replaced by the branch it takes, and all of it repeated. onnx's data
     propagation covers some of those ops within one round (SD-1.5's UNet exported with dynamic axes takes 6 s with
     it, 50 s without). Quantized operators are read as the float operators they compute (`as_qdq`)."""
-    read_as_qdq = _op_types(filter(quantized_operator, model.graph.node))
+    read_as_qdq = op_types(filter(quantized_operator, model.graph.node))
     model = as_qdq(model)
     light, values, branches_taken = _shapes_only(model), {}, False
     while True:

@@ -345,6 +345,34 @@ def test_the_einsum_equations_left_to_the_cpu_are_those_the_qnn_provider_refuses
     assert sum(built.values()) == 6
 
 
+def test_ask_qnn_names_the_layers_the_installed_provider_leaves_to_the_cpu(tmp_path):
+    """The estimate's rules name an RNN and an Einsum QNN does not build; `--ask-qnn` compiles the graph in the
+    installed provider (its dynamic batch set to 1, as the estimate reads it) and also finds what no rule covers: a
+    GatherND on a boolean mask, as in BERT's exported graph. The Conv stays on the NPU."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name) for name, shape in (
+        ("conv_w", (4, 3, 3, 3)), ("rnn_w", (1, 6, 5)), ("rnn_r", (1, 6, 6)), ("projection", (4, 5)))]
+    weights.append(numpy_helper.from_array(np.zeros((1, 1), np.int64), "first"))
+    nodes = [helper.make_node("Conv", ["image", "conv_w"], ["features"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("RNN", ["sequence", "rnn_w", "rnn_r"], ["states"], hidden_size=6, name="rnn"),
+             helper.make_node("Einsum", ["tokens", "projection"], ["projected"], equation="bij,jk->bik", name="einsum"),
+             helper.make_node("GatherND", ["mask", "first"], ["first_mask"], name="gather")]
+    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 8, 8]),
+              helper.make_tensor_value_info("sequence", TensorProto.FLOAT, [4, 1, 5]),
+              helper.make_tensor_value_info("tokens", TensorProto.FLOAT, [2, 3, 4]),
+              helper.make_tensor_value_info("mask", TensorProto.BOOL, [1, 6])]
+    outputs = [helper.make_tensor_value_info(name, elem, None) for name, elem in (
+        ("features", TensorProto.FLOAT), ("states", TensorProto.FLOAT), ("projected", TensorProto.FLOAT),
+        ("first_mask", TensorProto.BOOL))]
+    path = tmp_path / "placement.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, weights),
+                                opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert json.loads(run_cli("estimate", path, "--json").stdout)["on_cpu"] == {"Einsum": 1, "RNN": 1}
+    asked = run_cli("estimate", path, "--json", "--ask-qnn")
+    assert json.loads(asked.stdout)["on_cpu"] == {"Einsum": 1, "GatherND": 1, "RNN": 1}
+    assert f"{path}: placed by onnxruntime-qnn for Snapdragon 8 Gen 3 in " in asked.stderr
+
+
 def test_hard_swish_estimates_alike_as_one_op_or_as_x_times_hard_sigmoid(tmp_path):
     """Opset 13 exporters and onnxruntime's QNN pre-processing write hard-swish as x * HardSigmoid(x); it is folded
     into the Conv before it as the HardSwish op is (and SiLU's x * Sigmoid(x)), so one network estimates alike either

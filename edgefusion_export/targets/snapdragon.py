@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +20,10 @@ import numpy as np
 import onnx
 
 from ..errors import UserError, first_line
-from ..graphs import MAC_OPS, LayerCost, layer_costs, load_shaped
+from ..graphs import MAC_OPS, LayerCost, fix_input_shapes, layer_costs, load_shaped, op_types
 from ..metrics import sqnr_db
 from ..processes import in_fresh_process
-from ..runtime.sessions import HtpTarget, cpu_session, htp_session, qnn_devices
+from ..runtime.sessions import QNN_EP, HtpTarget, cpu_session, htp_session, qnn_devices
 from ..stages import StageResult
 from .chipsets import Chipset
 
@@ -171,6 +173,40 @@ def write_context_models(model_paths: list[str], outputs: list[str], provider_op
     while sessions:  # the last first, as onnxruntime's weight-sharing design asks
         sessions.pop()
     return None
+
+
+def placed_on_cpu(model_path: Path, input_shapes: Mapping[str, list[int]], chip: Chipset) -> dict[str, int]:
+    """Op types, by count, of the layers the installed QNN provider leaves to the CPU when it loads the model for
+    `chip`'s HTP (a float graph in FP16), its dynamic dimensions set as `estimate` sets them. It compiles the graph
+    to do so, in a fresh process: seconds for a small graph, minutes for a UNet."""
+    with tempfile.TemporaryDirectory(prefix="edgefusion-placement-") as work:
+        loaded = model_path
+        if fix_input_shapes(onnx.load(str(model_path), load_external_data=False), input_shapes) or input_shapes:
+            model = onnx.load(str(model_path))  # QNN compiles static shapes only: write them in
+            fix_input_shapes(model, input_shapes)
+            loaded = Path(work) / "model.onnx"
+            onnx.save(model, str(loaded), save_as_external_data=True, location="model.onnx.data")
+        options = {**chip.htp_target.provider_options(), "enable_htp_fp16_precision": "1"}
+        placed = in_fresh_process(cpu_op_types, str(loaded), options, temp_parent=Path(work))
+    if isinstance(placed, str):
+        raise UserError(f"the QNN provider could not load {model_path.name} for {chip.marketing_name}: {placed}")
+    return placed
+
+
+def cpu_op_types(model_path: str, provider_options: dict[str, str]) -> dict[str, int] | str:
+    """The op types, by count, that onnxruntime places off the QNN provider; or why the session failed."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    options.add_provider_for_devices(qnn_devices(), provider_options)
+    try:
+        session = onnxruntime.InferenceSession(model_path, options)
+    except Exception as error:  # onnxruntime's own Fail/RuntimeException types carry QNN's log text
+        return first_line(error)
+    return op_types(node for subgraph in session.get_provider_graph_assignment_info()
+                    if subgraph.ep_name != QNN_EP for node in subgraph.get_nodes())
 
 
 def match_ir_version(compiled: Path, portable: Path) -> None:
