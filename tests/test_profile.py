@@ -371,6 +371,13 @@ def test_ask_qnn_names_the_layers_the_installed_provider_leaves_to_the_cpu(tmp_p
     asked = run_cli("estimate", path, "--json", "--ask-qnn")
     assert json.loads(asked.stdout)["on_cpu"] == {"Einsum": 1, "GatherND": 1, "RNN": 1}
     assert f"{path}: placed by onnxruntime-qnn for Snapdragon 8 Gen 3 in " in asked.stderr
+    detached = tmp_path / "detached.onnx"  # its weights beside it, then lost: the estimate needs none, QNN all
+    onnx.save(onnx.load(str(path)), str(detached), save_as_external_data=True, location="detached.onnx.data",
+              size_threshold=0)
+    (tmp_path / "detached.onnx.data").unlink()
+    assert json.loads(run_cli("estimate", detached, "--json").stdout)["on_cpu"] == {"Einsum": 1, "RNN": 1}
+    assert_clean_error(run_cli("estimate", detached, "--ask-qnn"), f"cannot read the weights of {detached}",
+                       "its external data must be beside it")
 
 
 def test_hard_swish_estimates_alike_as_one_op_or_as_x_times_hard_sigmoid(tmp_path):

@@ -182,7 +182,11 @@ def placed_on_cpu(model_path: Path, input_shapes: Mapping[str, list[int]], chip:
     with tempfile.TemporaryDirectory(prefix="edgefusion-placement-") as work:
         loaded = model_path
         if fix_input_shapes(onnx.load(str(model_path), load_external_data=False), input_shapes) or input_shapes:
-            model = onnx.load(str(model_path))  # QNN compiles static shapes only: write them in
+            try:
+                model = onnx.load(str(model_path))  # QNN compiles static shapes only: write them in
+            except (OSError, ValueError, onnx.checker.ValidationError) as error:
+                raise UserError(f"cannot read the weights of {model_path} ({first_line(error)}); --ask-qnn compiles "
+                                "the model, so its external data must be beside it")
             fix_input_shapes(model, input_shapes)
             loaded = Path(work) / "model.onnx"
             onnx.save(model, str(loaded), save_as_external_data=True, location="model.onnx.data")
