@@ -193,7 +193,7 @@ def placed_on_cpu(model_path: Path, input_shapes: Mapping[str, list[int]], chip:
         options = {**chip.htp_target.provider_options(), "enable_htp_fp16_precision": "1"}
         placed = in_fresh_process(cpu_op_types, str(loaded), options, temp_parent=Path(work))
     if isinstance(placed, str):
-        raise UserError(f"the QNN provider could not load {model_path.name} for {chip.marketing_name}: {placed}")
+        raise UserError(f"the QNN provider could not load {model_path} for {chip.marketing_name}: {placed}")
     return placed
 
 
