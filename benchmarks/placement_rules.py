@@ -3,7 +3,7 @@ onnxruntime-qnn (what `estimate --ask-qnn` reports) against the rules (`estimate
 
 The graphs are those of `estimate_validation.py`, built once in its `--work` folder (float, simplified). Each is
 compiled for the chipset's HTP in a worker process, which takes seconds for most graphs, 5 minutes for SAM2's
-encoder and about 2 minutes (7 GB) for an SD UNet; `--skip unet` leaves the UNets out. A graph that the provider
+encoder and about 2 minutes (7 GB) for an SD UNet; `--skip .unet` leaves SD's UNets out. A graph that the provider
 cannot load, or that makes it abort, is listed under `failed` with the reason.
 
     .venv/bin/pip install .[bench]
