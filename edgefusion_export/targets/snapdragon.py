@@ -180,8 +180,10 @@ def placed_on_cpu(model_path: Path, input_shapes: Mapping[str, list[int]], chip:
     `chip`'s HTP (a float graph in FP16), its dynamic dimensions set as `estimate` sets them. It compiles the graph
     to do so, in a fresh process: seconds for a small graph, minutes for a UNet."""
     with tempfile.TemporaryDirectory(prefix="edgefusion-placement-") as work:
-        loaded = model_path
-        if fix_input_shapes(onnx.load(str(model_path), load_external_data=False), input_shapes) or input_shapes:
+        loaded, header = model_path, onnx.load(str(model_path), load_external_data=False)
+        declared = [value.SerializeToString() for value in header.graph.input]
+        fix_input_shapes(header, input_shapes)
+        if [value.SerializeToString() for value in header.graph.input] != declared:  # a dynamic dimension was set
             try:
                 model = onnx.load(str(model_path))  # QNN compiles static shapes only: write them in
             except (OSError, ValueError, onnx.checker.ValidationError) as error:
