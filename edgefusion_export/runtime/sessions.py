@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,16 +65,26 @@ def cpu_session(path: Path, threads: int | None = None, exact: bool = False, pri
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def qnn_session_options(provider_options: Mapping[str, str], config: Mapping[str, str] | None = None) -> Any:
+    """Session options that give a graph to the QNN provider, with its provider options and onnxruntime's session
+    config entries; onnxruntime logs errors only."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(key, value)
+    options.add_provider_for_devices(qnn_devices(), dict(provider_options))
+    return options
+
+
 def htp_session(path: Path, target: HtpTarget, cpu_fallback: bool = True, extra: dict[str, str] | None = None) -> Any:
     """A session on the QNN HTP backend (emulated on x86_64). A compiled EPContext model keeps its boundary
     Q/DQ nodes on the CPU, so it needs `cpu_fallback`; a plain QDQ graph can forbid it."""
     import onnxruntime
 
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    if not cpu_fallback:
-        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    options.add_provider_for_devices(qnn_devices(), {**target.provider_options(), **(extra or {})})
+    options = qnn_session_options({**target.provider_options(), **(extra or {})},
+                                  {} if cpu_fallback else {"session.disable_cpu_ep_fallback": "1"})
     try:
         with native_stdout_to_stderr():
             return onnxruntime.InferenceSession(str(path), options)

@@ -23,7 +23,7 @@ from ..errors import UserError, first_line
 from ..graphs import MAC_OPS, LayerCost, fix_input_shapes, layer_costs, load_shaped, op_types
 from ..metrics import sqnr_db
 from ..processes import in_fresh_process
-from ..runtime.sessions import QNN_EP, HtpTarget, cpu_session, htp_session, qnn_devices
+from ..runtime.sessions import QNN_EP, HtpTarget, cpu_session, htp_session, qnn_session_options
 from ..stages import StageResult
 from .chipsets import Chipset
 
@@ -158,14 +158,10 @@ def write_context_models(model_paths: list[str], outputs: list[str], provider_op
         # onnxruntime names the graph in the binary after a hash of the path the model was opened by: by its file
         # name, the binary is the same wherever the cache is (by its absolute path, 54 bytes differed between caches).
         os.chdir(Path(model_path).parent)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
         entries = {"ep.context_enable": "1", "ep.context_file_path": output, "ep.context_embed_mode": "0",
                    **({"ep.share_ep_contexts": "1"} if sharing else {}),
                    **({"ep.stop_share_ep_contexts": "1"} if sharing and index == len(model_paths) - 1 else {})}
-        for key, value in entries.items():
-            options.add_session_config_entry(key, value)
-        options.add_provider_for_devices(qnn_devices(), provider_options)
+        options = qnn_session_options(provider_options, entries)
         try:
             sessions.append(onnxruntime.InferenceSession(Path(model_path).name, options))
         except Exception as error:  # onnxruntime raises its own Fail/RuntimeException types with QNN's log text
@@ -203,10 +199,7 @@ def cpu_op_types(model_path: str, provider_options: dict[str, str]) -> dict[str,
     """The op types, by count, that onnxruntime places off the QNN provider; or why the session failed."""
     import onnxruntime
 
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
-    options.add_provider_for_devices(qnn_devices(), provider_options)
+    options = qnn_session_options(provider_options, {"session.record_ep_graph_assignment_info": "1"})
     try:
         session = onnxruntime.InferenceSession(model_path, options)
     except Exception as error:  # onnxruntime's own Fail/RuntimeException types carry QNN's log text
