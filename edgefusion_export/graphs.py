@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,12 @@ MAC_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
 # time step and direction; it has no RNN builder.
 RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 CPU_OPS = {"RNN"}  # ONNX ops that onnxruntime's QNN provider has no builder for: it leaves them to the CPU
+# Ops it leaves to the CPU on data of a type the HTP does not take for them (their first input's), and the casts it
+# does not build (from, to): each op loaded on each type in the installed provider (tests/test_profile.py). Raw 8-bit
+# integers (an image, not quantized values) are not listed: on them most ops go to the CPU.
+CPU_DATA_TYPES = {"Equal": {"bool"}, "GatherND": {"bool"}, "ScatterElements": {"bool"}, "Pad": {"bool", "int32"},
+                  "Neg": {"int32"}}
+CPU_CASTS = {("bool", "int64"), ("float32", "int64"), ("float16", "int64"), ("float16", "bool")}
 # Activations the estimate folds into the MAC layer before them: its fitted accounting, not QNN's. Compiled for the
 # HTP, QNN folds batch norm, and ReLU and clipping only when quantized; the rest run as ops of their own
 # (benchmarks/fused_activations.py; counting them so fitted no better, see estimate_forms.py).
@@ -121,13 +127,25 @@ def uncosted_layers(graph: ShapedGraph) -> dict[str, int]:
 
 def cpu_layers(graph: ShapedGraph) -> dict[str, int]:
     """Op types, by count, of the layers onnxruntime's QNN provider runs on the CPU: the quantized operators it does not
-    compile (`read_as_qdq`), the ops it has no builder for and the Einsum equations it does not build as a MatMul. The
-    estimate costs them on the NPU all the same."""
+    compile (`read_as_qdq`), the ops it has no builder for, the Einsum equations it does not build as a MatMul and ops
+    on data of a type the HTP does not take for them. The estimate costs them on the NPU all the same."""
     quantized = {op: count for op, count in graph.read_as_qdq.items()
                  if not QUANTIZED_OPERATORS[op.rsplit(".", 1)[-1]].on_npu}
-    unbuilt = op_types(node for node in graph.model.graph.node if node.domain in ONNX_DOMAINS and (
-        node.op_type in CPU_OPS or node.op_type == "Einsum" and not _einsum_as_matmul(_equation(node))))
-    return dict(sorted((quantized | unbuilt).items()))
+
+    def data_type(names: Sequence[str]) -> str | None:  # of the first of `names`
+        tensor_type = graph.types.get(names[0]) if names else None
+        known = tensor_type is not None and tensor_type.elem_type != onnx.TensorProto.UNDEFINED
+        return onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).name if known else None
+
+    def unbuilt(node: onnx.NodeProto) -> bool:
+        if node.domain not in ONNX_DOMAINS or graph.folded.issuperset(filter(None, node.output)):
+            return False
+        if node.op_type == "Cast":
+            return (data_type(node.input), data_type(node.output)) in CPU_CASTS
+        return node.op_type in CPU_OPS or data_type(node.input) in CPU_DATA_TYPES.get(node.op_type, ()) or \
+            node.op_type == "Einsum" and not _einsum_as_matmul(_equation(node))
+
+    return dict(sorted((quantized | op_types(filter(unbuilt, graph.model.graph.node))).items()))
 
 
 def _einsum_as_matmul(equation: str) -> bool:

@@ -345,31 +345,68 @@ def test_the_einsum_equations_left_to_the_cpu_are_those_the_qnn_provider_refuses
     assert sum(built.values()) == 6
 
 
+@pytest.mark.parametrize("data_type", ["bool", "int32", "float32", "float16"])
+def test_the_ops_left_to_the_cpu_for_their_data_type_are_those_the_qnn_provider_places_there(tmp_path, data_type):
+    """`on_cpu` names an op on a data type the HTP does not take for it exactly as the installed QNN provider places
+    it (a boolean mask read by GatherND, as in BERT; a Pad of integers; a cast to int64), and the same ops on the
+    types it takes stay on the NPU."""
+    element = helper.np_dtype_to_tensor_dtype(np.dtype(data_type))
+    consts = {name: numpy_helper.from_array(np.array(value, np.int64), name) for name, value in (
+        ("pads", [0, 0, 1, 0, 0, 1]), ("nd_index", [[0, 1], [1, 2]]), ("index", [0, 2]),
+        ("element_index", np.zeros((2, 4, 6))), ("shape", [8, 6]))}
+    ops = {"Equal": (["data"], {}), "GatherND": (["nd_index"], {}), "Gather": (["index"], {"axis": 1}),
+           "ScatterElements": (["element_index", "data"], {"axis": 2}), "Pad": (["pads"], {}),
+           "Reshape": (["shape"], {}), "Transpose": ([], {"perm": [0, 2, 1]}), "Concat": (["data"], {"axis": 0}),
+           "Cast": ([], {"to": TensorProto.INT64}), "Cast_to_bool": ([], {"to": TensorProto.BOOL}),
+           "Cast_to_float": ([], {"to": TensorProto.FLOAT})}
+    if data_type != "bool":
+        ops |= {"Neg": ([], {}), "Add": (["data"], {})}
+    nodes = [helper.make_node("Greater", ["x", "zero"], ["positive"]),
+             helper.make_node("Cast", ["positive"], ["data"], to=element),
+             helper.make_node("Shape", ["x"], ["x_shape"]),  # shape arithmetic, folded before placement
+             helper.make_node("Cast", ["x_shape"], ["x_shape_float"], to=TensorProto.FLOAT),
+             helper.make_node("Cast", ["x_shape_float"], ["x_shape_again"], to=TensorProto.INT64),
+             helper.make_node("Reshape", ["x", "x_shape_again"], ["x_again"])]
+    nodes += [helper.make_node(op.split("_")[0], ["data", *inputs], [f"{op}_out"], name=op, **attributes)
+              for op, (inputs, attributes) in ops.items()]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 6])], [],
+                              [numpy_helper.from_array(np.zeros((), np.float32), "zero"), *consts.values()])
+    model = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    inferred = {value.name: value for value in model.graph.value_info}
+    model.graph.output.extend(inferred[name] for name in ["x_again", *(f"{op}_out" for op in ops)])
+    path = tmp_path / f"{data_type}.onnx"
+    onnx.save(model, str(path))
+    placed = snapdragon.placed_on_cpu(path, {}, chipset("snapdragon-8-gen-3"))
+    assert cpu_layers(load_shaped(path)) == placed
+    assert placed == {"bool": {"Cast": 1, "Equal": 1, "GatherND": 1, "Pad": 1, "ScatterElements": 1},
+                      "int32": {"Neg": 1, "Pad": 1}, "float32": {"Cast": 1},
+                      "float16": {"Cast": 2}}[data_type]
+
+
 def test_ask_qnn_names_the_layers_the_installed_provider_leaves_to_the_cpu(tmp_path):
     """The estimate's rules name an RNN and an Einsum QNN does not build; `--ask-qnn` compiles the graph in the
     installed provider (its dynamic batch set to 1, as the estimate reads it) and also finds what no rule covers: a
-    GatherND on a boolean mask, as in BERT's exported graph. The Conv stays on the NPU."""
+    Transpose of raw 8-bit pixels. The Conv stays on the NPU."""
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name) for name, shape in (
         ("conv_w", (4, 3, 3, 3)), ("rnn_w", (1, 6, 5)), ("rnn_r", (1, 6, 6)), ("projection", (4, 5)))]
-    weights.append(numpy_helper.from_array(np.zeros((1, 1), np.int64), "first"))
     nodes = [helper.make_node("Conv", ["image", "conv_w"], ["features"], pads=[1, 1, 1, 1], name="conv"),
              helper.make_node("RNN", ["sequence", "rnn_w", "rnn_r"], ["states"], hidden_size=6, name="rnn"),
              helper.make_node("Einsum", ["tokens", "projection"], ["projected"], equation="bij,jk->bik", name="einsum"),
-             helper.make_node("GatherND", ["mask", "first"], ["first_mask"], name="gather")]
+             helper.make_node("Transpose", ["pixels"], ["columns"], name="transpose")]
     inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 8, 8]),
               helper.make_tensor_value_info("sequence", TensorProto.FLOAT, [4, 1, 5]),
               helper.make_tensor_value_info("tokens", TensorProto.FLOAT, [2, 3, 4]),
-              helper.make_tensor_value_info("mask", TensorProto.BOOL, [1, 6])]
+              helper.make_tensor_value_info("pixels", TensorProto.UINT8, [2, 6])]
     outputs = [helper.make_tensor_value_info(name, elem, None) for name, elem in (
         ("features", TensorProto.FLOAT), ("states", TensorProto.FLOAT), ("projected", TensorProto.FLOAT),
-        ("first_mask", TensorProto.BOOL))]
+        ("columns", TensorProto.UINT8))]
     path = tmp_path / "placement.onnx"
     onnx.save(helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, weights),
                                 opset_imports=[helper.make_opsetid("", 17)]), str(path))
     assert json.loads(run_cli("estimate", path, "--json").stdout)["on_cpu"] == {"Einsum": 1, "RNN": 1}
     asked = run_cli("estimate", path, "--json", "--ask-qnn")
-    assert json.loads(asked.stdout)["on_cpu"] == {"Einsum": 1, "GatherND": 1, "RNN": 1}
+    assert json.loads(asked.stdout)["on_cpu"] == {"Einsum": 1, "RNN": 1, "Transpose": 1}
     assert f"{path}: placed by onnxruntime-qnn for Snapdragon 8 Gen 3 in " in asked.stderr
     detached = tmp_path / "detached.onnx"  # its weights beside it, then lost: the estimate needs none, QNN all
     onnx.save(onnx.load(str(path)), str(detached), save_as_external_data=True, location="detached.onnx.data",
