@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgefusion_export.errors import UserError
+from edgefusion_export.memory import PeakMemory, resident_bytes
 from edgefusion_export.processes import in_fresh_process
 
 ORPHAN_PROBE = """
@@ -76,3 +77,22 @@ def test_a_worker_that_dies_is_an_error_that_says_how(tmp_path):
     with pytest.raises(UserError, match=r"^the worker process running abort crashed \(SIGABRT\) inside a native library"):
         in_fresh_process(os.abort, temp_parent=tmp_path)
     assert list(tmp_path.iterdir()) == []  # the worker's temporary folder goes with it
+
+
+def peak_of_an_allocation_made_holding_the_gil(size: int) -> tuple[int, int]:
+    """The resident size before a block, and PeakMemory's peak of the block, in which `size` bytes are written in one
+    C call and freed while this thread keeps the GIL (no switch for 100 s), so the sampling thread cannot run."""
+    sys.setswitchinterval(100)
+    before = resident_bytes()
+    with PeakMemory() as peak:
+        data = b"x" * size
+        del data
+    return before, peak.peak_bytes
+
+
+def test_peak_memory_counts_what_native_code_allocates_while_it_holds_the_gil(tmp_path):
+    """As onnxsim does: the kernel's high-water mark, risen inside the block, is its peak. In a fresh process, whose
+    high-water mark is its own."""
+    size = 1 << 30
+    before, peak = in_fresh_process(peak_of_an_allocation_made_holding_the_gil, size, temp_parent=tmp_path)
+    assert abs(peak - (before + size)) < 64 << 20  # within 64 MB of what it wrote
