@@ -157,8 +157,8 @@ def _normalize_names(path: Path) -> None:
 
 def simplify(source_path: Path, folder: Path) -> tuple[Path, dict[str, int | bool | dict[str, int]]]:
     """NPU-friendly rewrites, then onnxsim constant folding and shape inference (kept only when it removes nodes).
-    onnxsim reads the rewritten graph from its file: handed the loaded model instead, it peaked at 19.2 GB and took
-    91 s on SD-2.1's UNet (3.5 GB of weights), from the file 4.8 GB and 19 s."""
+    onnxsim reads the rewritten graph from its file: handed the loaded model instead, it peaked at 18.6 GB and took
+    109 s on SD-1.5's UNet, from the file 4.7 GB and 46 s (benchmarks/simplify_memory.py)."""
     import onnxsim
 
     model = load_full(source_path)
