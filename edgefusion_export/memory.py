@@ -1,5 +1,5 @@
 """Peak resident memory of this process and its children over a block of work: sampled in a background thread, and
-the kernel's high-water marks."""
+this process's high-water mark."""
 
 from __future__ import annotations
 
@@ -24,28 +24,25 @@ def resident_bytes(pid: int | str = "self") -> int:
     return total + sum(resident_bytes(child) for child in children)
 
 
-def high_water_marks() -> tuple[int, int]:
-    """The kernel's peak resident set size, in bytes, of this process and of its largest child that has ended (0 where
-    unavailable)."""
+def high_water_mark() -> int:
+    """The kernel's peak resident set size of this process, in bytes (0 where unavailable). Read from /proc, not
+    getrusage: a spawned process's ru_maxrss starts at its parent's peak, its VmHWM at its own."""
     try:
-        import resource
-    except ImportError:  # not a Unix
-        return 0, 0
-    kilobytes = 1024  # ru_maxrss's unit on Linux
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kilobytes,
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kilobytes)
+        with open("/proc/self/status") as handle:
+            return next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return 0
 
 
 class PeakMemory:
     """`with PeakMemory() as peak: ...` then `peak.mb` is the highest RSS seen inside the block. Sampling misses
     what native code allocates and frees while it holds the GIL (onnxsim handed SD-1.5's loaded UNet: 11.1 GB sampled,
-    18.6 GB by the kernel), so the kernel's high-water marks count too: this process's, and the largest child's
-    that ended in the block, wherever either rose during it."""
+    18.6 GB by the kernel), so this process's high-water mark counts too, where it rose during the block."""
 
     def __init__(self, interval_s: float = 0.02) -> None:
         self.interval_s = interval_s
         self.peak_bytes = 0
-        self._high_water_marks = (0, 0)
+        self._high_water_mark = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -57,15 +54,15 @@ class PeakMemory:
 
     def __enter__(self) -> "PeakMemory":
         self.peak_bytes = resident_bytes()
-        self._high_water_marks = high_water_marks()
+        self._high_water_mark = high_water_mark()
         self._thread.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
         self._stop.set()
         self._thread.join()
-        risen = [now for now, before in zip(high_water_marks(), self._high_water_marks) if now > before]
-        self.peak_bytes = max(self.peak_bytes, resident_bytes(), *risen)
+        risen = high_water_mark()
+        self.peak_bytes = max(self.peak_bytes, resident_bytes(), risen if risen > self._high_water_mark else 0)
 
     @property
     def mb(self) -> float:
