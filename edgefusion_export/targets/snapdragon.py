@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx.external_data_helper import load_external_data_for_model
 
 from ..errors import UserError, first_line
 from ..graphs import MAC_OPS, LayerCost, fix_input_shapes, layer_costs, load_shaped, op_types
@@ -180,14 +181,13 @@ def placed_on_cpu(model_path: Path, input_shapes: Mapping[str, list[int]], chip:
         declared = [value.SerializeToString() for value in header.graph.input]
         fix_input_shapes(header, input_shapes)
         if [value.SerializeToString() for value in header.graph.input] != declared:  # a dynamic dimension was set
-            try:
-                model = onnx.load(str(model_path))  # QNN compiles static shapes only: write them in
+            try:  # QNN compiles static shapes only: write them in, with the weights
+                load_external_data_for_model(header, str(model_path.parent))
             except (OSError, ValueError, onnx.checker.ValidationError) as error:
                 raise UserError(f"cannot read the weights of {model_path} ({first_line(error)}); --ask-qnn compiles "
                                 "the model, so its external data must be beside it")
-            fix_input_shapes(model, input_shapes)
             loaded = Path(work) / "model.onnx"
-            onnx.save(model, str(loaded), save_as_external_data=True, location="model.onnx.data")
+            onnx.save(header, str(loaded), save_as_external_data=True, location="model.onnx.data")
         options = {**chip.htp_target.provider_options(), "enable_htp_fp16_precision": "1"}
         placed = in_fresh_process(cpu_op_types, str(loaded), options, temp_parent=Path(work))
     if isinstance(placed, str):
