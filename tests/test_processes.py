@@ -79,6 +79,17 @@ def test_a_worker_that_dies_is_an_error_that_says_how(tmp_path):
     assert list(tmp_path.iterdir()) == []  # the worker's temporary folder goes with it
 
 
+def test_every_abort_is_named_though_the_pool_reaps_the_worker_too(tmp_path):
+    """Whichever of the pool's thread and ours waits for the dead worker second reads no exit status for a moment:
+    before the wait for it, 4 of 200 aborts were reported as an exit without a result (0 of 600 after)."""
+    reports = set()
+    for _ in range(200):
+        with pytest.raises(UserError) as error:
+            in_fresh_process(os.abort, temp_parent=tmp_path)
+        reports.add(str(error.value).split(" inside ")[0])
+    assert reports == {"the worker process running abort crashed (SIGABRT)"}
+
+
 def peak_of_an_allocation_made_holding_the_gil(size: int) -> tuple[int, int]:
     """The resident size before a block, and PeakMemory's peak of the block, in which `size` bytes are written in one
     C call and freed while this thread keeps the GIL (no switch for 100 s), so the sampling thread cannot run."""
