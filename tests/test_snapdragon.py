@@ -98,7 +98,7 @@ def test_group_norm_is_rewritten_with_parity_and_then_compiles_to_one_partition(
     with pytest.raises(UserError, match="QNN could not compile gn"):
         compile_for_chipset(original, chipset(None), tmp_path, allow_cpu_fallback=False)
     model = onnx.load(str(original))
-    assert make_npu_friendly(model) == {"group_norm": 1, "narrow_silu": 0}
+    assert make_npu_friendly(model) == {"group_norm": 1, "narrow_silu": 0, "identity_gather": 0}
     assert "GroupNormalization" not in {node.op_type for node in model.graph.node}
     rewritten = tmp_path / "rewritten.onnx"
     onnx.save(model, str(rewritten))
@@ -108,6 +108,50 @@ def test_group_norm_is_rewritten_with_parity_and_then_compiles_to_one_partition(
     np.testing.assert_allclose(actual, expected, atol=1e-5)
     compiled = compile_for_chipset(rewritten, chipset(None), tmp_path, allow_cpu_fallback=False)
     assert compiled.partitions == 1 and compiled.cpu_nodes == []
+
+
+def pooled_gather_model(path, indices: np.ndarray):
+    """Conv, then the pooled channels flattened and gathered back to 4-D, then moved channels-last: torch.export's
+    `as_strided` as ConvNeXt's classifier has it."""
+    channels = indices.size
+    initializers = [numpy_helper.from_array(np.random.default_rng(0).standard_normal((channels, channels, 1, 1)).astype(np.float32), "w"),
+                    numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+                    numpy_helper.from_array(indices.reshape(1, channels, 1, 1).astype(np.int64), "indices")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Reshape", ["c", "flat"], ["f"], name="flatten"),
+             helper.make_node("Gather", ["f", "indices"], ["g"], axis=0, name="as_strided"),
+             helper.make_node("Transpose", ["g"], ["y"], perm=[0, 2, 3, 1], name="to_channels_last")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 1, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1, channels])], initializers)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
+
+
+def test_a_gather_of_every_entry_in_order_becomes_a_reshape_which_qnn_compiles_where_the_gather_aborts_it(tmp_path):
+    original = pooled_gather_model(tmp_path / "gather.onnx", np.arange(16))
+    with pytest.raises(UserError, match="SIGABRT"):  # onnxruntime's layout transformation for QNN asserts
+        compile_for_chipset(original, chipset(None), tmp_path, allow_cpu_fallback=False)
+    model = onnx.load(str(original))
+    assert make_npu_friendly(model) == {"group_norm": 0, "narrow_silu": 0, "identity_gather": 1}
+    assert [node.op_type for node in model.graph.node] == ["Conv", "Reshape", "Reshape", "Transpose"]
+    rewritten = tmp_path / "rewritten.onnx"
+    onnx.save(model, str(rewritten))
+    x = np.random.default_rng(3).standard_normal((1, 16, 1, 1)).astype(np.float32)
+    expected = onnxruntime.InferenceSession(str(original)).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(onnxruntime.InferenceSession(str(rewritten)).run(None, {"x": x})[0], expected)
+    compiled = compile_for_chipset(rewritten, chipset(None), tmp_path, allow_cpu_fallback=False)
+    assert compiled.partitions == 1 and compiled.cpu_nodes == []
+    actual = htp_session(tmp_path / f"rewritten.{chipset(None).name}.onnx", chipset(None).htp_target).run(None, {"x": x})[0]
+    assert sqnr_db(expected, actual) > 50
+    reordered = onnx.load(str(pooled_gather_model(tmp_path / "reordered.onnx", np.arange(16)[::-1])))
+    assert make_npu_friendly(reordered)["identity_gather"] == 0  # a Gather that reorders is a Gather
+    positions = helper.make_graph(  # CLIP's position embedding: constants, which onnxsim folds as they are
+        [helper.make_node("Gather", ["table", "ids"], ["p"]), helper.make_node("Add", ["x", "p"], ["y"])], "clip",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8])],
+        [numpy_helper.from_array(np.ones((4, 8), np.float32), "table"), numpy_helper.from_array(np.arange(4).reshape(1, 4), "ids")],
+        value_info=[helper.make_tensor_value_info("table", TensorProto.FLOAT, [4, 8])])  # as torch.export types it
+    assert make_npu_friendly(helper.make_model(positions))["identity_gather"] == 0
 
 
 def test_the_8_elite_gen_5_profile_is_prepared_for_its_soc_and_runs_in_emulation(tmp_path):

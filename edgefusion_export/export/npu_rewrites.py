@@ -7,6 +7,11 @@ parity by its caller.
   NCHW form (Reshape to (N, G, -1), InstanceNormalization, Reshape back) computes garbage on QNN's HTP backend with
   16-bit activations once a SiLU and a Conv follow it, which is every resnet block (-0.4 dB against the CPU in
   HTP emulation; `tests/test_npu_emulation.py` keeps the evidence).
+- A Gather whose constant indices take every entry of its axis in order (torch.export writes `as_strided` so, as in
+  ConvNeXt's pooling) -> the Reshape it is: onnxruntime's layout transformation for the QNN provider aborts the
+  process on a Reshape to 1-D, such a Gather back to 4-D and a Transpose after a Conv (a vector index assertion in
+  onnxruntime-qnn 2.7.0, `tests/test_snapdragon.py` keeps the four-node graph).
+- SiLU on narrow tall images -> a form QNN does not fuse (`split_narrow_silus`).
 """
 
 from __future__ import annotations
@@ -121,7 +126,39 @@ def split_narrow_silus(model: onnx.ModelProto) -> int:
     return rewritten
 
 
-REWRITES = {"group_norm": decompose_group_norm, "narrow_silu": split_narrow_silus}
+def reshape_identity_gathers(model: onnx.ModelProto) -> int:
+    """Replace every Gather of computed values that takes each entry of its axis once, in order, by the Reshape to
+    its output shape (a Gather of constants is onnxsim's to fold)."""
+    constants = {tensor.name: tensor for tensor in model.graph.initializer}
+
+    def taken_in_order(node: onnx.NodeProto) -> int:
+        """How many entries the node gathers if it is such a Gather, else 0."""
+        if node.op_type != "Gather" or node.input[0] in constants or node.input[1] not in constants:
+            return 0
+        indices = numpy_helper.to_array(constants[node.input[1]]).reshape(-1)
+        return indices.size if indices.size > 1 and np.array_equal(indices, np.arange(indices.size)) else 0
+
+    if not any(map(taken_in_order, model.graph.node)):
+        return 0
+    shapes = static_shapes(model)
+    rewritten = 0
+    for index, node in enumerate(model.graph.node):
+        taken, shape, output_shape = taken_in_order(node), shapes.get(node.input[0]), shapes.get(node.output[0])
+        if not taken or not shape or not output_shape or not all(output_shape):
+            continue
+        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0) % len(shape)
+        if shape[axis] != taken:
+            continue
+        target = f"{node.name or node.output[0]}/shape"
+        model.graph.initializer.append(numpy_helper.from_array(np.array(output_shape, np.int64), target))
+        model.graph.node[index].CopyFrom(helper.make_node("Reshape", [node.input[0], target], list(node.output),
+                                                          name=node.name))
+        rewritten += 1
+    return rewritten
+
+
+REWRITES = {"group_norm": decompose_group_norm, "narrow_silu": split_narrow_silus,
+            "identity_gather": reshape_identity_gathers}
 
 
 def make_npu_friendly(model: onnx.ModelProto) -> dict[str, int]:
