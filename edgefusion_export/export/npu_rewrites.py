@@ -9,8 +9,8 @@ parity by its caller.
   HTP emulation; `tests/test_npu_emulation.py` keeps the evidence).
 - A Gather whose constant indices take every entry of its axis in order (torch.export writes `as_strided` so, as in
   ConvNeXt's pooling) -> the Reshape it is: onnxruntime's layout transformation for the QNN provider aborts the
-  process on a Reshape to 1-D, such a Gather back to 4-D and a Transpose after a Conv (a vector index assertion in
-  onnxruntime-qnn 2.7.0, `tests/test_snapdragon.py` keeps the four-node graph).
+  process on a Reshape to 1-D, such a Gather back to 4-D and a Transpose after a Conv (a vector index assertion with
+  onnxruntime 1.32 and onnxruntime-qnn 2.7.0; `tests/test_snapdragon.py` keeps the four-node graph).
 - SiLU on narrow tall images -> a form QNN does not fuse (`split_narrow_silus`).
 """
 
@@ -138,21 +138,21 @@ def reshape_identity_gathers(model: onnx.ModelProto) -> int:
         indices = numpy_helper.to_array(constants[node.input[1]]).reshape(-1)
         return indices.size if indices.size > 1 and np.array_equal(indices, np.arange(indices.size)) else 0
 
-    if not any(map(taken_in_order, model.graph.node)):
+    candidates = [(node, taken) for node in model.graph.node if (taken := taken_in_order(node))]
+    if not candidates:
         return 0
     shapes = static_shapes(model)
     rewritten = 0
-    for index, node in enumerate(model.graph.node):
-        taken, shape, output_shape = taken_in_order(node), shapes.get(node.input[0]), shapes.get(node.output[0])
-        if not taken or not shape or not output_shape or not all(output_shape):
+    for node, taken in candidates:
+        shape, output_shape = shapes.get(node.input[0]), shapes.get(node.output[0])
+        if not shape or not output_shape or not all(output_shape):
             continue
         axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0) % len(shape)
         if shape[axis] != taken:
             continue
         target = f"{node.name or node.output[0]}/shape"
         model.graph.initializer.append(numpy_helper.from_array(np.array(output_shape, np.int64), target))
-        model.graph.node[index].CopyFrom(helper.make_node("Reshape", [node.input[0], target], list(node.output),
-                                                          name=node.name))
+        node.CopyFrom(helper.make_node("Reshape", [node.input[0], target], list(node.output), name=node.name))
         rewritten += 1
     return rewritten
 
