@@ -69,11 +69,11 @@ def identity(value: Any, cache_root: Path) -> Any:
     folder is named by its own key), any other file by its content, arrays by their bytes, objects by their
     `cache_identity()` (a model source's fingerprint, a tokenizer's digest) or their dataclass fields."""
     if isinstance(value, Path):
-        resolved = value.resolve()
-        if resolved.is_relative_to(cache_root):
-            return f"cache:{resolved.relative_to(cache_root).as_posix()}"
-        if resolved.is_file():
-            return f"sha256:{sha256_file(resolved)}"
+        absolute = Path(os.path.abspath(value))  # links not followed: a pass folder may link to another disk
+        if absolute.is_relative_to(cache_root):
+            return f"cache:{absolute.relative_to(cache_root).as_posix()}"
+        if value.is_file():
+            return f"sha256:{sha256_file(value)}"
         raise TypeError(f"pass input {value} is neither a cache artifact nor a file")
     if isinstance(value, np.ndarray):
         return f"array:{value.dtype.str}{list(value.shape)}:{hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}"

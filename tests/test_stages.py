@@ -128,6 +128,34 @@ def test_a_killed_stage_is_swept_when_the_folder_is_next_written_and_live_ones_a
     assert sorted(path.name for path in target.parent.iterdir()) == sorted(["0123abcd", live.name, elsewhere.name])
 
 
+def test_a_cache_reached_through_links_names_artifacts_by_their_place_in_it(tmp_path):
+    """The cache folder a link, and one pass folder a link to another disk (the UNet's gigabytes moved there): a
+    pass that reads an artifact folder keys it by its place in the cache, and the second build is served."""
+    disk, other_disk = tmp_path / "disk", tmp_path / "other-disk" / "calibrate"
+    disk.mkdir(), other_disk.mkdir(parents=True)
+    (disk / "calibrate").symlink_to(other_disk)
+    (tmp_path / "cache").symlink_to(disk)
+
+    def calibrate(folder, k):
+        (folder / "ranges.json").write_text("{}")
+        return Done("calibrated")
+
+    def quantize(folder, ranges):
+        (folder / "unet.onnx").write_text((ranges / "ranges.json").read_text())
+        return Done("quantized")
+
+    keys = []
+    for _ in range(2):
+        cache = StageCache(tmp_path / "cache", Console(quiet=True))
+        ranges, _ = cache.run(Pass("calibrate", {"k": 1}, calibrate, Done))
+        step = Pass("w8a16 unet", {"ranges": ranges}, quantize, Done)
+        keys.append(cache.key(step)["inputs"]["ranges"])
+        cache.run(step)
+        assert [record.cached for record in cache.records] == [bool(keys[1:])] * 2
+    assert keys[0] == keys[1] == f"cache:calibrate/{ranges.name}"
+    assert (other_disk / ranges.name / "ranges.json").is_file()
+
+
 def test_cache_command_reports_sweeps_and_prunes(tmp_path):
     cache = StageCache(tmp_path, Console(quiet=True))
     used, unused = (Pass("export unet", {"k": k}, lambda folder, k: Done("x"), Done) for k in (5, 6))
