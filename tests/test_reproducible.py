@@ -15,9 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgefusion_export.export.onnx_export import simplify
 from edgefusion_export.graphs import save_model
-from edgefusion_export.processes import in_fresh_process
 from edgefusion_export.runtime.sessions import cpu_session
-from edgefusion_export.targets.snapdragon import deterministic_heap
 
 from .conftest import compile_args, run_cli, save_diffusers_folder
 from .test_bad_input import assert_clean_error
@@ -81,26 +79,3 @@ def test_simplify_writes_each_weight_once(tmp_path):
     expected, actual = (cpu_session(p).run(None, {"x": x})[0] for p in (exported, path))
     np.testing.assert_array_equal(actual, expected)
     assert [node.op_type for node in onnx.load(str(path)).graph.node] == ["Add"]
-
-
-def reused_heap_bytes() -> bytes:
-    """What a block malloc hands out holds when the block was just freed by this thread after being written."""
-    import ctypes
-
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
-    first = libc.malloc(256)
-    ctypes.memset(first, 0x11, 256)
-    libc.free(first)
-    second = libc.malloc(256)
-    held = ctypes.string_at(second, 256)
-    libc.free(second)
-    return held
-
-
-def test_a_qnn_compile_worker_finds_the_same_bytes_in_every_block_it_allocates(tmp_path):
-    """Bytes QNN's serializer leaves uninitialized are the heap's: in the compile worker's environment they are a
-    fixed pattern, also in a block the same thread just freed (glibc's thread cache would hand it back as it was)."""
-    held = in_fresh_process(reused_heap_bytes, temp_parent=tmp_path, environment=deterministic_heap())
-    assert held == bytes([0x5A]) * 256  # 165 ^ 0xff
-    assert in_fresh_process(reused_heap_bytes, temp_parent=tmp_path)[16:] == bytes([0x11]) * 240  # without it

@@ -29,6 +29,9 @@ from ..stages import StageResult
 from .chipsets import Chipset
 
 IO_CONVERSIONS = ("QuantizeLinear", "DequantizeLinear", "Cast")
+# glibc fills every block malloc hands out with this pattern, so bytes QNN's serializer might leave uninitialized
+# (padding) are the same in every build instead of what the process allocated before.
+DETERMINISTIC_HEAP = {"MALLOC_PERTURB_": "165"}
 # QNN graph finalization ("auto"). Measured here (QNN 2.51, bk-sdm-tiny FP16 VAE decoder, 8 Gen 3, compile wall
 # time / peak): 256x256 mode 3 99 s / 4.1 GiB, mode 1 54 s / 2.8 GiB; 512x512 mode 3 905 s, mode 1 484 s. The FP16
 # text encoder and VAE decoder compute the same numbers with modes 1 and 3 in HTP emulation (tiny, 256x256: 60.1 and
@@ -95,15 +98,6 @@ def finalization_mode(model_path: Path, choice: str) -> str:
     return LARGE_GRAPH_MODE if any(cost.activation_bytes for cost in costs if cost.op_type == "Conv") else "3"
 
 
-def deterministic_heap() -> dict[str, str]:
-    """The environment of a QNN compile worker. QNN's serializer writes bytes it never initialized (padding between
-    FP16 values in the text encoder's binary): glibc fills each block malloc hands out with a pattern
-    (MALLOC_PERTURB_), but a block from its per-thread cache (tcache) keeps what it held before, which depends on
-    how QNN's threads happened to interleave, so the cache is turned off."""
-    tunables = ":".join(filter(None, [os.environ.get("GLIBC_TUNABLES"), "glibc.malloc.tcache_count=0"]))
-    return {"MALLOC_PERTURB_": "165", "GLIBC_TUNABLES": tunables}
-
-
 def is_quantized(model_path: Path) -> bool:
     """A QDQ graph: a weighted layer reads a DequantizeLinear (an FP16 graph's 8-bit lookup tables do not make one)."""
     graph = onnx.load(str(model_path), load_external_data=False).graph
@@ -134,7 +128,7 @@ def compile_context(model_paths: list[Path], chipset: Chipset, folder: Path, all
     # QNN numbers graphs and tensors per process, so a compile writes other bytes after earlier ones in the same
     # process (a cached stage changes the count); a fresh process writes the same binary every time.
     error = in_fresh_process(write_context_models, [str(path) for path in model_paths], [str(path) for path in outputs],
-                             provider_options, temp_parent=folder, environment=deterministic_heap())
+                             provider_options, temp_parent=folder, environment=DETERMINISTIC_HEAP)
     if error is not None:
         raise UserError(f"QNN could not compile {', '.join(names)} for {chipset.marketing_name}: {error}")
     compilations, expected = [], f"{chipset.soc}/{chipset.hexagon_arch}"
