@@ -14,7 +14,6 @@ A quantized graph at mode 1 is compiled at mode 2, as `compile` does.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from edgefusion_export.files import sha256_file
 from edgefusion_export.targets import snapdragon
 from edgefusion_export.targets.chipsets import chipset
 
@@ -48,10 +48,10 @@ def main() -> None:
             with busy_cores(os.cpu_count() if args.load else 0):
                 compilation = snapdragon.compile_for_chipset(args.model, chip, folder, allow_cpu_fallback=True, mode=mode)
             binaries = [folder / name for name in compilation.context_binaries]
-            digest = hashlib.sha256(b"".join(binary.read_bytes() for binary in binaries)).hexdigest()
-            compiles.append({"seconds": compilation.seconds, "sha256": digest,
+            compiles.append({"seconds": compilation.seconds, "sha256": [sha256_file(binary) for binary in binaries],
                              "bytes": sum(binary.stat().st_size for binary in binaries)})
-        report["modes"][mode] = {"compiles": compiles, "distinct_binaries": len({c["sha256"] for c in compiles})}
+        report["modes"][mode] = {"compiles": compiles,
+                                 "distinct_binaries": len({tuple(c["sha256"]) for c in compiles})}
     print(json.dumps(report, indent=2))
 
 
