@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from emulation_rates import random_feeds  # noqa: E402
-from estimate_models import ARCHITECTURES  # noqa: E402
+from estimate_models import ARCHITECTURES, Architecture  # noqa: E402
 from estimate_validation import CSV, graph_path, selected_rows  # noqa: E402
 
 from edgefusion_export.memory import PeakMemory  # noqa: E402
@@ -49,25 +49,33 @@ def emulated(model_path: Path, name: str, folder: Path) -> dict:
             "by_op_type_ms": {kind: round(ms, 1) for kind, ms in sorted(by_type.items(), key=lambda item: -item[1]) if ms >= 0.05}}
 
 
-def device_ms(model: str) -> dict[str, float]:
-    """Median published 8 Gen 3 time per precision (NPU runtimes, no layer elsewhere)."""
+def device_ms(model: str, chipset_name: str = CHIPSET, component: str | None = None) -> dict[str, float]:
+    """Median published time per precision on the chipset (NPU runtimes, no layer elsewhere)."""
     times = defaultdict(list)
     for row in selected_rows(CSV)[0]:
-        if row["model"] == model and row["profile"] == CHIPSET:
+        if row["model"] == model and row["profile"] == chipset_name and component in (None, row["component"]):
             times[row["precision"]].append(row["inference_ms"])
     return {precision: round(statistics.median(values), 3) for precision, values in sorted(times.items())}
 
 
-def compare(model: str, work: Path) -> dict:
-    architecture = next(a for a in ARCHITECTURES if a.model == model)
-    start = time.perf_counter()
+def precision_graphs(architecture: Architecture, work: Path) -> dict[str, Path]:
+    """The architecture's graph after onnxruntime's QNN pre-processing (float), and its QDQ form calibrated on two
+    random inputs (w8a16), built once."""
     folder = work / "emulated" / architecture.graph_name
     folder.mkdir(parents=True, exist_ok=True)
     prepared, _ = qdq.prepare(graph_path(architecture, work), folder)
     quantized = folder / "w8a16.onnx"
     if not quantized.is_file():
         qdq.quantize_w8a16(prepared, random_feeds(prepared, 2), quantized)
-    fp16, w8a16 = emulated(prepared, model, folder / "fp16"), emulated(quantized, model, folder / "w8a16")
+    return {"float": prepared, "w8a16": quantized}
+
+
+def compare(model: str, work: Path) -> dict:
+    architecture = next(a for a in ARCHITECTURES if a.model == model)
+    start = time.perf_counter()
+    folder = work / "emulated" / architecture.graph_name
+    graphs = precision_graphs(architecture, work)
+    fp16, w8a16 = emulated(graphs["float"], model, folder / "fp16"), emulated(graphs["w8a16"], model, folder / "w8a16")
     device = device_ms(model)
     quantized_device = device.get("w8a16") or device.get("w8a8")
     return {"emulated_fp16": fp16, "emulated_w8a16": w8a16,

@@ -179,6 +179,71 @@ def test_aihub_profile_download_without_network_is_one_line(monkeypatch, snapdra
                                tmp_path / "c"), "AI Hub download of the profile of job p0000001 failed", "re-run")
 
 
+@pytest.fixture(scope="module")
+def unet_layers(snapdragon_bundle, tmp_path_factory):
+    """The bundle's W8A16 UNet on the 8 Gen 3: its graph, the estimate's layers and the layers QNN ran in HTP
+    emulation (QNN's own names: module scopes kept, suffixes added, layout conversions inserted)."""
+    from edgefusion_export.bundle.manifest import load_bundle
+    from edgefusion_export.profile.emulator_backend import profile_component
+    from edgefusion_export.profile.estimate import estimate_component
+    from edgefusion_export.runtime.pipeline import compiled_entry
+
+    bundle, chip = load_bundle(snapdragon_bundle), chipset("snapdragon-8-gen-3")
+    graph = bundle.component_path("unet")
+    compiled = bundle.path(compiled_entry(bundle.manifest, "unet", chip.name)["file"])
+    emulated = profile_component(compiled, "unet", chip, tmp_path_factory.mktemp("emulated"))
+    return graph, estimate_component(graph, "unet", "w8a16", chip), emulated
+
+
+def device_layers_benchmark(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    import device_layers
+
+    return device_layers
+
+
+def test_device_layers_are_joined_to_the_estimates_by_the_names_qnn_gives_them(monkeypatch, unet_layers):
+    _, estimated, emulated = unet_layers
+    joined = device_layers_benchmark(monkeypatch).compare_layers(emulated, estimated)
+    by_type = joined["by_op_type"]
+    for op_type in ("Conv", "MatMul", "Gemm"):  # QNN keeps every MAC layer, under its ONNX name and a suffix
+        assert by_type[op_type]["estimate_only_layers"] == 0
+        assert by_type[op_type]["device_layers"] >= sum(row.op_type == op_type for row in estimated)
+    # the layout conversions QNN inserts (`Transpose_token_<n>`) are not the estimate's unscoped `Transpose`
+    assert by_type["device only QNN:Transpose"]["device_layers"] >= 1
+    assert joined["matched_device_share"] >= 0.97  # 0.99 measured: QNN's own reshapes and casts are the rest
+    assert sum(entry["device_ms"] for entry in by_type.values()) == pytest.approx(sum(r.time_ms for r in emulated), rel=1e-3)
+    assert sum(entry["estimate_ms"] for entry in by_type.values()) == pytest.approx(sum(r.time_ms for r in estimated), rel=1e-3)
+
+
+def test_device_layers_compile_and_profile_on_ai_hub_and_resume(monkeypatch, unet_layers, tmp_path):
+    """The benchmark's AI Hub path through the fake: the profile holds the emulated layers, named as QNN names
+    them, in the format the installed client writes."""
+    from edgefusion_export.profile.estimate import estimate_model
+
+    benchmark = device_layers_benchmark(monkeypatch)
+    graph, _, emulated = unet_layers
+    hub = FakeHub().install(monkeypatch)
+    layers = [(row.name, row.op_type, "NPU", round(row.time_ms * 1000)) for row in emulated]
+    hub.payloads_by_component = {"unet.w8a16": client_profile([9000, 8000, 8500], layers, (0, 2**20))}
+    chip = chipset("snapdragon-8-gen-3")
+    ledger = aihub.JobLedger(tmp_path / "jobs.json")
+    result = benchmark.profile_graph(hub, hub.Client(), ledger, graph, "unet.w8a16", "w8a16", chip, tmp_path / "unet")
+    compile_call, profile_call = hub.submitted
+    assert "--target_runtime qnn_context_binary" in compile_call["options"]
+    assert compile_call["device"].name == chip.aihub_device == profile_call["device"].name
+    assert Path(profile_call["model"]).parent == tmp_path / "unet" and profile_call["model"].endswith(".bin")
+    assert result["device_ms"] == 8.0  # the minimum over runs
+    assert result["estimate_ms"] == pytest.approx(estimate_model(graph, "w8a16", chip).total_ms, abs=1e-4)
+    device_total = sum(entry["device_ms"] for entry in result["by_op_type"].values())
+    assert device_total == pytest.approx(sum(layer[3] for layer in layers) / 1000, rel=1e-3)
+    assert result["by_op_type"]["Conv"]["estimate_only_layers"] == 0 and result["matched_device_share"] >= 0.97
+    again = benchmark.profile_graph(hub, hub.Client(), aihub.JobLedger(tmp_path / "jobs.json"), graph, "unet.w8a16",
+                                    "w8a16", chip, tmp_path / "unet")
+    assert len(hub.submitted) == 2 and hub.looked_up == ["j0000001", "p0000002"]  # resumed, not resubmitted
+    assert again["by_op_type"] == result["by_op_type"]
+
+
 def test_estimate_counts_macs_by_kind_and_takes_the_slower_of_compute_and_memory(tmp_path):
     """Exact figures on a hand-made graph: a 3x3 Conv 8->16 on 10x10 with a ReLU (fused into it), a depthwise 3x3
     Conv, an Add, a Sigmoid and a Mul (one elementwise chain: one dispatch), a MatMul [1,100,16] x [16,32], a MatMul of two activations,

@@ -29,14 +29,16 @@ def _range_high(mapping: dict, key: str) -> float | None:
     return float(value[1]) if isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[1], (int, float)) else None
 
 
-def parse_profile(component: str, payload: dict[str, Any], num_steps: int) -> tuple[list[Row], ComponentSummary]:
-    """Rows and totals from AI Hub's profile format (qai-hub 0.56: times in microseconds, the inference time the
-    minimum over runs, memory as [low, high] byte ranges, layer names that may repeat or be empty); every field
-    may be missing or null."""
-    summary = payload.get("execution_summary") or {}
-    details = payload.get("execution_detail") or []
+def inference_ms(payload: dict[str, Any]) -> float | None:
+    """The profile's inference time (the minimum over runs), in milliseconds."""
+    time_us = _number(payload.get("execution_summary") or {}, "estimated_inference_time")
+    return None if time_us is None else time_us / 1000
+
+
+def layer_rows(component: str, payload: dict[str, Any]) -> list[Row]:
+    """One row per layer of the profile; a repeated name gets `#2`, `#3`... and an empty one `layer_<index>`."""
     rows, seen = [], Counter()
-    for index, layer in enumerate(details):
+    for index, layer in enumerate(payload.get("execution_detail") or []):
         if not isinstance(layer, dict):
             continue
         name = layer.get("name") or f"layer_{index}"
@@ -45,15 +47,39 @@ def parse_profile(component: str, payload: dict[str, Any], num_steps: int) -> tu
         time_us = _number(layer, "execution_time")
         rows.append(Row(component, name, layer.get("type") or "?", block_of(component, name),
                         (layer.get("compute_unit") or "unknown").upper(), round((time_us or 0.0) / 1000, 5)))
-    total_us = _number(summary, "estimated_inference_time")
-    total_ms = total_us / 1000 if total_us is not None else sum(row.time_ms for row in rows)
-    if not rows and total_us is not None:
+    return rows
+
+
+def parse_profile(component: str, payload: dict[str, Any], num_steps: int) -> tuple[list[Row], ComponentSummary]:
+    """Rows and totals from AI Hub's profile format (qai-hub 0.56: times in microseconds, the inference time the
+    minimum over runs, memory as [low, high] byte ranges, layer names that may repeat or be empty); every field
+    may be missing or null."""
+    summary = payload.get("execution_summary") or {}
+    rows = layer_rows(component, payload)
+    total_ms = inference_ms(payload)
+    if total_ms is None:
+        total_ms = sum(row.time_ms for row in rows)
+    elif not rows:
         rows.append(Row(component, "(whole model)", "model", "other", "NPU", round(total_ms, 5)))
     load_us = _number(summary, "warm_load_time") or _number(summary, "first_load_time")
     peak = _range_high(summary, "inference_memory_peak_range") or _number(summary, "estimated_inference_peak_memory")
     return rows, ComponentSummary(round(total_ms, 4), COMPONENTS[component].calls_per_image(num_steps),
                                   None if load_us is None else round(load_us / 1000, 2),
                                   None if peak is None else round(peak / 2**20, 2))
+
+
+def profile_on_device(hub: ModuleType, client: Any, ledger: JobLedger, model: Path, label: str, device: str,
+                      options: str, timeout_s: int) -> tuple[Any, dict[str, Any]]:
+    """Profile `model` on an AI Hub `device` (resuming the ledger's job for it) and return the job and its profile."""
+    purpose = f"profile/{label}/{device}/{sha256_file(model)[:16]}"
+    job = run_job(client, ledger, purpose, lambda: client.submit_profile_job(
+        model=str(model), device=hub.Device(device), name=f"edgefusion profile {label}", options=options), timeout_s)
+    with network(f"download of the profile of job {job.job_id}"):
+        payload = job.download_profile()
+    if not isinstance(payload, dict) or not payload:  # the client returns {} for a job that failed on the device
+        raise UserError(f"AI Hub job {job.job_id} returned no profile, so it failed on the device ({job.url}); "
+                        "see the job's page, and re-run to retry")
+    return job, payload
 
 
 def _profiled_model(bundle: Bundle, graph: str, chipset_name: str, scratch: Path) -> tuple[Path, str]:
@@ -70,14 +96,7 @@ def profile_bundle(hub: ModuleType, client: Any, bundle: Bundle, device: str, ch
     profile = Profile("aihub", device, str(bundle.folder), steps, [], size=bundle.size(size))
     for component, graph in bundle.graphs(size).items():
         model, options = _profiled_model(bundle, graph, chipset_name, scratch)
-        purpose = f"profile/{component}/{device}/{sha256_file(model)[:16]}"
-        job = run_job(client, ledger, purpose, lambda m=model, c=component, o=options: client.submit_profile_job(
-            model=str(m), device=hub.Device(device), name=f"edgefusion profile {c}", options=o), timeout_s)
-        with network(f"download of the profile of job {job.job_id}"):
-            payload = job.download_profile()
-        if not isinstance(payload, dict) or not payload:  # the client returns {} for a job that failed on the device
-            raise UserError(f"AI Hub job {job.job_id} returned no profile, so it failed on the device ({job.url}); "
-                            "see the job's page, and re-run to retry")
+        job, payload = profile_on_device(hub, client, ledger, model, component, device, options, timeout_s)
         rows, summary = parse_profile(component, payload, steps)
         summary.job_id = job.job_id
         profile.rows += rows
