@@ -111,16 +111,16 @@ def profile_graph(hub: ModuleType, client: Any, ledger: aihub.JobLedger, graph: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted({a.graph_name for a in ARCHITECTURES}), action="append", metavar="GRAPH",
-                        help=f"an architecture's graph (repeatable; default {', '.join(GRAPHS)})")
+    parser.add_argument("--model", choices=sorted({a.graph_name for a in ARCHITECTURES}), action="append",
+                        metavar="GRAPH", help=f"an architecture's graph (repeatable; default {', '.join(GRAPHS)})")
     parser.add_argument("--precision", choices=("float", "w8a16"), action="append",
                         help="repeatable; default both")
     parser.add_argument("--chipset", default="snapdragon-8-gen-3")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgefusion-estimate-validation")
     args = parser.parse_args()
-    chip = chipset(args.chipset)
     hub = aihub.load_hub()
     try:
+        chip = chipset(args.chipset)
         client = aihub.make_client(hub)
         ledger = aihub.JobLedger(args.work / "device-layers" / "jobs.json")
         result = {}
