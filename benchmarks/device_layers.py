@@ -8,9 +8,10 @@ text encoder cannot be explained from totals (README, "How far to trust the esti
 builds each architecture's graph as `emulated_precisions.py` does (float after onnxruntime's QNN pre-processing,
 and its W8A16 QDQ form), compiles it on AI Hub for the chipset's device (a QNN context binary), profiles it there,
 and joins the device's layers to the estimate's by name (QNN keeps the ONNX node names and adds suffixes of its
-own; names are compared in lower case, other characters as `_`, in case AI Hub's converter spells them so). Per model and precision it prints the device's and the estimate's totals, both per op type
-of the estimate (`device only <type>`: layers QNN inserted, such as layout conversions; `estimate_only_layers`:
-layers the device ran inside others), the share of device time matched, and the layers where the two differ most.
+own; names are compared in lower case, other characters as `_`, in case AI Hub's converter spells them so). Per
+model and precision it prints the device's and the estimate's totals, both per op type of the estimate (`device
+only <type>`: layers QNN inserted, such as layout conversions; `estimate_only_layers`: layers the device ran inside
+others), the share of device time matched, and the layers where the two differ most.
 Submitted jobs are kept in a ledger under `--work`: a re-run resumes them.
 
     .venv/bin/python benchmarks/device_layers.py [--model GRAPH ...] [--precision float|w8a16 ...] [--chipset NAME] [--work DIR]

@@ -73,8 +73,8 @@ def precision_graphs(architecture: Architecture, work: Path) -> dict[str, Path]:
 def compare(model: str, work: Path) -> dict:
     architecture = next(a for a in ARCHITECTURES if a.model == model)
     start = time.perf_counter()
-    folder = work / "emulated" / architecture.graph_name
     graphs = precision_graphs(architecture, work)
+    folder = graphs["w8a16"].parent
     fp16, w8a16 = emulated(graphs["float"], model, folder / "fp16"), emulated(graphs["w8a16"], model, folder / "w8a16")
     device = device_ms(model)
     quantized_device = device.get("w8a16") or device.get("w8a8")
