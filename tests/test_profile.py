@@ -1,7 +1,9 @@
 """Profiling: the ort backend on real data, the estimate backend, AI Hub payloads through the fake, the gate."""
 
 import csv
+import gc
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -214,6 +216,39 @@ def test_device_layers_are_joined_to_the_estimates_by_the_names_qnn_gives_them(m
     assert joined["matched_device_share"] >= 0.97  # 0.99 measured: QNN's own reshapes and casts are the rest
     assert sum(entry["device_ms"] for entry in by_type.values()) == pytest.approx(sum(r.time_ms for r in emulated), rel=1e-3)
     assert sum(entry["estimate_ms"] for entry in by_type.values()) == pytest.approx(sum(r.time_ms for r in estimated), rel=1e-3)
+
+
+def test_device_layers_compile_for_a_phone_and_read_the_profile_it_returns(monkeypatch, unet_layers, tmp_path):
+    """The benchmark's phone path: the graph compiled here, then run as its commands run it on the phone (the same QNN
+    EP options, in HTP emulation; a warm-up and a run append to one profile), and the fetched profile read back."""
+    from edgefusion_export.profile.ort_backend import session_feeds
+
+    benchmark = device_layers_benchmark(monkeypatch)
+    graph, estimated, _ = unet_layers
+    chip, folder = chipset("snapdragon-8-gen-3"), tmp_path / "unet.w8a16"
+    first = benchmark.phone_layers(graph, "unet.w8a16", "w8a16", chip, folder)
+    assert first["estimate_ms"] == pytest.approx(sum(row.time_ms for row in estimated), abs=1e-3)
+    push, run, pull = first["run_on_phone"]
+    compiled = folder / re.search(r"(\S+\.onnx)'$", run).group(1).rsplit("/", 1)[1]
+    assert compiled.is_file() and push == f"adb push {folder} {benchmark.PHONE_FOLDER}/"
+    options = dict(pair.split("|") for pair in re.search(r'-i "([^"]+)"', run).group(1).split())
+    assert options.pop("backend_path") == "libQnnHtp.so" and options["profiling_level"] == "detailed"
+    assert pull == f"adb pull {options['profiling_file_path']} {folder / 'profile.csv'}"
+    session = htp_session(compiled, chip.htp_target, extra={**options, "profiling_file_path": str(folder / "profile.csv")})
+    for _ in range(2):
+        session.run(None, session_feeds(session))
+    del session
+    gc.collect()
+    profiled_ops = len(re.findall(r":OpId_\d+ \(cycles\)", (folder / "profile.csv").read_text()))
+    second = benchmark.phone_layers(graph, "unet.w8a16", "w8a16", chip, folder)
+    assert "run_on_phone" not in second and second["estimate_ms"] == first["estimate_ms"]
+    by_type = second["by_op_type"]
+    assert 2 * sum(entry["device_layers"] for entry in by_type.values()) == profiled_ops  # each op once, both runs read
+    assert second["device_ms"] == pytest.approx(sum(entry["device_ms"] for entry in by_type.values()), abs=1e-3)
+    assert by_type["Conv"]["estimate_only_layers"] == 0 and second["matched_device_share"] >= 0.97
+    (folder / "profile.csv").write_text("")  # a run that failed on the phone
+    with pytest.raises(UserError, match="holds no per-op cycles; delete it and run"):
+        benchmark.phone_layers(graph, "unet.w8a16", "w8a16", chip, folder)
 
 
 def test_device_layers_compile_and_profile_on_ai_hub_and_resume(monkeypatch, unet_layers, tmp_path):

@@ -18,7 +18,7 @@ from ..bundle.manifest import Bundle
 from ..runtime.pipeline import compiled_entry
 from ..runtime.sessions import htp_session
 from ..targets.chipsets import Chipset
-from .ort_backend import _feeds
+from .ort_backend import session_feeds
 from .blocks import block_of
 from .model import Profile, Row
 
@@ -27,10 +27,16 @@ OP_TYPE = re.compile(r"([A-Z][A-Za-z]*)")
 
 
 def read_op_cycles(path: Path) -> list[tuple[str, int]]:
-    """(op name, cycles) of every op in a QNN profiling CSV, in execution order."""
+    """(op name, cycles) of every op in a QNN profiling CSV, in execution order. QNN appends each run of a session
+    to the file, so an op may be listed once per run: it counts at its fewest cycles."""
+    fewest: dict[str, int] = {}
     with open(path, newline="", encoding="utf-8") as handle:
-        return [(OP_ID.sub("", row["Event Identifier"]), int(row["Time"])) for row in csv.DictReader(handle)
-                if row["Message"] == "NODE" and row["Unit of Measurement"] == "CYCLES" and OP_ID.search(row["Event Identifier"])]
+        for row in csv.DictReader(handle):
+            event = row.get("Event Identifier") or ""
+            if row.get("Message") == "NODE" and row.get("Unit of Measurement") == "CYCLES" and OP_ID.search(event):
+                name, cycles = OP_ID.sub("", event), int(row["Time"])
+                fewest[name] = min(cycles, fewest.get(name, cycles))
+    return list(fewest.items())
 
 
 def op_type(name: str) -> str:
@@ -47,9 +53,15 @@ def profile_component(compiled: Path, component: str, chipset: Chipset, scratch:
     trace.unlink(missing_ok=True)  # QNN appends to an existing profiling file
     session = htp_session(compiled, chipset.htp_target,
                           extra={"profiling_level": "detailed", "profiling_file_path": str(trace)})
-    session.run(None, _feeds(session))
+    session.run(None, session_feeds(session))
     del session
     gc.collect()  # QNN writes the profile when the session is released
+    return profiled_rows(trace, component, chipset)
+
+
+def profiled_rows(trace: Path, component: str, chipset: Chipset) -> list[Row]:
+    """The ops of a QNN profiling CSV (from HTP emulation, or from a phone through onnxruntime's QNN provider) as
+    rows, their cycles converted at the chipset's HTP clock."""
     cycles_per_ms = chipset.htp_clock_mhz * 1e3
     return [Row(component, name, op_type(name), block_of(component, name), "NPU", round(cycles / cycles_per_ms, 6))
             for name, cycles in read_op_cycles(trace)]

@@ -14,7 +14,8 @@ from .blocks import block_of, graph_blocks
 from .model import Profile, Row
 
 
-def _feeds(session) -> dict[str, np.ndarray]:
+def session_feeds(session) -> dict[str, np.ndarray]:
+    """Seeded random inputs for a session's graph (free dimensions at 1, integer inputs all ones)."""
     rng = np.random.default_rng(0)
     feeds = {}
     for spec in session.get_inputs():
@@ -35,7 +36,7 @@ def profile_component(model: Path, component: str, runs: int, scratch: Path) -> 
     options.enable_profiling = True
     options.profile_file_prefix = str(scratch / component)
     session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    feeds = _feeds(session)
+    feeds = session_feeds(session)
     session.run(None, feeds)
     for _ in range(runs):
         session.run(None, feeds)
