@@ -136,9 +136,10 @@ def phone_layers(graph: Path, label: str, precision: str, chip: Chipset, folder:
     there, the graph compiled here for the chipset and the commands that run it on the phone."""
     folder.mkdir(parents=True, exist_ok=True)
     estimate = estimate_model(graph, precision, chip)
+    estimate_ms = round(estimate.total_ms, 4)
     if not (folder / PHONE_PROFILE).is_file():
         compiled = compile_for_chipset(graph, chip, folder, allow_cpu_fallback=False)
-        return {"estimate_ms": round(estimate.total_ms, 4),
+        return {"estimate_ms": estimate_ms,
                 "phone_needs": f"QNN {compiled.qnn_sdk_version} HTP libraries for {chip.hexagon_arch}",
                 "run_on_phone": phone_commands(label, folder, compiled.file)}
     measured = profiled_rows(folder / PHONE_PROFILE, label, chip)
@@ -146,7 +147,7 @@ def phone_layers(graph: Path, label: str, precision: str, chip: Chipset, folder:
         raise UserError(f"{folder / PHONE_PROFILE} holds no per-op cycles; delete it and run the graph's "
                         "run_on_phone commands again (the run must finish with profiling_level detailed)")
     return {"device": f"{chip.marketing_name} phone, QNN's per-op cycles at {chip.htp_clock_mhz:g} MHz",
-            "device_ms": round(sum(row.time_ms for row in measured), 4), "estimate_ms": round(estimate.total_ms, 4),
+            "device_ms": round(sum(row.time_ms for row in measured), 4), "estimate_ms": estimate_ms,
             **compare_layers(measured, estimate.rows)}
 
 
